@@ -1,0 +1,221 @@
+"""Settings from ``[tool.modelopt]`` or ``modelopt.yaml``, ``MODELOPT_*`` and ``--eval-*``.
+
+One pydantic model is the single source of truth: the CLI options, the environment
+variables and the config-file keys are all derived from its fields, so the three surfaces
+cannot drift apart. Precedence: command line > environment > config file > defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "MODELOPT_"
+CLI_PREFIX = "--eval-"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that says where and what to do."""
+
+
+class Price(BaseModel):
+    """USD per million tokens; overrides the genai-prices table for one model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+def _cli(metavar: str) -> dict[str, Any]:
+    return {"cli": True, "metavar": metavar}
+
+
+class Settings(BaseModel):
+    """Every setting of the plugin. Fields marked ``cli`` also get an ``--eval-*`` option."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    models: list[str] = Field(
+        default_factory=list,
+        description="Models to run every eval against (comma-separated on the command line).",
+        json_schema_extra=_cli("A,B"),
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint; defaults to $OPENAI_BASE_URL, then OpenAI.",
+        json_schema_extra=_cli("URL"),
+    )
+    timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds one model call may take before it is retried.",
+        json_schema_extra=_cli("SECONDS"),
+    )
+    max_retries: int = Field(
+        default=4,
+        ge=0,
+        le=20,
+        description="Retries of a call that hit 429, 5xx, a timeout or a malformed body.",
+        json_schema_extra=_cli("N"),
+    )
+    dir: Path = Field(
+        default=Path(".modelopt"),
+        description="Where runs (and later the response cache) are kept, relative to rootdir.",
+        json_schema_extra=_cli("DIR"),
+    )
+    json_report: Path | None = Field(
+        default=None,
+        alias="json",
+        description="Also write the run summary JSON to this path.",
+        json_schema_extra=_cli("PATH"),
+    )
+    provider: str = Field(
+        default="openai",
+        description="Provider id used to look up prices in genai-prices.",
+        json_schema_extra=_cli("NAME"),
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=dict,
+        description="Per-model price overrides in USD per million tokens (config file only).",
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, value: list[str]) -> list[str]:
+        seen: list[str] = []
+        for model in value:
+            if model in seen:
+                raise ValueError(f"model {model!r} is listed twice")
+            seen.append(model)
+        return seen
+
+
+def cli_fields() -> list[tuple[str, str, str, str]]:
+    """(key, option, metavar, help) for every setting that has a command-line option."""
+    out = []
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("cli"):
+            key = field.alias or name
+            option = CLI_PREFIX + key.replace("_", "-")
+            out.append((key, option, str(extra["metavar"]), field.description or ""))
+    return out
+
+
+def config_keys() -> list[str]:
+    return [field.alias or name for name, field in Settings.model_fields.items()]
+
+
+def _format_error(err: ValidationError, where: Mapping[str, str]) -> str:
+    first = err.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = loc[0] if loc else ""
+    origin = where.get(key, "config")
+    field = ".".join(loc)
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(config_keys())
+        return f"{origin}: unknown key {field!r} (known keys: {known})"
+    got = first.get("input")
+    shown = f" (got {got!r})" if isinstance(got, (str, int, float)) else ""
+    return f"{origin}: {field}: {first['msg']}{shown}"
+
+
+def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
+    """The raw ``[tool.modelopt]`` table or ``modelopt.yaml`` mapping, and its display name."""
+    pyproject = rootdir / "pyproject.toml"
+    yaml_file = rootdir / "modelopt.yaml"
+    table: dict[str, Any] | None = None
+    source: str | None = None
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{pyproject}: cannot read: {exc}") from exc
+        tool = data.get("tool", {})
+        if isinstance(tool, dict) and "modelopt" in tool:
+            table, source = tool["modelopt"], "pyproject.toml [tool.modelopt]"
+    if yaml_file.is_file():
+        if table is not None:
+            raise ConfigError(
+                f"settings found in both {pyproject.name} [tool.modelopt] and {yaml_file.name}:"
+                " keep one of them"
+            )
+        try:
+            loaded = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{yaml_file.name}: invalid YAML: {exc}") from exc
+        table, source = ({} if loaded is None else loaded), yaml_file.name
+    if table is None:
+        return {}, None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: expected a table of settings, got {type(table).__name__}")
+    return table, source
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``MODELOPT_*`` variables as setting keys; an unknown one is an error, not a silent no-op."""
+    known = {key.upper(): key for key in config_keys() if key != "prices"}
+    out: dict[str, str] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :]
+        if key not in known:
+            names = ", ".join(ENV_PREFIX + k for k in sorted(known))
+            raise ConfigError(f"environment: unknown variable {name} (known: {names})")
+        out[known[key]] = value
+    return out
+
+
+def load_settings(
+    rootdir: Path,
+    cli: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the three surfaces and validate once, naming the surface a bad value came from."""
+    environ = os.environ if environ is None else environ
+    file_values, source = read_config_file(rootdir)
+    env_values = read_env(environ)
+    cli_values = {k: v for k, v in (cli or {}).items() if v is not None}
+    where: dict[str, str] = {}
+    merged: dict[str, Any] = {}
+    layers: list[tuple[Mapping[str, Any], Any]] = [
+        (file_values, lambda key: source or "config"),
+        (env_values, lambda key: f"environment {ENV_PREFIX}{key.upper()}"),
+        (cli_values, lambda key: CLI_PREFIX + key.replace("_", "-")),
+    ]
+    for values, describe in layers:
+        for key, value in values.items():
+            merged[key] = value
+            where[key] = describe(key)
+    if "base_url" not in merged and environ.get("OPENAI_BASE_URL"):
+        merged["base_url"] = environ["OPENAI_BASE_URL"]
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, where)) from None
+    if not settings.dir.is_absolute():
+        settings.dir = rootdir / settings.dir
+    return settings

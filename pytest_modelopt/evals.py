@@ -1,0 +1,254 @@
+"""What an eval is: its spec (from the ``eval`` marker), its parameters, and how a case ends.
+
+Pure logic; ``plugin.py`` feeds it marker kwargs and exceptions and gets plain data back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .client import Completion, ModelCallError, Usage
+from .graders.base import Grade, GraderError
+from .prompts import PromptError
+from .records import CaseRecord, ErrorRecord, GradeRecord, Status, UsageRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from pydantic import BaseModel
+
+    from .datasets import Case
+
+MARKER_KEYS = ("prompt", "dataset", "threshold", "samples", "name", "models", "schema")
+
+
+class EvalSpecError(Exception):
+    """A marker that cannot describe an eval (bad threshold, unknown key...)."""
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    name: str
+    models: tuple[str, ...]
+    prompt: str | None = None  # as written in the marker, for messages
+    prompt_path: Path | None = None
+    dataset: str | None = None
+    dataset_path: Path | None = None
+    threshold: float | None = None
+    samples: int = 1
+    schema: type[BaseModel] | None = None
+    skipped_models: tuple[str, ...] = ()
+
+    @property
+    def pending_reason(self) -> str | None:
+        """Why the eval cannot run yet: its prompt file is not written."""
+        if self.prompt_path is not None and not self.prompt_path.exists():
+            return f"prompt not written yet: {self.prompt}"
+        return None
+
+
+def merge_marker_kwargs(kwargs_closest_first: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Closest marker wins key by key (function over class over module)."""
+    merged: dict[str, Any] = {}
+    for kwargs in reversed(kwargs_closest_first):
+        merged.update(kwargs)
+    return merged
+
+
+def resolve_path(value: str, test_dir: Path, rootdir: Path) -> Path:
+    """Relative to the test file's folder; else to rootdir, where projects keep data/."""
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    local = test_dir / path
+    if local.exists() or not (rootdir / path).exists():
+        return local
+    return rootdir / path
+
+
+def build_spec(
+    kwargs: Mapping[str, Any],
+    *,
+    default_name: str,
+    selected_models: Sequence[str],
+    test_dir: Path,
+    rootdir: Path,
+) -> EvalSpec:
+    unknown = sorted(set(kwargs) - set(MARKER_KEYS))
+    if unknown:
+        raise EvalSpecError(
+            f"unknown eval marker argument(s) {', '.join(unknown)}; known: {', '.join(MARKER_KEYS)}"
+        )
+    threshold = kwargs.get("threshold")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+            raise EvalSpecError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        if not 0 <= threshold <= 1:
+            raise EvalSpecError(f"threshold must be within [0, 1], got {threshold}")
+    samples = kwargs.get("samples", 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise EvalSpecError(f"samples must be a whole number >= 1, got {samples!r}")
+    name = kwargs.get("name") or default_name
+    if not isinstance(name, str):
+        raise EvalSpecError(f"name must be a string, got {name!r}")
+    models, skipped = _models(kwargs.get("models"), selected_models)
+    prompt = kwargs.get("prompt")
+    dataset = kwargs.get("dataset")
+    for key, value in (("prompt", prompt), ("dataset", dataset)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise EvalSpecError(f"{key} must be a path, got {value!r}")
+    schema = kwargs.get("schema")
+    if schema is not None and not hasattr(schema, "model_validate"):
+        raise EvalSpecError(f"schema must be a pydantic model class, got {schema!r}")
+    return EvalSpec(
+        name=name,
+        models=models,
+        prompt=None if prompt is None else os.fspath(prompt),
+        prompt_path=None if prompt is None else resolve_path(os.fspath(prompt), test_dir, rootdir),
+        dataset=None if dataset is None else os.fspath(dataset),
+        dataset_path=(
+            None if dataset is None else resolve_path(os.fspath(dataset), test_dir, rootdir)
+        ),
+        threshold=None if threshold is None else float(threshold),
+        samples=samples,
+        schema=schema,
+        skipped_models=skipped,
+    )
+
+
+def _models(marker_models: Any, selected: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Selected models narrowed by the marker's ``models``; a marker alone selects."""
+    if marker_models is None:
+        if not selected:
+            raise EvalSpecError(
+                "no model selected: pass --eval-models MODEL[,MODEL...] or set "
+                "models = [...] in [tool.modelopt]"
+            )
+        return tuple(selected), ()
+    if isinstance(marker_models, str):
+        marker_models = [marker_models]
+    if not isinstance(marker_models, (list, tuple)) or not all(
+        isinstance(m, str) for m in marker_models
+    ):
+        raise EvalSpecError(f"models must be a list of model names, got {marker_models!r}")
+    if not selected:
+        return tuple(marker_models), ()
+    kept = tuple(m for m in selected if m in marker_models)
+    return kept, tuple(m for m in marker_models if m not in selected)
+
+
+@dataclass(frozen=True)
+class EvalParam:
+    """The value behind one test item: which eval, model, case and sample it is."""
+
+    spec: EvalSpec
+    model: str
+    case: Case | None = None
+    sample: int = 0
+
+    @property
+    def id(self) -> str:
+        parts = [self.model]
+        if self.case is not None:
+            parts.append(self.case.id)
+        if self.spec.samples > 1:
+            parts.append(f"s{self.sample}")
+        return "-".join(parts)
+
+
+def params_for(spec: EvalSpec, cases: Sequence[Case] | None) -> list[EvalParam]:
+    """Models outermost, so one model's cases run (and fail) together."""
+    return [
+        EvalParam(spec, model, case, sample)
+        for model in spec.models
+        for case in (cases if cases is not None else [None])
+        for sample in range(spec.samples)
+    ]
+
+
+@dataclass
+class CaseState:
+    """What happened to one test item so far; becomes its CaseRecord at teardown."""
+
+    param: EvalParam
+    nodeid: str
+    case_id: str
+    grades: list[Grade] = field(default_factory=list)
+    calls: list[Completion] = field(default_factory=list)
+    input: Any = None
+    output: str | None = None
+    error: ErrorRecord | None = None
+    status: Status | None = None
+    duration_s: float = 0.0
+    assert_reason: str | None = None
+    note: str | None = None
+
+    declared: bool = False
+
+    def add_call(self, completion: Completion, input: Any, *, declared: bool = False) -> None:
+        """Count every call; the declared prompt's output is the case's, else the last call's."""
+        self.calls.append(completion)
+        if declared or not self.declared:
+            self.input, self.output = input, completion.text
+            self.declared = self.declared or declared
+
+    def record(self) -> CaseRecord:
+        usage = sum((c.usage for c in self.calls), Usage())
+        costs = [c.cost for c in self.calls]
+        grades = [GradeRecord(**g.model_dump(exclude={"sub_scores"})) for g in self.grades]
+        if self.status == "failed" and self.assert_reason is not None:
+            grades.append(
+                GradeRecord(name="assert", score=0.0, passed=False, reason=self.assert_reason)
+            )
+        elif self.status == "passed" and not grades:
+            grades.append(GradeRecord(name="assert", score=1.0, passed=True))
+        return CaseRecord(
+            eval=self.param.spec.name,
+            nodeid=self.nodeid,
+            model=self.param.model,
+            case_id=self.case_id,
+            sample=self.param.sample,
+            status=self.status or "error",
+            threshold=self.param.spec.threshold,
+            input=self.input,
+            output=self.output,
+            grades=grades,
+            error=self.error,
+            latency_s=sum(c.latency_s for c in self.calls) if self.calls else None,
+            usage=UsageRecord(
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cached_tokens=usage.cached_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+            ),
+            cost=None if any(c is None for c in costs) else sum(c for c in costs if c),
+            calls=len(self.calls),
+            duration_s=round(self.duration_s, 6),
+            note=self.note,
+        )
+
+
+def error_of(exc: BaseException) -> ErrorRecord | None:
+    """Known failures that are *errors* of a case (not grades), as a one-line record."""
+    if isinstance(exc, ModelCallError):
+        return ErrorRecord(kind=exc.kind, message=exc.message)
+    if isinstance(exc, PromptError):
+        return ErrorRecord(kind="prompt", message=str(exc))
+    if isinstance(exc, GraderError):
+        return ErrorRecord(kind="grader", message=str(exc))
+    return None
+
+
+def failed_grades_text(state: CaseState) -> str:
+    """The failure message of a case whose grades failed, for pytest's report."""
+    lines = [f"eval {state.param.spec.name} on {state.param.model}, case {state.case_id}:"]
+    for grade in state.grades:
+        if not grade.passed:
+            lines.append(f"  {grade.name}: score {grade.score:g} - {grade.reason}")
+    if state.output is not None:
+        shown = state.output if len(state.output) <= 500 else state.output[:500] + "…"
+        lines.append(f"  output: {shown!r}")
+    return "\n".join(lines)

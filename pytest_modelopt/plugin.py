@@ -1,0 +1,434 @@
+"""pytest glue: options, the ``eval`` marker, fixtures and hooks. Logic lives elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .client import BoundModel, CallContext, Completion
+from .config import ConfigError, cli_fields, load_settings
+from .datasets import DatasetError, load_cases
+from .evals import (
+    CaseState,
+    EvalParam,
+    EvalSpecError,
+    build_spec,
+    error_of,
+    failed_grades_text,
+    merge_marker_kwargs,
+    params_for,
+)
+from .graders.base import Grade, as_grader
+from .prompts import load_prompt
+from .records import ErrorRecord
+from .reports.terminal import error_lines, failure_lines, table_lines
+from .session import EvalSession
+from .summary import failing_evals
+
+SESSION = pytest.StashKey[EvalSession]()
+STATE = pytest.StashKey[CaseState]()
+PARAM = "_modelopt_param"
+MARKER_DOC = (
+    "eval(prompt=None, dataset=None, threshold=None, samples=1, name=None, models=None, "
+    "schema=None): an LLM eval, run once per selected model (and per dataset case and "
+    "sample). See pytest-modelopt's docs/reference.md."
+)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("modelopt", "LLM evals (pytest-modelopt)")
+    for key, option, metavar, help_text in cli_fields():
+        group.addoption(
+            option,
+            dest=f"modelopt_{key}",
+            metavar=metavar,
+            default=None,
+            help=f"{help_text} Also MODELOPT_{key.upper()} / [tool.modelopt] {key}.",
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    cli = {key: config.getoption(f"modelopt_{key}") for key, *_ in cli_fields()}
+    try:
+        settings = load_settings(config.rootpath, cli)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    session = EvalSession(
+        settings,
+        rootdir=config.rootpath,
+        run_id=workerinput.get("modelopt_run_id") if workerinput else None,
+        started_at=workerinput.get("modelopt_started_at") if workerinput else None,
+        writer=workerinput["workerid"] if workerinput else "main",
+        on_request=lambda request, context: config.hook.pytest_modelopt_request(
+            request=request, context=context
+        ),
+    )
+    config.stash[SESSION] = session
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(session), "modelopt-xdist")
+
+
+class _XdistHooks:
+    """Registered only with xdist present: hands the run id to every worker."""
+
+    def __init__(self, session: EvalSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["modelopt_run_id"] = self.session.run_id
+        node.workerinput["modelopt_started_at"] = self.session.started_at
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _default_eval_name(nodeid: str) -> str:
+    path, _, rest = nodeid.partition("::")
+    return f"{Path(path).stem}::{rest}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Expand an eval test into models x cases x samples, before any user parametrize."""
+    marks = list(metafunc.definition.iter_markers("eval"))
+    if not marks:
+        return
+    config = metafunc.config
+    session = config.stash[SESSION]
+    nodeid = metafunc.definition.nodeid
+    try:
+        if any(mark.args for mark in marks):
+            raise EvalSpecError("the eval marker takes keyword arguments only")
+        spec = build_spec(
+            merge_marker_kwargs([mark.kwargs for mark in marks]),
+            default_name=_default_eval_name(nodeid),
+            selected_models=session.settings.models,
+            test_dir=metafunc.definition.path.parent,
+            rootdir=config.rootpath,
+        )
+        cases = None
+        if spec.dataset_path is not None:
+            cases = load_cases(spec.dataset_path, schema=spec.schema, display_path=spec.dataset)
+    except (EvalSpecError, DatasetError) as exc:
+        raise pytest.Collector.CollectError(f"{nodeid}: {exc}") from None
+    if PARAM not in metafunc.fixturenames:
+        metafunc.fixturenames.append(PARAM)
+    pending = spec.pending_reason
+    marks_for_param = [pytest.mark.skip(reason=pending)] if pending else []
+    values = [
+        pytest.param(param, id=param.id, marks=marks_for_param) for param in params_for(spec, cases)
+    ]
+    if not values:
+        reason = (
+            f"eval {spec.name} runs only on {', '.join(spec.skipped_models)}, "
+            f"which is not among the selected models ({', '.join(session.settings.models)})"
+        )
+        values = [pytest.param(None, id="no-model", marks=[pytest.mark.skip(reason=reason)])]
+    metafunc.parametrize(PARAM, values)
+
+
+def _state(item: pytest.Item) -> CaseState | None:
+    """The item's CaseState, created on first use; None for tests that are not evals."""
+    state = item.stash.get(STATE, None)
+    if state is not None:
+        return state
+    callspec = getattr(item, "callspec", None)
+    param = callspec.params.get(PARAM) if callspec is not None else None
+    if not isinstance(param, EvalParam):
+        return None
+    if param.case is not None:
+        case_id = param.case.id
+    else:
+        rest = callspec.id[len(param.id) :].lstrip("-") if callspec is not None else ""
+        case_id = rest or "default"
+    state = item.stash[STATE] = CaseState(param=param, nodeid=item.nodeid, case_id=case_id)
+    return state
+
+
+# -- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _modelopt_param() -> EvalParam | None:
+    """Replaced by the eval parametrization; None in tests that are not evals."""
+    return None
+
+
+def _eval_state(request: pytest.FixtureRequest, fixture: str) -> CaseState:
+    state = _state(request.node) if isinstance(request.node, pytest.Item) else None
+    if state is None:
+        raise pytest.UsageError(
+            f"the {fixture!r} fixture only works in an eval test: mark the test with "
+            "@pytest.mark.eval(...)"
+        )
+    return state
+
+
+@pytest.fixture
+def llm(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> BoundModel:
+    """The model under test (outside evals: the first selected model)."""
+    session = request.config.stash[SESSION]
+    if _modelopt_param is None:
+        if not session.settings.models:
+            raise pytest.UsageError(
+                "the 'llm' fixture needs a model: pass --eval-models or set models in "
+                "[tool.modelopt]"
+            )
+        return BoundModel(session.client, session.settings.models[0])
+    state = _eval_state(request, "llm")
+    return BoundModel(
+        session.client,
+        _modelopt_param.model,
+        sample=_modelopt_param.sample,
+        eval=_modelopt_param.spec.name,
+        case_id=state.case_id,
+        on_call=state.add_call,
+    )
+
+
+@pytest.fixture
+def model(llm: BoundModel) -> BoundModel:
+    """Another name for ``llm``."""
+    return llm
+
+
+@pytest.fixture
+def case(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> Mapping[str, Any]:
+    """The current dataset row (validated); without a dataset, the test's own parameters."""
+    state = _eval_state(request, "case")
+    if state.param.case is not None:
+        return state.param.case
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    return {key: value for key, value in params.items() if key != PARAM}
+
+
+@pytest.fixture
+def completion(
+    request: pytest.FixtureRequest, case: Mapping[str, Any], _modelopt_param: EvalParam | None
+) -> Completion:
+    """The declared prompt, rendered with this case, answered by this model."""
+    state = _eval_state(request, "completion")
+    spec = state.param.spec
+    if spec.prompt_path is None:
+        raise pytest.UsageError(
+            f"eval {spec.name}: the 'completion' fixture needs a prompt: "
+            "@pytest.mark.eval(prompt='prompts/x.j2', ...) (or call llm.chat() yourself)"
+        )
+    session = request.config.stash[SESSION]
+    rendered = load_prompt(spec.prompt_path, display=spec.prompt).render(case)
+    context = CallContext(
+        endpoint=rendered.api,
+        model=state.param.model,
+        sample=state.param.sample,
+        eval=spec.name,
+        case_id=state.case_id,
+    )
+    body = {"model": state.param.model, **rendered.request()}
+    result = session.client.call(rendered.api, body, context)
+    state.add_call(result, rendered.messages, declared=True)
+    return result
+
+
+GradeFn = Callable[..., Grade]
+
+
+@pytest.fixture
+def grade(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> GradeFn:
+    """``grade(output, grader, *, name=None)``: grade the output and record it on the case.
+
+    In an eval the test's verdict comes from all its grades together (and its asserts);
+    outside an eval a failed grade fails at once, like an assert.
+    """
+    state = _state(request.node) if isinstance(request.node, pytest.Item) else None
+    item: Mapping[str, Any] = {}
+    if state is not None:
+        item = state.param.case if state.param.case is not None else request.getfixturevalue("case")
+
+    def _grade(output: Any, grader: Any, *, name: str | None = None) -> Grade:
+        result = as_grader(grader).grade(output, item)
+        if name:
+            result = result.model_copy(update={"name": name})
+        if state is None:
+            assert result.passed, f"{result.name}: {result.reason}"
+        else:
+            state.grades.append(result)
+        return result
+
+    return _grade
+
+
+# -- outcomes -------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    state = _state(item)
+    if state is not None:
+        _apply_outcome(item, state, report, call)
+    return report
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or f"{type(exc).__name__} (no message)"
+    first = text.splitlines()[0]
+    return first if len(first) <= 300 else first[:299] + "…"
+
+
+def _skip_reason(report: pytest.TestReport) -> str | None:
+    longrepr = report.longrepr
+    return str(longrepr[2]) if isinstance(longrepr, tuple) else None
+
+
+def _error_line(state: CaseState, error: ErrorRecord) -> str:
+    return f"{state.param.spec.name} [{state.case_id}]: {error.kind}: {error.message}"
+
+
+def _apply_outcome(
+    item: pytest.Item, state: CaseState, report: pytest.TestReport, call: pytest.CallInfo[None]
+) -> None:
+    excinfo = call.excinfo
+    known = error_of(excinfo.value) if excinfo is not None else None
+    threshold = state.param.spec.threshold
+    if call.when == "setup":
+        if report.skipped:
+            pending = state.param.spec.pending_reason
+            state.status = "pending" if pending else "skipped"
+            state.note = pending or _skip_reason(report)
+            report.modelopt_pending = state.status == "pending"  # type: ignore[attr-defined]
+        elif report.failed and excinfo is not None:
+            state.status = "error"
+            state.error = known or ErrorRecord(kind="exception", message=_one_line(excinfo.value))
+            if known is not None:
+                report.longrepr = _error_line(state, known)
+    elif call.when == "call":
+        state.duration_s = call.duration
+        if excinfo is None:
+            failed = [g for g in state.grades if not g.passed]
+            state.status = "failed" if failed else "passed"
+            if failed and threshold is None:
+                report.outcome = "failed"
+                report.longrepr = failed_grades_text(state)
+        elif report.skipped:
+            state.status = "skipped"
+            state.note = _skip_reason(report)
+        elif known is not None:
+            state.status, state.error = "error", known
+            report.longrepr = _error_line(state, known)
+            report.modelopt_error = True  # type: ignore[attr-defined]
+        elif isinstance(excinfo.value, AssertionError):
+            state.status = "failed"
+            state.assert_reason = _one_line(excinfo.value)
+        else:
+            state.status = "error"
+            state.error = ErrorRecord(
+                kind="exception",
+                message=f"{type(excinfo.value).__name__}: {_one_line(excinfo.value)}",
+            )
+        if state.status == "failed" and threshold is not None:
+            report.outcome = "passed"
+            report.longrepr = None
+            report.modelopt_case_failed = True  # type: ignore[attr-defined]
+    elif call.when == "teardown":
+        if report.failed and state.status in (None, "passed", "failed"):
+            state.status = "error"
+            if excinfo is not None:
+                state.error = ErrorRecord(kind="teardown", message=_one_line(excinfo.value))
+        record = state.record()
+        session = item.config.stash[SESSION]
+        session.write(record)
+        item.config.hook.pytest_modelopt_case_result(record=record)
+
+
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, tuple[str, Mapping[str, bool]]] | None:
+    if report.when == "call" and getattr(report, "modelopt_case_failed", False):
+        return "tolerated", "f", ("EVAL-FAILED", {"yellow": True})
+    if report.when == "call" and getattr(report, "modelopt_error", False):
+        return "error", "E", ("ERROR", {"red": True})
+    if report.when == "setup" and getattr(report, "modelopt_pending", False):
+        return "pending", "p", ("PENDING", {"yellow": True})
+    return None
+
+
+# -- end of session -------------------------------------------------------------------
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    ev = session.config.stash.get(SESSION, None)
+    if ev is None:
+        return
+    if _is_worker(session.config):
+        ev.close()
+        return
+    try:
+        summary = ev.finish()
+    except Exception as exc:
+        ev.finish_error = f"could not summarise the run: {type(exc).__name__}: {exc}"
+        return
+    if summary is not None and failing_evals(summary) and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    ev = config.stash.get(SESSION, None)
+    if ev is None or _is_worker(config):
+        return
+    tr = terminalreporter
+    if ev.finish_error:
+        tr.write_sep("=", "modelopt", red=True)
+        tr.write_line(f"modelopt: {ev.finish_error}")
+        return
+    summary = ev.summary
+    if summary is None or not summary.evals:
+        return
+    extra = [col for cols in config.hook.pytest_modelopt_summary_columns() for col in cols]
+    tr.write_sep("=", "modelopt: evals")
+    for line in table_lines(summary.evals, extra):
+        tr.write_line(line)
+    errors = error_lines(summary)
+    if errors:
+        tr.write_line("")
+        tr.write_line("errors (not counted in pass rates):")
+        for line in errors:
+            tr.write_line(f"  {line}")
+    pending = {row.eval: row.note for row in summary.evals if row.verdict == "pending"}
+    for name, note in sorted(pending.items()):
+        tr.write_line(f"PENDING eval {name}: {note or 'skipped'}")
+    for sections in config.hook.pytest_modelopt_summary_sections(summary=summary):
+        for title, text in sections:
+            tr.write_sep("-", title)
+            tr.write_line(text)
+    run_dir = _relative(ev.run_dir, config.rootpath)
+    failures = failure_lines(summary, f"modelopt show {run_dir}")
+    tr.write_line("")
+    for line in failures:
+        tr.write_line(line, red=True, bold=True)
+    tr.write_line(f"run saved to {run_dir} (modelopt show {run_dir})")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

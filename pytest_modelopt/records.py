@@ -1,0 +1,222 @@
+"""Run records: the versioned on-disk format every later stage reads.
+
+Layout of one run (``<dir>/runs/<run-id>/``)::
+
+    run.json             RunInfo: who/when/what, written when the run starts
+    cases/<writer>.jsonl one CaseRecord per line, appended as each case finishes;
+                         one file per process ("main", or the xdist worker id "gw0"...)
+    summary.json         RunSummary, written when the session ends
+
+Each process appends whole lines with a single ``write`` on an ``O_APPEND`` descriptor, so a
+crash or Ctrl-C loses at most the line being written, and readers skip a torn last line.
+Merging runs (xdist workers, CI shards) is reading several ``cases/`` files together.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+SCHEMA_VERSION = 1
+Status = Literal["passed", "failed", "error", "pending", "skipped"]
+Verdict = Literal["pass", "fail", "pending", "error", "none"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GradeRecord(_Record):
+    """One grader's verdict on one sample of one case."""
+
+    name: str
+    score: float
+    passed: bool
+    reason: str = ""
+    error: str | None = None
+
+
+class ErrorRecord(_Record):
+    """Why a case has no grade: an API failure, a prompt that would not render, a crash."""
+
+    kind: str
+    message: str
+
+
+class UsageRecord(_Record):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class CaseRecord(_Record):
+    """The result of one test item: one eval x model x case x sample."""
+
+    eval: str
+    nodeid: str
+    model: str
+    case_id: str
+    sample: int = 0
+    status: Status
+    threshold: float | None = None
+    input: Any = None
+    output: str | None = None
+    grades: list[GradeRecord] = Field(default_factory=list)
+    error: ErrorRecord | None = None
+    latency_s: float | None = None
+    usage: UsageRecord = Field(default_factory=UsageRecord)
+    cost: float | None = None
+    calls: int = 0
+    duration_s: float = 0.0
+    note: str | None = None
+    finished_at: float = Field(default_factory=time.time)
+
+    @property
+    def score(self) -> float | None:
+        """Mean of the grade scores; None when the case was not graded."""
+        scored = [g.score for g in self.grades if g.error is None]
+        if self.status in ("error", "pending", "skipped") or not scored:
+            return None
+        return sum(scored) / len(scored)
+
+
+class RunInfo(_Record):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    started_at: str
+    plugin_version: str
+    models: list[str] = Field(default_factory=list)
+    base_url: str | None = None
+    rootdir: str = ""
+    git_commit: str | None = None
+
+
+class EvalSummary(_Record):
+    """One row of the summary table: one eval on one model."""
+
+    eval: str
+    model: str
+    cases: int
+    samples: int
+    graded: int
+    passed: float
+    failed: float
+    errors: int
+    pending: int
+    pass_rate: float | None
+    mean_score: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+    latency_p50: float | None
+    latency_p95: float | None
+    threshold: float | None
+    verdict: Verdict
+    note: str | None = None
+
+
+class RunSummary(_Record):
+    schema_version: int = SCHEMA_VERSION
+    run: RunInfo
+    finished_at: str
+    evals: list[EvalSummary]
+    error_messages: dict[str, int] = Field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    """Sortable by time and unique across parallel CI jobs."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunWriter:
+    """Appends this process's case records to its own file in the run directory."""
+
+    def __init__(self, run_dir: Path, writer: str) -> None:
+        self.path = run_dir / "cases" / f"{writer}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: CaseRecord) -> None:
+        os.write(self._fd, (record.model_dump_json() + "\n").encode("utf-8"))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def write_json_atomic(path: Path, model: BaseModel) -> None:
+    """Write-then-rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_run_info(run_dir: Path, info: RunInfo) -> None:
+    write_json_atomic(run_dir / "run.json", info)
+
+
+def read_cases(run_dir: Path) -> Iterator[CaseRecord]:
+    """Every case of a run, from all its writers; a torn or foreign line is skipped."""
+    for path in sorted((run_dir / "cases").glob("*.jsonl")):
+        yield from _read_case_file(path)
+
+
+def _read_case_file(path: Path) -> Iterator[CaseRecord]:
+    with path.open("rb") as handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            try:
+                yield CaseRecord.model_validate_json(raw)
+            except ValidationError:
+                continue
+
+
+def read_run_info(run_dir: Path) -> RunInfo:
+    return RunInfo.model_validate_json((run_dir / "run.json").read_bytes())
+
+
+def sort_cases(cases: Iterable[CaseRecord]) -> list[CaseRecord]:
+    """A canonical order, so serial and xdist runs give byte-identical summaries."""
+    return sorted(cases, key=lambda c: (c.eval, c.model, c.case_id, c.sample, c.nodeid))
+
+
+class RunNotFound(Exception):
+    """A run reference that names no run; the message lists what exists."""
+
+
+def resolve_run(ref: str, runs_dir: Path) -> Path:
+    """A run directory from a path, a run id, or ``latest``."""
+    path = Path(ref)
+    if path.is_file() and path.name in ("run.json", "summary.json"):
+        return path.parent
+    if (path / "run.json").is_file():
+        return path
+    if ref == "latest":
+        pointer = runs_dir / "latest"
+        if pointer.is_file():
+            return runs_dir / pointer.read_text(encoding="utf-8").strip()
+        raise RunNotFound(f"no runs yet under {runs_dir}: run your evals with pytest first")
+    candidate = runs_dir / ref
+    if (candidate / "run.json").is_file():
+        return candidate
+    known = sorted(p.name for p in runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []
+    shown = ", ".join(p for p in known[-5:]) or "none"
+    raise RunNotFound(f"no run {ref!r} (a run directory, a run id or 'latest'); recent: {shown}")

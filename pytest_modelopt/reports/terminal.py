@@ -1,0 +1,107 @@
+"""The end-of-session table: one row per eval x model, as plain lines of text."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..records import EvalSummary, RunSummary
+
+Column = tuple[str, Callable[[EvalSummary], str]]
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _cost(value: float | None) -> str:
+    if value is None:
+        return "?"
+    if 0 < value < 0.0001:
+        return "<$0.0001"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def _secs(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _count(value: float) -> str:
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
+def _verdict(row: EvalSummary) -> str:
+    if row.verdict == "pass":
+        return f"PASS (>= {row.threshold:g})"
+    if row.verdict == "fail":
+        return f"FAIL (< {row.threshold:g})"
+    return {"pending": "PENDING", "error": "ERROR", "none": "-"}[row.verdict]
+
+
+COLUMNS: list[Column] = [
+    ("eval", lambda r: r.eval),
+    ("model", lambda r: r.model),
+    (
+        "cases",
+        lambda r: (
+            str(r.cases) if r.samples == r.cases else f"{r.cases}x{r.samples // max(r.cases, 1)}"
+        ),
+    ),
+    ("pass rate", lambda r: _rate(r.pass_rate)),
+    ("score", lambda r: _num(r.mean_score)),
+    ("errors", lambda r: str(r.errors)),
+    ("tokens", lambda r: f"{r.prompt_tokens + r.completion_tokens:,}"),
+    ("cost", lambda r: _cost(r.cost)),
+    ("p50", lambda r: _secs(r.latency_p50)),
+    ("p95", lambda r: _secs(r.latency_p95)),
+    ("verdict", _verdict),
+]
+
+
+def table_lines(rows: Sequence[EvalSummary], extra: Sequence[Column] = ()) -> list[str]:
+    columns = [*COLUMNS[:-1], *extra, COLUMNS[-1]]
+    cells = [[header for header, _ in columns]]
+    cells += [[fn(row) for _, fn in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    numeric = {"cases", "pass rate", "score", "errors", "tokens", "cost", "p50", "p95"}
+    out = []
+    for index, line in enumerate(cells):
+        parts = [
+            cell.rjust(width) if columns[i][0] in numeric and index else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=False))
+        ]
+        out.append("  ".join(parts).rstrip())
+        if index == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return out
+
+
+def failure_lines(summary: RunSummary, show_command: str) -> list[str]:
+    """Which eval missed its threshold, by how much, and the command that shows the cases."""
+    out = []
+    for row in summary.evals:
+        if row.verdict != "fail" or row.pass_rate is None or row.threshold is None:
+            continue
+        short = row.threshold - row.pass_rate
+        out.append(
+            f"FAILED eval {row.eval} on {row.model}: pass rate {row.pass_rate:.1%} is "
+            f"{short:.1%} below its threshold {row.threshold:.0%} "
+            f"({_count(row.passed)} of {row.graded} cases passed"
+            + (f", {row.errors} errors" if row.errors else "")
+            + ")"
+        )
+        out.append(f"  see the failing cases: {show_command} --eval '{row.eval}' --failed")
+    return out
+
+
+def error_lines(summary: RunSummary, limit: int = 3) -> list[str]:
+    out = []
+    items = list(summary.error_messages.items())
+    for message, count in items[:limit]:
+        out.append(f"{count} x {message}")
+    if len(items) > limit:
+        out.append(f"... and {len(items) - limit} other error messages")
+    return out

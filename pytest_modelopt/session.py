@@ -1,0 +1,134 @@
+"""One eval session's state: settings, the run on disk, the model client.
+
+Kept free of pytest so the same object serves the plugin and the ``modelopt`` CLI.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .client import ModelClient, RequestHook
+from .records import (
+    CaseRecord,
+    RunInfo,
+    RunSummary,
+    RunWriter,
+    new_run_id,
+    read_cases,
+    read_run_info,
+    utcnow,
+    write_json_atomic,
+    write_run_info,
+)
+from .summary import summarize
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .config import Settings
+
+
+class EvalSession:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rootdir: Path,
+        run_id: str | None = None,
+        started_at: str | None = None,
+        writer: str = "main",
+        on_request: RequestHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rootdir = rootdir
+        self.run_id = run_id or new_run_id()
+        self.started_at = started_at or utcnow()
+        self.writer_name = writer
+        self.on_request = on_request
+        self._client: ModelClient | None = None
+        self._writer: RunWriter | None = None
+        self.summary: RunSummary | None = None
+        self.finish_error: str | None = None
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.settings.dir / "runs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.runs_dir / self.run_id
+
+    @property
+    def client(self) -> ModelClient:
+        if self._client is None:
+            self._client = ModelClient(
+                base_url=self.settings.base_url,
+                timeout=self.settings.timeout,
+                max_retries=self.settings.max_retries,
+                provider=self.settings.provider,
+                prices=self.settings.prices,
+                on_request=self.on_request,
+            )
+        return self._client
+
+    def start(self) -> None:
+        """Write run.json with the first case, so sessions without evals leave no run behind."""
+        info = RunInfo(
+            run_id=self.run_id,
+            started_at=self.started_at,
+            plugin_version=__version__,
+            models=list(self.settings.models),
+            base_url=self.settings.base_url,
+            rootdir=str(self.rootdir),
+            git_commit=_git_commit(self.rootdir),
+        )
+        write_run_info(self.run_dir, info)
+        (self.runs_dir / "latest").write_text(self.run_id + "\n", encoding="utf-8")
+
+    def write(self, record: CaseRecord) -> None:
+        if self._writer is None:
+            if not (self.run_dir / "run.json").exists():
+                self.start()
+            self._writer = RunWriter(self.run_dir, self.writer_name)
+        self._writer.append(record)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._client is not None:
+            self._client.close()
+
+    def finish(self) -> RunSummary | None:
+        """Summarise every writer's cases from disk (the same code serially and under xdist)."""
+        self.close()
+        try:
+            info = read_run_info(self.run_dir)
+        except OSError:
+            return None
+        summary = summarize(info, read_cases(self.run_dir))
+        write_json_atomic(self.run_dir / "summary.json", summary)
+        if self.settings.json_report is not None:
+            target = self.settings.json_report
+            if not target.is_absolute():
+                target = self.rootdir / target
+            write_json_atomic(target, summary)
+        self.summary = summary
+        return summary
+
+
+def _git_commit(rootdir: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=rootdir,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -1,0 +1,99 @@
+"""From case records to one row per eval x model: the numbers every report shows.
+
+With ``samples > 1`` the case is the unit: its score is the mean over its samples and its
+pass rate the share of its samples that passed; the eval's pass rate is the mean of its
+cases' pass rates. Errors are counted apart and never enter a pass rate.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
+
+from .records import (
+    CaseRecord,
+    EvalSummary,
+    RunInfo,
+    RunSummary,
+    Verdict,
+    sort_cases,
+    utcnow,
+)
+from .stats import mean, percentile
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> EvalSummary:
+    by_case: dict[str, list[CaseRecord]] = defaultdict(list)
+    for record in records:
+        by_case[record.case_id].append(record)
+    case_rates: list[float] = []
+    case_scores: list[float] = []
+    errors = pending = 0
+    for samples in by_case.values():
+        graded = [r for r in samples if r.status in ("passed", "failed")]
+        errors += sum(r.status == "error" for r in samples)
+        pending += sum(r.status == "pending" for r in samples)
+        if graded:
+            case_rates.append(sum(r.status == "passed" for r in graded) / len(graded))
+            scores = [s for s in (r.score for r in graded) if s is not None]
+            if scores:
+                case_scores.append(sum(scores) / len(scores))
+    latencies = [r.latency_s for r in records if r.latency_s is not None and r.calls]
+    costs = [r.cost for r in records if r.calls]
+    pass_rate = mean(case_rates)
+    thresholds = {r.threshold for r in records}
+    threshold = max((t for t in thresholds if t is not None), default=None)
+    passed = sum(case_rates)
+    return EvalSummary(
+        eval=eval_name,
+        model=model,
+        cases=len(by_case),
+        samples=len(records),
+        graded=len(case_rates),
+        passed=round(passed, 6),
+        failed=round(len(case_rates) - passed, 6),
+        errors=errors,
+        pending=pending,
+        pass_rate=pass_rate,
+        mean_score=mean(case_scores),
+        prompt_tokens=sum(r.usage.prompt_tokens for r in records),
+        completion_tokens=sum(r.usage.completion_tokens for r in records),
+        cost=None if not costs or any(c is None for c in costs) else sum(c for c in costs if c),
+        latency_p50=percentile(latencies, 50),
+        latency_p95=percentile(latencies, 95),
+        threshold=threshold,
+        verdict=_verdict(pass_rate, threshold, len(records), pending, errors),
+        note=next((r.note for r in records if r.status == "pending" and r.note), None),
+    )
+
+
+def _verdict(
+    pass_rate: float | None, threshold: float | None, total: int, pending: int, errors: int
+) -> Verdict:
+    if total and pending == total:
+        return "pending"
+    if pass_rate is None:
+        return "error" if errors else "none"
+    if threshold is None:
+        return "none"
+    return "pass" if pass_rate >= threshold else "fail"
+
+
+def summarize(info: RunInfo, cases: Iterable[CaseRecord]) -> RunSummary:
+    groups: dict[tuple[str, str], list[CaseRecord]] = defaultdict(list)
+    messages: Counter[str] = Counter()
+    for record in sort_cases(cases):
+        groups[(record.eval, record.model)].append(record)
+        if record.error is not None and record.status == "error":
+            messages[f"{record.error.kind}: {record.error.message}"] += 1
+    evals = [summarize_eval(name, model, recs) for (name, model), recs in groups.items()]
+    return RunSummary(
+        run=info, finished_at=utcnow(), evals=evals, error_messages=dict(messages.most_common())
+    )
+
+
+def failing_evals(summary: RunSummary) -> list[EvalSummary]:
+    return [row for row in summary.evals if row.verdict == "fail"]

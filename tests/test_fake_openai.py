@@ -1,0 +1,583 @@
+"""The fake OpenAI server, driven by the real ``openai`` SDK over real HTTP.
+
+If these pass, the rest of the suite can trust the fake: the SDK parses its bodies, its
+faults surface as the SDK's own exceptions, and (when the spec is present) its bodies
+and the SDK's requests agree with OpenAI's published OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import openai
+import pytest
+
+from tests.support.fake_openai import CREATED, FakeOpenAI, fake_embedding
+from tests.support.openapi import spec_available, validate_request, validate_response
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+    from tests.support.fake_openai import FaultKind
+
+MODEL = "gpt-4.1-mini"
+# Loopback only: never route a request to the fake through an environment proxy.
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+needs_spec = pytest.mark.skipif(not spec_available(), reason="OpenAI OpenAPI spec not present")
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def server(shared_server: FakeOpenAI) -> FakeOpenAI:
+    shared_server.reset()
+    return shared_server
+
+
+@pytest.fixture
+def client(server: FakeOpenAI) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as client:
+        yield client
+
+
+def user(text: str) -> list[ChatCompletionMessageParam]:
+    return [{"role": "user", "content": text}]
+
+
+def ask(client: openai.OpenAI, text: str, model: str = MODEL, **kwargs: Any) -> str | None:
+    # **kwargs defeats the SDK's stream/non-stream overloads, hence the annotation.
+    completion: ChatCompletion = client.chat.completions.create(
+        model=model, messages=user(text), **kwargs
+    )
+    return completion.choices[0].message.content
+
+
+def http(
+    server: FakeOpenAI,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """A request without the SDK, for what the SDK can't send (no key, odd paths)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        server.base_url.removesuffix("/v1") + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with _NO_PROXY.open(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def settings(server: FakeOpenAI) -> tuple[float, set[str] | None, bool]:
+    return server.latency, server.known_models, server.require_key
+
+
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+# -- chat completions ------------------------------------------------------------------
+
+
+def test_chat_echoes_the_last_user_message(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": "  the second   question "},
+    ]
+    completion = client.chat.completions.create(model=MODEL, messages=messages)
+
+    choice = completion.choices[0]
+    assert choice.message.content == "  the second   question "
+    assert choice.message.role == "assistant"
+    assert choice.finish_reason == "stop"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.created == CREATED
+    assert completion.model == MODEL
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens == 2 + 2 + 2 + 3
+    assert completion.usage.completion_tokens == 3
+    assert completion.usage.total_tokens == 12
+
+
+def test_chat_honours_n_and_list_content(client: openai.OpenAI) -> None:
+    message: ChatCompletionMessageParam = {
+        "role": "user",
+        "content": [{"type": "text", "text": "part one"}, {"type": "text", "text": "part two"}],
+    }
+    completion = client.chat.completions.create(model=MODEL, messages=[message], n=3)
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+    assert {c.message.content for c in completion.choices} == {"part one\npart two"}
+
+
+def test_identical_requests_get_identical_bytes(client: openai.OpenAI) -> None:
+    first = client.chat.completions.with_raw_response.create(model=MODEL, messages=user("same"))
+    second = client.chat.completions.with_raw_response.create(model=MODEL, messages=user("same"))
+    other = client.chat.completions.with_raw_response.create(model=MODEL, messages=user("other"))
+    assert first.content == second.content
+    assert first.request_id == second.request_id != other.request_id
+    assert first.parse().id != other.parse().id
+
+
+def test_rules_match_by_model_and_contains_newest_first(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.reply("from any model")
+    server.reply("from the big model", model="gpt-4.1")
+    server.reply("about the weather", contains="weather")
+    server.reply("big and weather", model="gpt-4.1", contains="weather")
+
+    assert ask(client, "hello") == "from any model"
+    assert ask(client, "hello", model="gpt-4.1") == "from the big model"
+    assert ask(client, "what weather today?") == "about the weather"
+    assert ask(client, "what weather today?", model="gpt-4.1") == "big and weather"
+
+
+def test_contains_looks_only_at_the_last_user_message(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.reply("matched", contains="needle")
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": "needle in the system prompt"},
+        {"role": "user", "content": "needle earlier"},
+        {"role": "user", "content": "hay"},
+    ]
+    completion = client.chat.completions.create(model=MODEL, messages=messages)
+    assert completion.choices[0].message.content == "hay"
+
+
+def test_reply_callable_gets_the_request_body(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.reply(lambda body: f"{body['model']}:{len(body['messages'])}:{body['temperature']}")
+    assert ask(client, "x", temperature=0.5) == f"{MODEL}:1:0.5"
+
+
+def test_json_response_format_returns_the_rule_text_verbatim(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.reply("not json at all")
+    assert ask(client, "x", response_format={"type": "json_object"}) == "not json at all"
+
+
+def test_chat_tool_call(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.reply_tool_call("get_weather", {"city": "Paris", "days": 2}, contains="weather")
+    tools: list[Any] = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                },
+            },
+        }
+    ]
+    completion = client.chat.completions.create(
+        model=MODEL, messages=user("weather in Paris?"), tools=tools
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    assert choice.message.tool_calls is not None
+    (call,) = choice.message.tool_calls
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris", "days": 2}
+    assert ask(client, "no tool here") == "no tool here"
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+def test_responses_string_input(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    response = client.responses.create(model=MODEL, input="tell me a joke", instructions="Be fun")
+    assert response.output_text == "tell me a joke"
+    assert response.status == "completed"
+    assert response.object == "response"
+    assert response.id.startswith("resp_")
+    assert response.instructions == "Be fun"
+    assert response.usage is not None
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (2 + 4, 4)
+    assert response.usage.total_tokens == 10
+
+
+def test_responses_list_input_uses_last_user_item(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.reply("a rule reply", contains="second")
+    response = client.responses.create(
+        model=MODEL,
+        input=[
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "reply"},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "the second one"}],
+            },
+        ],
+    )
+    assert response.output_text == "a rule reply"
+    echoed = client.responses.create(
+        model=MODEL, input=[{"role": "user", "content": [{"type": "input_text", "text": "echo"}]}]
+    )
+    assert echoed.output_text == "echo"
+
+
+def test_responses_tool_call(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.reply_tool_call("lookup", {"q": "x"}, model=MODEL)
+    response = client.responses.create(model=MODEL, input="find x")
+    (item,) = response.output
+    assert item.type == "function_call"
+    assert item.name == "lookup"
+    assert json.loads(item.arguments) == {"q": "x"}
+    assert item.call_id.startswith("call_")
+    assert response.output_text == ""
+
+
+# -- embeddings and models ---------------------------------------------------------------
+
+
+def test_embeddings_are_deterministic_unit_vectors(client: openai.OpenAI) -> None:
+    texts = ["The cat sat on the mat", "the cat sat on the MAT", "the cat sat", "stock prices"]
+    result = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    vectors = [d.embedding for d in result.data]
+
+    assert [d.index for d in result.data] == [0, 1, 2, 3]
+    assert all(len(v) == 64 for v in vectors)
+    assert all(math.isclose(math.fsum(x * x for x in v), 1.0, rel_tol=1e-5) for v in vectors)
+    assert cosine(vectors[0], vectors[1]) == pytest.approx(1.0)
+    assert cosine(vectors[0], vectors[2]) > 0.5 > abs(cosine(vectors[0], vectors[3]))
+    assert vectors[0] == pytest.approx(fake_embedding("the cat sat on the mat"), abs=1e-6)
+    assert result.usage.prompt_tokens == result.usage.total_tokens == 6 + 6 + 3 + 2
+
+
+def test_embeddings_float_format_and_dimensions(client: openai.OpenAI) -> None:
+    result = client.embeddings.create(
+        model="text-embedding-3-small", input="hello", encoding_format="float", dimensions=8
+    )
+    assert result.data[0].embedding == fake_embedding("hello", 8)
+
+
+def test_models_list_and_retrieve(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    assert MODEL in [m.id for m in client.models.list()]
+    assert client.models.retrieve("anything-goes").id == "anything-goes"
+
+    server.known_models = {"gpt-4.1-mini", "gpt-4.1"}
+    assert sorted(m.id for m in client.models.list()) == ["gpt-4.1", "gpt-4.1-mini"]
+    with pytest.raises(openai.NotFoundError) as excinfo:
+        client.models.retrieve("gpt-nope")
+    assert excinfo.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError, match="The model `gpt-nope` does not exist"):
+        ask(client, "hi", model="gpt-nope")
+    assert ask(client, "hi", model="gpt-4.1") == "hi"
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+def test_429_carries_retry_after(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.fault("429", retry_after=7)
+    with pytest.raises(openai.RateLimitError) as excinfo:
+        ask(client, "hi")
+    assert excinfo.value.response.headers["retry-after"] == "7"
+    assert excinfo.value.code == "rate_limit_exceeded"
+    assert ask(client, "hi") == "hi"
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "status"),
+    [
+        ("500", openai.InternalServerError, 500),
+        ("503", openai.InternalServerError, 503),
+        ("404", openai.NotFoundError, 404),
+        ("401", openai.AuthenticationError, 401),
+    ],
+)
+def test_status_faults_raise_the_sdk_exception(
+    server: FakeOpenAI,
+    client: openai.OpenAI,
+    kind: FaultKind,
+    error: type[openai.APIStatusError],
+    status: int,
+) -> None:
+    server.fault(kind)
+    with pytest.raises(error) as excinfo:
+        ask(client, "hi")
+    assert excinfo.value.status_code == status
+    body = excinfo.value.body
+    assert isinstance(body, dict)
+    assert set(body) == {"message", "type", "param", "code"}
+
+
+def test_timeout_fault_trips_the_client_timeout(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.fault("timeout", delay=5.0)
+    started = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        ask(client, "hi", timeout=0.3)
+    assert time.monotonic() - started < 2.0
+
+
+def test_malformed_fault_raises_instead_of_hanging(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.fault("malformed")
+    started = time.monotonic()
+    # openai 3.x lets the JSONDecodeError (a ValueError) escape, not an APIError.
+    with pytest.raises((ValueError, openai.OpenAIError)):
+        ask(client, "hi", timeout=5)
+    assert time.monotonic() - started < 2.0
+    assert ask(client, "hi") == "hi"
+
+
+def test_faults_are_consumed_per_matching_request(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.fault("500", times=2, contains="flaky")
+    assert ask(client, "steady") == "steady"
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError):
+            ask(client, "flaky call")
+    assert ask(client, "flaky call") == "flaky call"
+
+    server.fault("503", times=None, model="gpt-4.1")
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            ask(client, "x", model="gpt-4.1")
+    assert ask(client, "x") == "x"
+
+
+def test_faults_apply_to_embeddings_and_responses(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.fault("429", times=2)
+    with pytest.raises(openai.RateLimitError):
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    with pytest.raises(openai.RateLimitError):
+        client.responses.create(model=MODEL, input="x")
+    assert client.responses.create(model=MODEL, input="x").output_text == "x"
+
+
+def test_sdk_retries_recover_from_a_transient_fault(server: FakeOpenAI) -> None:
+    server.fault("429", times=1, retry_after=0)
+    with openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=1) as client:
+        assert ask(client, "again") == "again"
+    assert [r.headers["x-stainless-retry-count"] for r in server.requests] == ["0", "1"]
+
+
+def test_bad_fault_arguments_are_rejected(server: FakeOpenAI) -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        server.fault("418")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="times"):
+        server.fault("500", times=0)
+
+
+# -- recording, auth, routing ---------------------------------------------------------------
+
+
+def test_every_request_is_recorded(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.fault("500")
+    with pytest.raises(openai.InternalServerError):
+        ask(client, "faulted")
+    ask(client, "fine")
+    client.models.list()
+
+    first, second, third = server.requests
+    assert (first.method, first.path) == ("POST", "/v1/chat/completions")
+    assert first.body["messages"] == user("faulted")
+    assert json.loads(first.raw) == first.body
+    assert first.headers["authorization"] == "Bearer sk-test"
+    assert first.headers["content-type"] == "application/json"
+    assert second.body["messages"] == user("fine")
+    assert (third.method, third.path, third.body) == ("GET", "/v1/models", None)
+
+
+def test_require_key(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.require_key = True
+    status, body = http(server, "POST", "/v1/chat/completions", {"model": MODEL, "messages": []})
+    assert status == 401
+    assert body["error"]["type"] == "invalid_request_error"
+    status, _ = http(server, "GET", "/v1/models", headers={"Authorization": "Bearer "})
+    assert status == 401
+    assert ask(client, "with a key") == "with a key"
+    assert len(server.requests) == 3
+
+
+def test_unknown_path_is_an_openai_404(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    status, body = http(server, "POST", "/v1/nope", {"model": MODEL})
+    assert status == 404
+    assert body == {
+        "error": {
+            "message": "Invalid URL (POST /v1/nope)",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    with pytest.raises(openai.NotFoundError):
+        client.completions.create(model=MODEL, prompt="legacy")
+
+
+def test_bad_requests_get_400(server: FakeOpenAI) -> None:
+    status, body = http(server, "POST", "/v1/chat/completions", {"messages": user("x")})
+    assert (status, body["error"]["param"]) == (400, "model")
+    status, body = http(server, "POST", "/v1/chat/completions", {"model": MODEL, "stream": True})
+    assert (status, body["error"]["param"]) == (400, "stream")
+
+
+def test_reset_restores_a_clean_slate(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.reply("scripted")
+    server.fault("500", times=None, contains="boom")
+    server.require_key = True
+    server.known_models = {"other"}
+    server.latency = 0.01
+    server.reset()
+    assert ask(client, "boom") == "boom"
+    assert len(server.requests) == 1
+    assert settings(server) == (0.0, None, False)
+
+
+def test_reply_callable_errors_surface_as_500(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    def broken(body: dict[str, Any]) -> str:
+        raise KeyError("missing")
+
+    server.reply(broken)
+    with pytest.raises(openai.InternalServerError, match="reply callable raised KeyError"):
+        ask(client, "x")
+
+
+# -- concurrency and standalone mode ----------------------------------------------------------
+
+
+def test_concurrent_requests_overlap() -> None:
+    async def burst(server: FakeOpenAI) -> list[str | None]:
+        async with openai.AsyncOpenAI(
+            base_url=server.base_url, api_key="sk-test", max_retries=0
+        ) as client:
+            completions = await asyncio.gather(
+                *(
+                    client.chat.completions.create(model=MODEL, messages=user(f"request {i}"))
+                    for i in range(64)
+                )
+            )
+        return [c.choices[0].message.content for c in completions]
+
+    with FakeOpenAI(latency=0.2) as server:
+        started = time.monotonic()
+        replies = asyncio.run(burst(server))
+        elapsed = time.monotonic() - started
+        assert replies == [f"request {i}" for i in range(64)]
+        assert elapsed < 64 * 0.2 / 4
+        assert server.max_in_flight >= 32
+        assert len(server.requests) == 64
+
+
+def test_runs_as_a_separate_process() -> None:
+    script = Path(__file__).parent / "support" / "fake_openai.py"
+    process = subprocess.Popen(
+        [sys.executable, str(script), "--port", "0", "--latency", "0.01"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        assert line.startswith("BASE_URL=http://127.0.0.1:")
+        base_url = line.removeprefix("BASE_URL=")
+        with openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+            assert ask(client, "across processes") == "across processes"
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+# -- conformance with OpenAI's OpenAPI spec -------------------------------------------------
+
+
+@needs_spec
+def test_chat_bodies_match_the_spec(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.reply_tool_call("f", {"a": 1}, contains="tool")
+    for text in ("plain", "tool please"):
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=user(text), temperature=0, n=2, max_tokens=None
+        )
+        validate_response("CreateChatCompletionResponse", json.loads(raw.content))
+    for request in server.requests:
+        validate_request(request.path, request.body)
+
+
+@needs_spec
+def test_responses_bodies_match_the_spec(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.reply_tool_call("f", {"a": 1}, contains="tool")
+    inputs: list[Any] = [
+        "plain",
+        "tool please",
+        [{"role": "user", "content": [{"type": "input_text", "text": "list"}]}],
+    ]
+    for input_ in inputs:
+        raw = client.responses.with_raw_response.create(
+            model=MODEL, input=input_, instructions="Be brief."
+        )
+        validate_response("Response", json.loads(raw.content))
+    for request in server.requests:
+        validate_request(request.path, request.body)
+
+
+@needs_spec
+def test_other_bodies_match_the_spec(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    raw = client.embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=["a", "b"], encoding_format="float"
+    )
+    validate_response("CreateEmbeddingResponse", json.loads(raw.content))
+    validate_request("/v1/embeddings", server.requests[-1].body)
+    validate_request("/embeddings", server.requests[-1].body)
+    validate_response(
+        "ListModelsResponse", json.loads(client.models.with_raw_response.list().content)
+    )
+    validate_response("Model", json.loads(client.models.with_raw_response.retrieve(MODEL).content))
+    server.fault("429")
+    with pytest.raises(openai.RateLimitError) as excinfo:
+        ask(client, "x")
+    validate_response("ErrorResponse", excinfo.value.response.json())
+
+
+@needs_spec
+def test_validate_request_reports_readable_errors() -> None:
+    bad = {"model": MODEL, "messages": [{"role": "bot", "content": "hi"}], "temperature": 5}
+    with pytest.raises(AssertionError) as excinfo:
+        validate_request("/v1/chat/completions", bad)
+    report = str(excinfo.value)
+    assert "$.messages[0]" in report
+    assert "$.temperature: 5 is greater than the maximum of 2" in report
+    with pytest.raises(AssertionError, match="'messages' is a required property"):
+        validate_request("/chat/completions", {"model": MODEL})
+    with pytest.raises(LookupError):
+        validate_request("/v1/no/such/path", {})
