@@ -164,8 +164,13 @@ def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
             )
         try:
             loaded = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{yaml_file.name}: invalid YAML: {exc}") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "cannot parse"
+            raise ConfigError(f"{yaml_file.name}{line}: invalid YAML: {problem}") from None
+        except OSError as exc:
+            raise ConfigError(f"{yaml_file.name}: cannot read: {exc.strerror}") from None
         table, source = ({} if loaded is None else loaded), yaml_file.name
     if table is None:
         return {}, None

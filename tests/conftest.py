@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.support.fake_openai import FakeOpenAI
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 pytest_plugins = ["pytester"]
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from tests.conftest import Project
-from tests.support.fake_openai import FakeOpenAI
+if TYPE_CHECKING:
+    from tests.conftest import Project
+    from tests.support.fake_openai import FakeOpenAI
 
 ROWS = [
     {"id": "t1", "text": "billing", "label": "billing"},
@@ -23,7 +26,9 @@ def triage(project: Project, marker: str = "", body: str | None = None) -> None:
         import pytest
         from pytest_modelopt import graders
 
-        pytestmark = pytest.mark.eval(prompt="prompts/triage.j2", dataset="data/tickets.jsonl"{marker})
+        pytestmark = pytest.mark.eval(
+            prompt="prompts/triage.j2", dataset="data/tickets.jsonl"{marker}
+        )
 
         def test_category(completion, case, grade):
             {body or 'grade(completion, graders.string_check(reference=case["label"]))'}

@@ -35,6 +35,14 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, get_args
 
 from aiohttp import web
 
+# httpx2 imports httpcore2 lazily and caches its exception classes on first use. If that
+# first use is inside a pytester in-process run, pytester then drops httpcore2 from
+# sys.modules; the next client re-imports it, the cache holds stale classes, and a read
+# timeout escapes as a raw httpcore2.ReadTimeout instead of openai.APITimeoutError.
+# The test suite imports this module early, so importing httpcore2 here prevents that.
+with contextlib.suppress(ImportError):
+    import httpcore2  # noqa: F401
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from types import FrameType, TracebackType
@@ -283,7 +291,7 @@ class FakeOpenAI:
         #: Seconds added (via ``asyncio.sleep``) to every chat/responses/embeddings request.
         self.latency: float = latency
         #: Models that exist; None means every model exists.
-        self.known_models: set[str] | None = self._initial[1]
+        self.known_models: set[str] | None = None if known_models is None else set(known_models)
         #: When True, a request without ``Authorization: Bearer <key>`` gets a 401.
         self.require_key: bool = require_key
         self._host = host

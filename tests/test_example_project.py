@@ -1,0 +1,51 @@
+"""The shipped example project collects and runs end to end (here against the local fake)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.support.fake_openai import FakeOpenAI
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "triage"
+
+
+@pytest.fixture
+def example(pytester: pytest.Pytester, server: FakeOpenAI) -> Path:
+    shutil.copytree(
+        EXAMPLE,
+        pytester.path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns(".modelopt", "__pycache__"),
+    )
+    return pytester.path
+
+
+def test_example_has_44_tickets_and_three_evals(example: Path, pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "tests/test_triage.py::test_category[[]smollm2-135m-instruct-t01[]]",
+            "*132 tests collected*",
+        ]
+    )
+
+
+def test_example_runs_end_to_end(example: Path, pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-p", "no:cacheprovider", "--eval-models", "echo-model")
+    rows = [
+        json.loads(line) for line in (example / "data" / "tickets.jsonl").read_text().splitlines()
+    ]
+    # The fake server echoes the last user message, so each eval's outcome is predictable.
+    category = sum(r["category"] in r["body"].lower() for r in rows)
+    summary_path = sorted((example / ".modelopt" / "runs").glob("*/summary.json"))[-1]
+    evals = {e["eval"]: e for e in json.loads(summary_path.read_text())["evals"]}
+    assert evals["test_triage::test_category"]["passed"] == category
+    assert evals["test_triage::test_order_id"]["pass_rate"] == 1.0  # "...or none." is echoed
+    assert all(e["errors"] == 0 and e["cases"] == 44 for e in evals.values())
+    assert result.ret == (0 if category / 44 >= 0.25 else 1)

@@ -1,0 +1,204 @@
+"""Run records: written as cases finish, survive crashes, summarised, shown, hookable."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_modelopt.records import CaseRecord, GradeRecord, RunInfo, RunWriter, read_cases
+from pytest_modelopt.stats import percentile
+from pytest_modelopt.summary import summarize
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.conftest import Project
+
+ECHO_ROWS = [{"id": f"c{i}", "q": f"q{i}"} for i in range(5)]
+
+
+def echo_eval(project: Project, body: str = "assert completion.text == case['q']") -> None:
+    project.dataset("d.jsonl", ECHO_ROWS)
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        f"""
+        import os, signal
+        import pytest
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl")
+        def test_echo(completion, case):
+            {body}
+        """
+    )
+
+
+def record(case: str, status: str, sample: int = 0, score: float = 1.0) -> CaseRecord:
+    return CaseRecord(
+        eval="e",
+        nodeid=f"t[{case}-{sample}]",
+        model="m",
+        case_id=case,
+        sample=sample,
+        status=status,  # type: ignore[arg-type]
+        grades=[GradeRecord(name="g", score=score, passed=status == "passed")],
+        latency_s=0.1 * (sample + 1),
+        calls=1,
+        cost=0.01,
+    )
+
+
+def test_summary_uses_the_case_as_unit_with_samples() -> None:
+    info = RunInfo(run_id="r", started_at="now", plugin_version="0")
+    cases = [
+        record("a", "passed", 0),
+        record("a", "passed", 1),
+        record("a", "failed", 2, score=0.0),
+        record("b", "failed", 0, score=0.0),
+        record("b", "failed", 1, score=0.0),
+        record("b", "failed", 2, score=0.0),
+        record("c", "error", 0),
+    ]
+    (row,) = summarize(info, cases).evals
+    assert (row.cases, row.samples, row.graded, row.errors) == (3, 7, 2, 1)
+    assert row.pass_rate == pytest.approx((2 / 3 + 0) / 2)
+    assert row.mean_score == pytest.approx((2 / 3 + 0) / 2)
+    assert row.cost == pytest.approx(0.07)
+    assert row.latency_p50 == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("values", [[1.0], [3.0, 1.0, 2.0], [0.5, 9.0, 2.5, 2.5, 7.0, 1.0]])
+def test_percentile_matches_linear_interpolation(values: list[float]) -> None:
+    assert percentile(values, 50) == pytest.approx(statistics.median(values))
+    if len(values) > 1:
+        expected = statistics.quantiles(values, n=20, method="inclusive")[18]
+        assert percentile(values, 95) == pytest.approx(expected)
+    assert percentile([], 50) is None
+
+
+def test_torn_last_line_is_skipped(tmp_path: Path) -> None:
+    writer = RunWriter(tmp_path, "main")
+    writer.append(record("a", "passed"))
+    writer.close()
+    with (tmp_path / "cases" / "main.jsonl").open("a") as handle:
+        handle.write('{"eval": "e", "nodeid": "t[b')
+    assert [c.case_id for c in read_cases(tmp_path)] == ["a"]
+
+
+def test_run_layout_and_json_summary(project: Project) -> None:
+    echo_eval(project)
+    result = project.run("--eval-json", "reports/evals.json")
+    result.assert_outcomes(passed=5)
+    run_dir = project.run_dir()
+    assert sorted(p.name for p in run_dir.iterdir()) == ["cases", "run.json", "summary.json"]
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["schema_version"] == 1
+    assert info["models"] == ["gpt-4.1-mini"]
+    copy = json.loads((project.path / "reports" / "evals.json").read_text())
+    assert copy == project.summary()
+    (case, *_) = project.cases()
+    assert case["input"] == [{"role": "user", "content": "q0"}]
+    assert case["output"] == "q0"
+    assert case["usage"]["prompt_tokens"] == 1
+    assert case["cost"] is not None
+    assert case["latency_s"] > 0
+    assert case["nodeid"] == "test_suite.py::test_echo[gpt-4.1-mini-c0]"
+
+
+def test_a_killed_run_keeps_every_finished_case(project: Project) -> None:
+    echo_eval(project, "if case['q'] == 'q3': os.kill(os.getpid(), signal.SIGKILL)")
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
+    assert result.ret == -9
+    run_dir = project.run_dir()
+    assert not (run_dir / "summary.json").exists()
+    assert [c["case_id"] for c in project.cases()] == ["c0", "c1", "c2"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "show", str(run_dir), "--failed"],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "test_suite::test_echo" in shown.stdout
+
+
+def test_ctrl_c_keeps_finished_cases_and_writes_the_summary(project: Project) -> None:
+    echo_eval(project, "if case['q'] == 'q2': os.kill(os.getpid(), signal.SIGINT)")
+    result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
+    assert result.ret == 2
+    result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
+    assert [c["case_id"] for c in project.cases()] == ["c0", "c1"]
+    (row,) = project.summary()["evals"]
+    assert row["cases"] == 2
+
+
+def test_case_result_hook_and_summary_extensions(project: Project) -> None:
+    project.file(
+        "conftest.py",
+        """
+        seen = []
+
+        def pytest_modelopt_case_result(record):
+            seen.append((record.case_id, record.status))
+
+        def pytest_modelopt_summary_columns():
+            return [("chars", lambda row: str(row.completion_tokens * 10))]
+
+        def pytest_modelopt_summary_sections(summary):
+            return [("team notes", f"{len(seen)} cases seen: {sorted(seen)[0]}")]
+        """,
+    )
+    echo_eval(project)
+    result = project.run()
+    result.stdout.fnmatch_lines(
+        [
+            "eval * chars*verdict",
+            "test_suite::test_echo * 50 *",
+            "*- team notes -*",
+            "5 cases seen: ('c0', 'passed')",
+        ]
+    )
+
+
+def test_modelopt_show_lists_failed_cases(project: Project) -> None:
+    project.dataset("d.jsonl", [{"id": "good", "q": "yes"}, {"id": "bad", "q": "no"}])
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        """
+        import pytest
+        from pytest_modelopt import graders
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", threshold=0.5)
+        def test_yes(completion, grade):
+            grade(completion, graders.string_check(reference="yes"))
+        """
+    )
+    project.run()
+    shown = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "show", "latest", "--failed"],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith("test_suite::test_yes") and "50.0%" in line for line in lines)
+    assert "FAILED  test_suite::test_yes [gpt-4.1-mini] case bad" in lines
+    assert "        FAIL string_check: 0 not: 'no' equals 'yes'" in lines
+    assert "        output: no" in lines
+    assert not any("case good" in line for line in lines)
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "show", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "no run 'nope' (a run directory, a run id or 'latest'); recent:" in missing.stderr
