@@ -80,6 +80,10 @@ class Completion:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        text = self.text if len(self.text) <= 80 else self.text[:79] + "…"
+        return f"Completion({text!r}, model={self.model!r})"
+
 
 def parse_json_output(text: str) -> Any:
     stripped = text.strip()
