@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from .config import Price
 
-ENDPOINTS = {"chat": "/chat/completions", "responses": "/responses"}
+ENDPOINTS = {"chat": "/chat/completions", "responses": "/responses", "embeddings": "/embeddings"}
 MAX_RETRY_AFTER = 120.0
 _jitter = random.Random(0x5EED)
 _SECRET_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+)")
@@ -189,7 +189,15 @@ def parse_responses(data: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]],
     return "".join(texts), tool_calls, usage
 
 
-_PARSERS = {"chat": parse_chat, "responses": parse_responses}
+def parse_embeddings(data: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], Usage]:
+    items = data.get("data")
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+        raise ValueError("embeddings response has no data list")
+    raw = data.get("usage") or {}
+    return "", [], Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0))
+
+
+_PARSERS = {"chat": parse_chat, "responses": parse_responses, "embeddings": parse_embeddings}
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -327,6 +335,15 @@ class ModelClient:
         self, model: str, input: Any, *, context: CallContext | None = None, **params: Any
     ) -> Completion:
         return await self.acall("responses", {"model": model, "input": input, **params}, context)
+
+    def embed(
+        self, model: str, texts: list[str], *, context: CallContext | None = None
+    ) -> tuple[list[list[float]], Completion]:
+        """Embedding vectors in input order, and the call (for its usage and cost)."""
+        call = self.call("embeddings", {"model": model, "input": texts}, context)
+        items = sorted(call.response["data"] if call.response else [], key=lambda d: d["index"])
+        vectors = [[float(x) for x in item["embedding"]] for item in items]
+        return vectors, call
 
     def call(
         self, api: str, params: dict[str, Any], context: CallContext | None = None

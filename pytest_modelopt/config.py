@@ -93,6 +93,38 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Per-model price overrides in USD per million tokens (config file only).",
     )
+    judge_model: str | None = Field(
+        default=None,
+        description="Model for LLM judges (score_model, label_model) that name none.",
+        json_schema_extra=_cli("MODEL"),
+    )
+    embedding_model: str = Field(
+        default="text-embedding-3-large",
+        description="Embeddings model for the cosine text_similarity metric.",
+        json_schema_extra=_cli("MODEL"),
+    )
+    graders: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named graders in OpenAI's grader JSON (config file only).",
+    )
+
+    @field_validator("graders")
+    @classmethod
+    def _graders_parse(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from .graders.base import GraderError, from_openai
+
+        for name, data in value.items():
+            try:
+                from_openai({"name": name, **data})
+            except GraderError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        return value
+
+    def named_graders(self) -> dict[str, Any]:
+        """The configured graders, built (names default to their keys)."""
+        from .graders.base import from_openai
+
+        return {name: from_openai({"name": name, **data}) for name, data in self.graders.items()}
 
     @field_validator("models", mode="before")
     @classmethod
@@ -139,7 +171,8 @@ def _format_error(err: ValidationError, where: Mapping[str, str]) -> str:
         return f"{origin}: unknown key {field!r} (known keys: {known})"
     got = first.get("input")
     shown = f" (got {got!r})" if isinstance(got, (str, int, float)) else ""
-    return f"{origin}: {field}: {first['msg']}{shown}"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{origin}: {field}: {message}{shown}"
 
 
 def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
@@ -181,7 +214,7 @@ def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
 
 def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``MODELOPT_*`` variables as setting keys; an unknown one is an error, not a silent no-op."""
-    known = {key.upper(): key for key in config_keys() if key != "prices"}
+    known = {key.upper(): key for key in config_keys() if key not in ("prices", "graders")}
     out: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .client import Completion, ModelCallError, Usage
-from .graders.base import Grade, GraderError
+from .graders.base import Grade, Grader, GraderError, as_grader
 from .prompts import PromptError
 from .records import CaseRecord, ErrorRecord, GradeRecord, Status, UsageRecord
 
@@ -22,7 +22,16 @@ if TYPE_CHECKING:
 
     from .datasets import Case
 
-MARKER_KEYS = ("prompt", "dataset", "threshold", "samples", "name", "models", "schema")
+MARKER_KEYS = (
+    "prompt",
+    "dataset",
+    "threshold",
+    "samples",
+    "name",
+    "models",
+    "schema",
+    "graders",
+)
 
 
 class EvalSpecError(Exception):
@@ -41,6 +50,7 @@ class EvalSpec:
     samples: int = 1
     schema: type[BaseModel] | None = None
     skipped_models: tuple[str, ...] = ()
+    graders: tuple[Grader, ...] = ()
 
     @property
     def pending_reason(self) -> str | None:
@@ -76,6 +86,7 @@ def build_spec(
     selected_models: Sequence[str],
     test_dir: Path,
     rootdir: Path,
+    named_graders: Mapping[str, Grader] | None = None,
 ) -> EvalSpec:
     unknown = sorted(set(kwargs) - set(MARKER_KEYS))
     if unknown:
@@ -103,6 +114,18 @@ def build_spec(
     schema = kwargs.get("schema")
     if schema is not None and not hasattr(schema, "model_validate"):
         raise EvalSpecError(f"schema must be a pydantic model class, got {schema!r}")
+    declared = kwargs.get("graders") or ()
+    if not isinstance(declared, (list, tuple)):
+        declared = (declared,)
+    try:
+        graders = tuple(as_grader(g, named_graders) for g in declared)
+    except GraderError as exc:
+        raise EvalSpecError(str(exc)) from None
+    if graders and prompt is None:
+        raise EvalSpecError(
+            "graders= grade the declared prompt's completion: add prompt=... (or call "
+            "grade() in the test body)"
+        )
     return EvalSpec(
         name=name,
         models=models,
@@ -116,6 +139,7 @@ def build_spec(
         samples=samples,
         schema=schema,
         skipped_models=skipped,
+        graders=graders,
     )
 
 
@@ -185,6 +209,8 @@ class CaseState:
     duration_s: float = 0.0
     assert_reason: str | None = None
     note: str | None = None
+    judge_calls: list[Completion] = field(default_factory=list)
+    declared_completion: Completion | None = None
 
     declared: bool = False
 
@@ -195,10 +221,14 @@ class CaseState:
             self.input, self.output = input, completion.text
             self.declared = self.declared or declared
 
+    def add_judge_call(self, completion: Completion) -> None:
+        self.judge_calls.append(completion)
+
     def record(self) -> CaseRecord:
         usage = sum((c.usage for c in self.calls), Usage())
         costs = [c.cost for c in self.calls]
-        grades = [GradeRecord(**g.model_dump(exclude={"sub_scores"})) for g in self.grades]
+        judge_costs = [c.cost for c in self.judge_calls]
+        grades = [GradeRecord(**g.model_dump()) for g in self.grades]
         if self.status == "failed" and self.assert_reason is not None:
             grades.append(
                 GradeRecord(name="assert", score=0.0, passed=False, reason=self.assert_reason)
@@ -228,6 +258,11 @@ class CaseState:
             calls=len(self.calls),
             duration_s=round(self.duration_s, 6),
             note=self.note,
+            judge_calls=len(self.judge_calls),
+            judge_tokens=sum(c.usage.total_tokens for c in self.judge_calls),
+            judge_cost=(
+                None if any(c is None for c in judge_costs) else sum(c for c in judge_costs if c)
+            ),
         )
 
 

@@ -22,6 +22,7 @@ from .evals import (
     params_for,
 )
 from .graders.base import Grade, as_grader
+from .graders.context import GradingContext, grading
 from .prompts import load_prompt
 from .records import ErrorRecord
 from .reports.terminal import error_lines, failure_lines, table_lines
@@ -118,6 +119,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             selected_models=session.settings.models,
             test_dir=metafunc.definition.path.parent,
             rootdir=config.rootpath,
+            named_graders=session.named_graders,
         )
         cases = None
         if spec.dataset_path is not None:
@@ -199,6 +201,14 @@ def llm(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> Bo
     )
 
 
+@pytest.fixture(autouse=True)
+def _modelopt_declared_completion(request: pytest.FixtureRequest) -> None:
+    """An eval with declared graders needs its completion even if the test never asks."""
+    state = _state(request.node) if isinstance(request.node, pytest.Item) else None
+    if state is not None and state.param.spec.graders:
+        state.declared_completion = request.getfixturevalue("completion")
+
+
 @pytest.fixture
 def model(llm: BoundModel) -> BoundModel:
     """Another name for ``llm``."""
@@ -258,8 +268,10 @@ def grade(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> 
     if state is not None:
         item = state.param.case if state.param.case is not None else request.getfixturevalue("case")
 
+    named = request.config.stash[SESSION].named_graders
+
     def _grade(output: Any, grader: Any, *, name: str | None = None) -> Grade:
-        result = as_grader(grader).grade(output, item)
+        result = as_grader(grader, named).grade(output, item)
         if name:
             result = result.model_copy(update={"name": name})
         if state is None:
@@ -269,6 +281,35 @@ def grade(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> 
         return result
 
     return _grade
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Grade inside a grading context (judge model, client, judge costs on the case);
+    after the test body, apply the eval's declared graders to its completion."""
+    session = item.config.stash[SESSION]
+    state = _state(item)
+    ctx = GradingContext(
+        client=session.client,
+        judge_model=session.settings.judge_model,
+        embedding_model=session.settings.embedding_model,
+        eval=state.param.spec.name if state else None,
+        case_id=state.case_id if state else None,
+        on_judge_call=state.add_judge_call if state else None,
+        no_structured_outputs=session.no_structured_outputs,
+    )
+    with grading(ctx):
+        result = yield
+        if state is not None and state.param.spec.graders:
+            _apply_declared_graders(state)
+    return result
+
+
+def _apply_declared_graders(state: CaseState) -> None:
+    completion = state.declared_completion
+    case_item = state.param.case if state.param.case is not None else {}
+    for grader in state.param.spec.graders:
+        state.grades.append(grader.grade(completion, case_item))
 
 
 # -- outcomes -------------------------------------------------------------------------

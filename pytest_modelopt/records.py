@@ -43,6 +43,7 @@ class GradeRecord(_Record):
     passed: bool
     reason: str = ""
     error: str | None = None
+    sub_scores: dict[str, float] = Field(default_factory=dict)
 
 
 class ErrorRecord(_Record):
@@ -79,6 +80,9 @@ class CaseRecord(_Record):
     calls: int = 0
     duration_s: float = 0.0
     note: str | None = None
+    judge_calls: int = 0
+    judge_tokens: int = 0
+    judge_cost: float | None = None
     finished_at: float = Field(default_factory=time.time)
 
     @property
@@ -123,6 +127,8 @@ class EvalSummary(_Record):
     threshold: float | None
     verdict: Verdict
     note: str | None = None
+    judge_calls: int = 0
+    judge_cost: float | None = None
 
 
 class RunSummary(_Record):

@@ -51,6 +51,8 @@ class EvalSession:
         self._writer: RunWriter | None = None
         self.summary: RunSummary | None = None
         self.finish_error: str | None = None
+        self.named_graders = settings.named_graders()
+        self.no_structured_outputs: set[str] = set()  # judge models that refused them
 
     @property
     def runs_dir(self) -> Path:

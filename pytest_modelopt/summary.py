@@ -44,6 +44,12 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
     latencies = [r.latency_s for r in records if r.latency_s is not None and r.calls]
     costs = [r.cost for r in records if r.calls]
     pass_rate = mean(case_rates)
+    judged = [r for r in records if r.judge_calls]
+    judge_cost = (
+        None
+        if any(r.judge_cost is None for r in judged)
+        else sum(r.judge_cost or 0 for r in judged)
+    )
     thresholds = {r.threshold for r in records}
     threshold = max((t for t in thresholds if t is not None), default=None)
     passed = sum(case_rates)
@@ -67,6 +73,8 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         threshold=threshold,
         verdict=_verdict(pass_rate, threshold, len(records), pending, errors),
         note=next((r.note for r in records if r.status == "pending" and r.note), None),
+        judge_calls=sum(r.judge_calls for r in records),
+        judge_cost=judge_cost if judged else None,
     )
 
 

@@ -67,7 +67,7 @@ def test_modelopt_yaml(tmp_path: Path) -> None:
         ),
         ({}, {"MODELOPT_MODLES": "a"}, {}, "environment: unknown variable MODELOPT_MODLES"),
         ({}, {}, {"max_retries": "many"}, "--eval-max-retries: max_retries: Input should be"),
-        ({}, {}, {"models": "a,a"}, "--eval-models: models: Value error, model 'a' is listed"),
+        ({}, {}, {"models": "a,a"}, "--eval-models: models: model 'a' is listed twice"),
         (
             {"pyproject.toml": "[tool.modelopt]\n", "modelopt.yaml": "models: [a]\n"},
             {},

@@ -100,7 +100,14 @@ def test_plain_assert_is_a_grade(project: Project) -> None:
     assert result.ret == 0
     cases = {c["case_id"]: c for c in project.cases()}
     assert cases["t1"]["grades"] == [
-        {"name": "assert", "score": 1.0, "passed": True, "reason": "", "error": None}
+        {
+            "name": "assert",
+            "score": 1.0,
+            "passed": True,
+            "reason": "",
+            "error": None,
+            "sub_scores": {},
+        }
     ]
     failed = cases["t2"]["grades"][0]
     assert failed["name"] == "assert"

@@ -3,25 +3,28 @@
 Graders speak OpenAI's grader vocabulary and run locally. Templates inside a grader use
 OpenAI's namespaces: ``{{ item.<field> }}`` for the case and ``{{ sample.output_text }}``,
 ``{{ sample.output_json }}``, ``{{ sample.output_tools }}`` for the model's output.
+Every grader is a frozen pydantic model whose fields are OpenAI's JSON fields, so
+``to_openai()`` / ``from_openai()`` round-trip exactly.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_INPUT = "{{ sample.output_text }}"
 
 _env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_registry: dict[str, type[Grader]] = {}
 
 
 class GraderError(Exception):
-    """The grader could not grade (bad template, judge failure...): an *error*, not a fail."""
+    """The grader could not grade (bad definition, judge failure...): an *error*, not a fail."""
 
 
 class Grade(BaseModel):
@@ -46,17 +49,66 @@ class Grader(BaseModel):
 
     type: str
     name: str = ""
+    registered: ClassVar[bool] = True  # found by from_openai() under its ``type``
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        default = cls.model_fields["type"].default
+        if cls.registered and isinstance(default, str):
+            _registry[default] = cls
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_type(cls, data: Any) -> Any:
+        """OpenAI requires a name; an unnamed grader is named after its type."""
+        if isinstance(data, dict) and not data.get("name"):
+            default = cls.model_fields["type"].default
+            if isinstance(default, str):
+                return {**data, "name": default}
+        return data
+
+    @classmethod
+    def from_openai_data(cls, data: Mapping[str, Any]) -> Grader:
+        """Build from JSON; a bad field is a GraderError naming the grader and the field."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "grader"
+            name = data.get("name") or data.get("type")
+            raise GraderError(f"grader {name!r}: {where}: {first['msg']}") from None
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
         raise NotImplementedError
 
     def to_openai(self) -> dict[str, Any]:
-        """This grader as OpenAI grader JSON."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """This grader as OpenAI grader JSON (``name`` always set)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["name"] = self.label
+        return data
 
     @property
     def label(self) -> str:
         return self.name or self.type
+
+    def _grade(self, score: float, passed: bool, reason: str = "", **extra: Any) -> Grade:
+        return Grade(name=self.label, score=score, passed=passed, reason=reason, **extra)
+
+
+def grader_types() -> list[str]:
+    return sorted(_registry)
+
+
+def from_openai(data: Mapping[str, Any]) -> Grader:
+    """A grader from OpenAI grader JSON (or one of this package's local types)."""
+    if not isinstance(data, Mapping):
+        raise GraderError(f"a grader must be a mapping with a 'type', got {type(data).__name__}")
+    kind = data.get("type")
+    cls = _registry.get(str(kind))
+    if cls is None:
+        known = ", ".join(grader_types())
+        raise GraderError(f"unknown grader type {kind!r} (known: {known})")
+    return cls.from_openai_data(data)
 
 
 def sample_namespace(sample: Any) -> dict[str, Any]:
@@ -108,11 +160,20 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
+def check_pass_threshold(value: float | None, low: float, high: float, grader: str) -> None:
+    if value is not None and not low <= value <= high:
+        raise GraderError(
+            f"grader {grader!r}: pass_threshold {value} is outside the score range "
+            f"[{low:g}, {high:g}]"
+        )
+
+
 class FunctionGrader(Grader):
     """Any plain callable ``fn(sample, item)`` returning a Grade, a bool or a score in [0, 1]."""
 
+    registered: ClassVar[bool] = False
     type: str = "function"
-    fn: Any = None
+    fn: Callable[..., Any]
     pass_threshold: float = 1.0
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
@@ -120,24 +181,44 @@ class FunctionGrader(Grader):
         if isinstance(value, Grade):
             return value
         if isinstance(value, bool):
-            return Grade(name=self.label, score=float(value), passed=value)
+            return self._grade(float(value), value)
         if isinstance(value, (int, float)):
             score = float(value)
-            return Grade(name=self.label, score=score, passed=score >= self.pass_threshold)
+            return self._grade(score, score >= self.pass_threshold)
         raise GraderError(
             f"grader {self.label!r} returned {type(value).__name__}; return a bool, a number "
             "or a Grade"
         )
 
     def to_openai(self) -> dict[str, Any]:
-        raise GraderError(f"grader {self.label!r} is a Python function and has no OpenAI JSON form")
+        raise GraderError(
+            f"grader {self.label!r} is a Python function and has no OpenAI JSON form; "
+            "use graders.python(source=...) for a grader OpenAI can run"
+        )
 
 
-def as_grader(grader: Any) -> Grader:
-    """A Grader as it is; a plain function wrapped so it grades like one."""
+def function(fn: Callable[..., Any], *, name: str = "", pass_threshold: float = 1.0) -> Grader:
+    """Wrap ``fn(sample, item)`` (returning a bool, a score or a Grade) as a grader."""
+    label = name or getattr(fn, "__name__", "function")
+    return FunctionGrader(
+        fn=fn, name="function" if label == "<lambda>" else label, pass_threshold=pass_threshold
+    )
+
+
+GraderLike = Grader | Callable[..., Any] | Mapping[str, Any] | str
+
+
+def as_grader(grader: Any, named: Mapping[str, Grader] | None = None) -> Grader:
+    """A Grader from a grader, a function, OpenAI JSON, or the name of a configured grader."""
     if isinstance(grader, Grader):
         return grader
+    if isinstance(grader, str):
+        if named and grader in named:
+            return named[grader]
+        known = ", ".join(sorted(named or {})) or "none configured"
+        raise GraderError(f"no grader named {grader!r} in [tool.modelopt.graders] (known: {known})")
+    if isinstance(grader, Mapping):
+        return from_openai(grader)
     if callable(grader):
-        name = getattr(grader, "__name__", "function")
-        return FunctionGrader(fn=grader, name="function" if name == "<lambda>" else name)
+        return function(grader)
     raise GraderError(f"{grader!r} is not a grader: pass a graders.* object or a function")

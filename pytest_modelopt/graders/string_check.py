@@ -41,16 +41,7 @@ class StringCheck(Grader):
             if ok
             else f"not: {_short(got)} {verb} {_short(ref)}"
         )
-        return Grade(name=self.label, score=1.0 if ok else 0.0, passed=ok, reason=reason)
-
-    def to_openai(self) -> dict[str, Any]:
-        return {
-            "type": "string_check",
-            "name": self.label,
-            "input": self.input,
-            "reference": self.reference,
-            "operation": self.operation,
-        }
+        return self._grade(1.0 if ok else 0.0, ok, reason)
 
 
 def _short(text: str, limit: int = 80) -> str:

@@ -61,12 +61,26 @@ COLUMNS: list[Column] = [
 ]
 
 
+JUDGE_COLUMN: Column = ("judge cost", lambda r: _cost(r.judge_cost) if r.judge_calls else "-")
+
+
 def table_lines(rows: Sequence[EvalSummary], extra: Sequence[Column] = ()) -> list[str]:
-    columns = [*COLUMNS[:-1], *extra, COLUMNS[-1]]
+    judges = [JUDGE_COLUMN] if any(r.judge_calls for r in rows) else []
+    columns = [*COLUMNS[:-3], *judges, *COLUMNS[-3:-1], *extra, COLUMNS[-1]]
     cells = [[header for header, _ in columns]]
     cells += [[fn(row) for _, fn in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    numeric = {"cases", "pass rate", "score", "errors", "tokens", "cost", "p50", "p95"}
+    numeric = {
+        "cases",
+        "pass rate",
+        "score",
+        "errors",
+        "tokens",
+        "cost",
+        "judge cost",
+        "p50",
+        "p95",
+    }
     out = []
     for index, line in enumerate(cells):
         parts = [

@@ -292,6 +292,8 @@ class FakeOpenAI:
         self.latency: float = latency
         #: Models that exist; None means every model exists.
         self.known_models: set[str] | None = None if known_models is None else set(known_models)
+        #: False makes json_schema response formats a 400, as on servers without them.
+        self.structured_outputs = True
         #: When True, a request without ``Authorization: Bearer <key>`` gets a 401.
         self.require_key: bool = require_key
         self._host = host
@@ -463,6 +465,7 @@ class FakeOpenAI:
             latency, known, require_key = self._initial
             self.latency = latency
             self.known_models = None if known is None else set(known)
+            self.structured_outputs = True
             self.require_key = require_key
 
     @property
@@ -540,6 +543,19 @@ class FakeOpenAI:
                 "invalid_request_error",
                 "unsupported_parameter",
                 "stream",
+            )
+        response_format = body.get("response_format")
+        if (
+            not self.structured_outputs
+            and isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+        ):
+            return _error(
+                400,
+                "response_format of type json_schema is not supported by this server.",
+                "invalid_request_error",
+                "unsupported_parameter",
+                "response_format",
             )
         if endpoint == "chat" and not isinstance(body.get("messages"), list):
             return _error(

@@ -1,0 +1,59 @@
+"""``python``: OpenAI's ``grade(sample, item) -> float`` source, run in a subprocess.
+
+Source may come from config files or datasets, so it never runs in the test process: a
+child Python in isolated mode, with a timeout and a memory limit, and no secrets in its
+environment (see ``python_source.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from .base import Grade, Grader, GraderError, sample_namespace
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class Python(Grader):
+    """Passes when the returned score reaches ``pass_threshold`` (default 1.0)."""
+
+    type: Literal["python"] = "python"
+    source: str
+    pass_threshold: float | None = None
+    image_tag: str | None = None
+    timeout: float = Field(default=120.0, gt=0, exclude=True)
+
+    @model_validator(mode="after")
+    def _source_defines_grade(self) -> Python:
+        from .python_source import PythonGraderError, check_source
+
+        try:
+            check_source(self.source, name=self.label)
+        except PythonGraderError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    @classmethod
+    def from_openai_data(cls, data: Mapping[str, Any]) -> Grader:
+        from .local import local_from_python_source
+
+        local = local_from_python_source(str(data.get("source", "")))
+        return local if local is not None else super().from_openai_data(data)
+
+    def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
+        from .python_source import PythonGraderError, run_grade
+
+        ns = sample_namespace(sample)
+        ns.setdefault("choices", [])
+        try:
+            score = run_grade(
+                self.source, ns, dict(item or {}), name=self.label, timeout=self.timeout
+            )
+        except PythonGraderError as exc:
+            raise GraderError(str(exc)) from None
+        threshold = 1.0 if self.pass_threshold is None else self.pass_threshold
+        passed = score >= threshold
+        return self._grade(score, passed, f"grade() returned {score:g}")
