@@ -346,8 +346,14 @@ class ModelClient:
         return vectors, call
 
     def call(
-        self, api: str, params: dict[str, Any], context: CallContext | None = None
+        self,
+        api: str,
+        params: dict[str, Any],
+        context: CallContext | None = None,
+        *,
+        retries: int | None = None,
     ) -> Completion:
+        """One call, retried up to ``retries`` (default: the client's max_retries) times."""
         body, context = self._prepare(api, params, context)
         attempt = 0
         client = self._sync_client()
@@ -363,7 +369,7 @@ class ModelClient:
                 data = json.loads(response.content)
                 return self._finish(api, body, data, time.perf_counter() - started)
             except Exception as exc:
-                delay = self._retry_delay(exc, attempt, context)
+                delay = self._retry_delay(exc, attempt, context, retries)
             time.sleep(delay)
             attempt += 1
 
@@ -415,11 +421,14 @@ class ModelClient:
             )
         return body, context
 
-    def _retry_delay(self, exc: Exception, attempt: int, context: CallContext) -> float:
+    def _retry_delay(
+        self, exc: Exception, attempt: int, context: CallContext, retries: int | None = None
+    ) -> float:
         if isinstance(exc, ModelCallError):
             raise exc
         failure = classify(exc)
-        if not failure.retryable or attempt >= self.max_retries:
+        limit = self.max_retries if retries is None else retries
+        if not failure.retryable or attempt >= limit:
             tries = f" (after {attempt + 1} attempts)" if attempt else ""
             raise ModelCallError(
                 failure.kind,

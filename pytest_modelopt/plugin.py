@@ -296,7 +296,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         eval=state.param.spec.name if state else None,
         case_id=state.case_id if state else None,
         on_judge_call=state.add_judge_call if state else None,
-        no_structured_outputs=session.no_structured_outputs,
+        structured_output_level=session.structured_output_level,
     )
     with grading(ctx):
         result = yield

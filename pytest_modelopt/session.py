@@ -52,7 +52,7 @@ class EvalSession:
         self.summary: RunSummary | None = None
         self.finish_error: str | None = None
         self.named_graders = settings.named_graders()
-        self.no_structured_outputs: set[str] = set()  # judge models that refused them
+        self.structured_output_level: dict[str, int] = {}  # shared by every case's judges
 
     @property
     def runs_dir(self) -> Path:

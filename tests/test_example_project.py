@@ -26,12 +26,12 @@ def example(pytester: pytest.Pytester, server: FakeOpenAI) -> Path:
     return pytester.path
 
 
-def test_example_has_44_tickets_and_three_evals(example: Path, pytester: pytest.Pytester) -> None:
+def test_example_has_44_tickets_and_four_evals(example: Path, pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(
         [
             "tests/test_triage.py::test_category[[]smollm2-135m-instruct-t01[]]",
-            "*132 tests collected*",
+            "*176 tests collected*",
         ]
     )
 
@@ -48,4 +48,5 @@ def test_example_runs_end_to_end(example: Path, pytester: pytest.Pytester) -> No
     assert evals["test_triage::test_category"]["passed"] == category
     assert evals["test_triage::test_order_id"]["pass_rate"] == 1.0  # "...or none." is echoed
     assert all(e["errors"] == 0 and e["cases"] == 44 for e in evals.values())
+    assert evals["test_triage::test_reply"]["judge_calls"] == 44  # the "polite" judge
     assert result.ret == (0 if category / 44 >= 0.25 else 1)

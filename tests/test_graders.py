@@ -267,17 +267,36 @@ def test_score_model_uses_structured_outputs(server: FakeOpenAI, judging: Gradin
     assert len(judging.calls) == 1  # type: ignore[attr-defined]
 
 
+def test_judge_uses_json_object_schema_where_json_schema_is_refused_with_a_500(
+    server: FakeOpenAI, judging: GradingContext
+) -> None:
+    server.response_formats = {"json_object"}  # what llama.cpp's server accepts
+    server.response_format_status = 500
+    server.reply('{"explanation": "fine", "label": "yes"}')
+    with grading(judging):
+        grade = graders.label_model(
+            "ok? {{ sample.output_text }}", labels=["yes", "no"], passing_labels=["yes"]
+        ).grade("ok", {})
+    assert grade.passed
+    formats = [r.body.get("response_format") for r in server.requests]
+    assert formats[0]["type"] == "json_schema"
+    assert formats[1]["type"] == "json_object"
+    assert formats[1]["schema"]["properties"]["label"]["enum"] == ["yes", "no"]
+    assert len(formats) == 2  # the refused format was probed once, not retried
+
+
 def test_judge_falls_back_to_a_plain_request_and_parses_text(
     server: FakeOpenAI, judging: GradingContext
 ) -> None:
-    server.structured_outputs = False
+    server.response_formats = set()
     server.reply("Score: 3. The reply is curt.")
     with grading(judging):
         grade = graders.score_model("Rate {{ sample.output_text }}", range=(1, 5)).grade("ok", {})
         graders.score_model("Again {{ sample.output_text }}", range=(1, 5)).grade("ok", {})
     assert (grade.sub_scores["raw"], grade.passed) == (3.0, True)
-    bodies = [r.body for r in server.requests]
-    assert ["response_format" in b for b in bodies] == [True, False, False]
+    formats = [r.body.get("response_format", {}).get("type") for r in server.requests]
+    # json_schema refused -> json_object + schema refused too -> plain, remembered for model
+    assert formats == ["json_schema", "json_object", None, None]
 
 
 @pytest.mark.parametrize(

@@ -205,11 +205,13 @@ def test_invalid_results_are_errors(returns: str, expected: str) -> None:
     assert caught.value.kind == "result"
 
 
+SPIN = "def grade(sample, item):\n    while True:\n        pass\n"
+
+
 def test_infinite_loop_times_out() -> None:
     started = time.monotonic()
     with pytest.raises(PythonGraderError, match=r"^python grader 'spin': timed out after 1\.0s$"):
-        run_grade("def grade(sample, item):\n    while True:\n        pass\n", sample(), {},
-                  name="spin", timeout=1)  # fmt: skip
+        run_grade(SPIN, sample(), {}, name="spin", timeout=1)
     assert time.monotonic() - started < 2.0
 
 
@@ -234,6 +236,33 @@ def test_non_json_data_is_converted() -> None:
         "path": Path("x.txt"),
     }
     assert run_grade(grader, sample(), item) == 1.0
+
+
+def test_large_unicode_and_odd_data_cross_the_process_boundary() -> None:
+    grader = src(
+        """\
+        import math
+        def grade(sample, item):
+            if item.get("boom"):
+                raise ValueError("ünïcode ✓ " + sample["output_text"][:1])
+            assert math.isnan(item["nan"]) and item["text"] == "a\\ud800b"
+            return float(len(sample["output_text"]))
+        """
+    )
+    big = "é" * 2_000_000  # far beyond a pipe buffer
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    item = {"nan": float("nan"), "text": "a\ud800b"}
+    results = run_many(
+        grader,
+        [(sample(big), item), (sample("ö"), {"boom": True}), (sample(), {"deep": deep})],
+    )
+    assert results[0] == 2_000_000.0
+    assert isinstance(results[1], PythonGraderError)
+    assert "raised ValueError: ünïcode ✓ ö (line 4)" in str(results[1])
+    assert isinstance(results[2], PythonGraderError)
+    assert results[2].kind == "data"
 
 
 def test_run_many_mixes_good_and_bad_pairs() -> None:

@@ -27,7 +27,8 @@ class GradingContext:
     eval: str | None = None
     case_id: str | None = None
     on_judge_call: Callable[[Completion], None] | None = None
-    no_structured_outputs: set[str] = field(default_factory=set)
+    # per judge model: how far down judges.FORMATS its server's answers took us
+    structured_output_level: dict[str, int] = field(default_factory=dict)
 
     def get_client(self) -> ModelClient:
         if self.client is None:

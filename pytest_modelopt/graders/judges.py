@@ -97,27 +97,54 @@ class _Judge(Grader):
                 f"grader {self.label!r} has no judge model: set judge_model in [tool.modelopt] "
                 "(or --eval-judge-model), or pass model=..."
             )
-        body: dict[str, Any] = {"model": model, "messages": messages, **params}
-        if model not in ctx.no_structured_outputs:
-            body["response_format"] = {
+        client = ctx.get_client()
+        call_context = ctx.call_context("/chat/completions", model)
+        level = ctx.structured_output_level.get(model, 0)
+        while True:
+            body: dict[str, Any] = {"model": model, "messages": messages, **params}
+            body.update(_response_format(FORMATS[level], schema))
+            last = level == len(FORMATS) - 1
+            try:
+                # A format the server may not know is probed once, without retries.
+                call = client.call("chat", body, call_context, retries=None if last else 0)
+                break
+            except ModelCallError as exc:
+                if not last and _rejects_format(exc):
+                    level += 1
+                    ctx.structured_output_level[model] = level
+                    continue
+                if not last and exc.kind in ("rate_limit", "server", "timeout", "connection"):
+                    try:
+                        call = client.call("chat", body, call_context)
+                        break
+                    except ModelCallError as again:
+                        exc = again
+                raise GraderError(f"judge {self.label!r} ({model}) failed: {exc}") from None
+        ctx.judged(call)
+        return call.text
+
+
+# Structured outputs, best first: OpenAI's json_schema; the json_object + schema form that
+# llama.cpp and others constrain decoding with; then a plain request and a robust parse.
+FORMATS = ("json_schema", "json_object_schema", "none")
+
+
+def _response_format(kind: str, schema: dict[str, Any]) -> dict[str, Any]:
+    if kind == "json_schema":
+        return {
+            "response_format": {
                 "type": "json_schema",
                 "json_schema": {"name": "grade", "strict": True, "schema": schema},
             }
-        client = ctx.get_client()
-        call_context = ctx.call_context("/chat/completions", model)
-        try:
-            call = client.call("chat", body, call_context)
-        except ModelCallError as exc:
-            if exc.kind != "bad_request" or "response_format" not in body:
-                raise GraderError(f"judge {self.label!r} ({model}) failed: {exc}") from None
-            ctx.no_structured_outputs.add(model)
-            body.pop("response_format")
-            try:
-                call = client.call("chat", body, call_context)
-            except ModelCallError as again:
-                raise GraderError(f"judge {self.label!r} ({model}) failed: {again}") from None
-        ctx.judged(call)
-        return call.text
+        }
+    if kind == "json_object_schema":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    return {}
+
+
+def _rejects_format(exc: ModelCallError) -> bool:
+    """A 4xx, or a 5xx that names response_format (some servers answer 500 to it)."""
+    return exc.kind == "bad_request" or (exc.kind == "server" and "response_format" in exc.message)
 
 
 class ScoreModel(_Judge):

@@ -20,7 +20,7 @@ What the child gets, and why:
   writer cannot fill the disk) and no core dumps. Limits the platform lacks are skipped.
 * A wall-clock ``timeout`` per grade (OpenAI's limit is 2 minutes); on expiry the child's
   whole process group is killed, so processes the grader started die with it.
-* Its own stdout/stdin are the JSON protocol; the grader's ``print()`` goes to stderr
+* Its own stdin/stdout carry the protocol; the grader's ``print()`` goes to stderr
   and ``input()`` reads ``/dev/null``, so grader output cannot forge a reply.
 
 What is *not* enforced: **network access** (no portable unprivileged way to cut it) and
@@ -37,6 +37,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import marshal
 import math
 import os
 import signal
@@ -234,7 +235,7 @@ class _ChildDied(Exception):
 
 
 class _Child:
-    """One grader process speaking line-delimited JSON over its stdin/stdout."""
+    """One grader process: marshal frames in on its stdin, JSON lines out on its stdout."""
 
     def __init__(self, name: str, timeout: float, memory_mb: int, calls: int) -> None:
         self.name = name
@@ -245,7 +246,9 @@ class _Child:
         self._dir = tempfile.TemporaryDirectory(
             prefix="modelopt-pygrader-", ignore_cleanup_errors=True
         )
-        self._stderr: IO[bytes] = tempfile.TemporaryFile()
+        # Lives as long as the child (closed in close()); a file, not a pipe, so a chatty
+        # grader can never block on a full stderr pipe.
+        self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
 
     def start(self, source: str) -> None:
         work = self._dir.name
@@ -273,7 +276,7 @@ class _Child:
         except OSError as exc:
             reason = f"could not start {sys.executable!r}: {exc}"
             raise _ChildDied(self._error(reason, "crash"), reason) from None
-        header = json.dumps({"source": source}).encode("ascii") + b"\n"
+        header = _frame({"source": source})
         reply = self._call(header, _STARTUP_SECONDS, "did not start within")
         if reply.get("ready") is not True:
             error = self._reply_error(reply)
@@ -283,15 +286,20 @@ class _Child:
         self, sample: Mapping[str, Any], item: Mapping[str, Any]
     ) -> float | PythonGraderError:
         try:
-            request = json.dumps({"sample": dict(sample), "item": dict(item)}, default=_jsonable)
+            # JSON round trip: the grader sees exactly what OpenAI would send it.
+            text = json.dumps({"sample": dict(sample), "item": dict(item)}, default=_jsonable)
+            request = _frame(json.loads(text))
         except (TypeError, ValueError, RecursionError) as exc:
             return self._error(f"sample/item is not JSON-serialisable: {exc}", "data")
-        reply = self._call(request.encode("ascii") + b"\n", self.timeout, "timed out after")
-        score = reply.get("score")
+        reply = self._call(request, self.timeout, "timed out after")
         if "score" in reply:
-            if isinstance(score, (int, float)) and not isinstance(score, bool):
-                if math.isfinite(score):
-                    return float(score)
+            score = reply["score"]
+            if (
+                isinstance(score, (int, float))
+                and not isinstance(score, bool)
+                and math.isfinite(score)
+            ):
+                return float(score)
             return self._error(f"grader process sent a malformed score {score!r}", "crash")
         return self._reply_error(reply)
 
@@ -417,6 +425,15 @@ class _Child:
         self._dir.cleanup()
 
 
+def _frame(message: dict[str, Any]) -> bytes:
+    """Length-prefixed marshal: plain JSON data, loadable in the child without importing json.
+
+    marshal only ever flows parent -> child (trusted data); replies come back as JSON.
+    """
+    body = marshal.dumps(message)
+    return len(body).to_bytes(8, "big") + body
+
+
 def _jsonable(value: object) -> object:
     """JSON fallback: mappings and sets keep their shape, anything else becomes str()."""
     if isinstance(value, Mapping):
@@ -427,9 +444,11 @@ def _jsonable(value: object) -> object:
 
 
 # The child's program. Runs under ``python -I -c`` with argv: memory bytes (0 = no limit),
-# CPU seconds, max file bytes. Protocol: one JSON line in with the source, ``{"ready":
-# true}`` out; then per pair ``{"sample", "item"}`` in and ``{"score"}`` or ``{"error",
-# "message", "line", "code", "tail"}`` out. Must stay valid on Python 3.10.
+# CPU seconds, max file bytes. Protocol: in, length-prefixed marshal frames (``{"source"}``
+# then one ``{"sample", "item"}`` per pair); out, one JSON line per frame (``{"ready":
+# true}``, then ``{"score"}`` or ``{"error", "message", "line", "code", "tail"}``). It avoids
+# importing json/re/traceback on the happy path: that halves a cold start (~35 -> ~20 ms).
+# Must stay valid on Python 3.10.
 _RUNNER = r"""
 import os, sys
 
@@ -459,7 +478,12 @@ def _limit():
 
 _limit()
 
-import builtins, json, linecache, math, numbers, traceback
+import builtins, marshal, math, numbers
+
+try:
+    from _json import encode_basestring_ascii as _quote
+except ImportError:
+    from json.encoder import encode_basestring_ascii as _quote
 
 _IN = os.fdopen(os.dup(0), "rb")
 _OUT = os.fdopen(os.dup(1), "wb")
@@ -471,11 +495,33 @@ os.close(_null)
 FILE = "<grader>"
 MEM_MB = int(sys.argv[1]) // (1024 * 1024)
 LINES = []
+SOURCE = ""
+
+
+def _encode(value):
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, float):
+        return repr(value)  # always finite here
+    return str(int(value))
 
 
 def send(obj):
-    _OUT.write(json.dumps(obj).encode("ascii") + b"\n")
+    body = ",".join(_quote(k) + ":" + _encode(v) for k, v in obj.items())
+    _OUT.write(("{" + body + "}\n").encode("ascii"))
     _OUT.flush()
+
+
+def receive():
+    size = _IN.read(8)
+    if len(size) < 8:
+        return None
+    body = _IN.read(int.from_bytes(size, "big"))
+    return marshal.loads(body)
 
 
 def short(value, limit=120):
@@ -506,6 +552,8 @@ def describe(exc, where):
                 line = number
         walk = walk.tb_next
     try:
+        import linecache, traceback
+        linecache.cache[FILE] = (len(SOURCE), None, [x + "\n" for x in LINES], FILE)
         tail = "".join(traceback.format_exception(type(exc), exc, tb))
         tail = "\n".join(tail.rstrip().splitlines()[-12:])[-4000:]
     except BaseException:
@@ -570,13 +618,12 @@ def grade_one(code, sample, item):
 
 
 def main():
-    global LINES
-    header = _IN.readline()
-    if not header:
+    global LINES, SOURCE
+    header = receive()
+    if header is None:
         return
-    source = json.loads(header)["source"]
+    source = SOURCE = header["source"]
     LINES = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    linecache.cache[FILE] = (len(source), None, [x + "\n" for x in LINES], FILE)
     try:
         code = compile(source, FILE, "exec", dont_inherit=True)
     except BaseException as exc:
@@ -584,10 +631,9 @@ def main():
         return
     send({"ready": True})
     while True:
-        raw = _IN.readline()
-        if not raw:
+        request = receive()
+        if request is None:
             return
-        request = json.loads(raw)
         try:
             reply = grade_one(code, request["sample"], request["item"])
         except BaseException as exc:

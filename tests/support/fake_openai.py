@@ -292,8 +292,10 @@ class FakeOpenAI:
         self.latency: float = latency
         #: Models that exist; None means every model exists.
         self.known_models: set[str] | None = None if known_models is None else set(known_models)
-        #: False makes json_schema response formats a 400, as on servers without them.
-        self.structured_outputs = True
+        #: The response_format types accepted (None: all). {"json_object"} acts like
+        #: llama.cpp's server, which also answers with ``response_format_status`` 500.
+        self.response_formats: set[str] | None = None
+        self.response_format_status = 400
         #: When True, a request without ``Authorization: Bearer <key>`` gets a 401.
         self.require_key: bool = require_key
         self._host = host
@@ -465,7 +467,8 @@ class FakeOpenAI:
             latency, known, require_key = self._initial
             self.latency = latency
             self.known_models = None if known is None else set(known)
-            self.structured_outputs = True
+            self.response_formats = None
+            self.response_format_status = 400
             self.require_key = require_key
 
     @property
@@ -546,13 +549,13 @@ class FakeOpenAI:
             )
         response_format = body.get("response_format")
         if (
-            not self.structured_outputs
+            self.response_formats is not None
             and isinstance(response_format, dict)
-            and response_format.get("type") == "json_schema"
+            and response_format.get("type", "text") not in {"text", *self.response_formats}
         ):
             return _error(
-                400,
-                "response_format of type json_schema is not supported by this server.",
+                self.response_format_status,
+                f"response_format of type {response_format.get('type')} is not supported.",
                 "invalid_request_error",
                 "unsupported_parameter",
                 "response_format",
