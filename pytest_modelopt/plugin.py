@@ -25,7 +25,7 @@ from .graders.base import Grade, as_grader
 from .graders.context import GradingContext, grading
 from .prompts import load_prompt
 from .records import ErrorRecord
-from .reports.terminal import error_lines, failure_lines, table_lines
+from .reports.terminal import error_lines, failure_lines, grader_lines, table_lines
 from .session import EvalSession
 from .summary import failing_evals
 
@@ -447,6 +447,12 @@ def pytest_terminal_summary(
     tr.write_sep("=", "modelopt: evals")
     for line in table_lines(summary.evals, extra):
         tr.write_line(line)
+    by_grader = grader_lines(summary.evals)
+    if by_grader:
+        tr.write_line("")
+        tr.write_line("graders:")
+        for line in by_grader:
+            tr.write_line(f"  {line}")
     errors = error_lines(summary)
     if errors:
         tr.write_line("")

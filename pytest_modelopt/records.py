@@ -105,6 +105,16 @@ class RunInfo(_Record):
     git_commit: str | None = None
 
 
+class GraderSummary(_Record):
+    """How one grader (by name) did within one eval on one model, over graded samples."""
+
+    name: str
+    graded: int
+    passed: int
+    pass_rate: float
+    mean_score: float
+
+
 class EvalSummary(_Record):
     """One row of the summary table: one eval on one model."""
 
@@ -129,6 +139,7 @@ class EvalSummary(_Record):
     note: str | None = None
     judge_calls: int = 0
     judge_cost: float | None = None
+    graders: list[GraderSummary] = Field(default_factory=list)
 
 
 class RunSummary(_Record):

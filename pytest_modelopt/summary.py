@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .records import (
     CaseRecord,
     EvalSummary,
+    GraderSummary,
     RunInfo,
     RunSummary,
     Verdict,
@@ -75,7 +76,26 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         note=next((r.note for r in records if r.status == "pending" and r.note), None),
         judge_calls=sum(r.judge_calls for r in records),
         judge_cost=judge_cost if judged else None,
+        graders=_by_grader(records),
     )
+
+
+def _by_grader(records: list[CaseRecord]) -> list[GraderSummary]:
+    grades: dict[str, list[tuple[bool, float]]] = defaultdict(list)
+    for record in records:
+        if record.status in ("passed", "failed"):
+            for grade in record.grades:
+                grades[grade.name].append((grade.passed, grade.score))
+    return [
+        GraderSummary(
+            name=name,
+            graded=len(results),
+            passed=sum(ok for ok, _ in results),
+            pass_rate=sum(ok for ok, _ in results) / len(results),
+            mean_score=sum(score for _, score in results) / len(results),
+        )
+        for name, results in grades.items()
+    ]
 
 
 def _verdict(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import textwrap
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 pytest_plugins = ["pytester"]
+
+# pytester's in-process runs forget modules first imported inside them, and a C extension
+# such as numpy (pulled in by rouge-score and nltk) cannot be imported twice in a process:
+# load them once here, before any inner run.
+for _module in ("numpy", "rouge_score.rouge_scorer", "nltk"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_module)
 
 TEST_KEY = "sk-test-SECRET-0123456789abcdef"
 

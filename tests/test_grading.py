@@ -143,6 +143,20 @@ def test_declared_and_configured_graders(
     assert [(g["name"], g["passed"]) for g in declared] == [("has_number", True), ("length", True)]
     assert not cases[("test_suite::test_declared", "fail")]["grades"][0]["passed"]
     assert cases[("test_suite::test_named", "pass")]["grades"][0]["name"] == "number"
+    rows = {r["eval"]: r for r in project.summary()["evals"]}
+    assert [
+        (g["name"], g["passed"], g["graded"]) for g in rows["test_suite::test_declared"]["graders"]
+    ] == [
+        ("has_number", 1, 2),
+        ("length", 2, 2),
+    ]
+    result.stdout.fnmatch_lines(
+        [
+            "graders:",
+            "  test_suite::test_declared [[]gpt-4.1-mini[]]: "
+            "has_number 50% (1/2), length 100% (2/2)",
+        ]
+    )
 
 
 def test_judge_cost_is_recorded_apart(project: Project, server: FakeOpenAI) -> None:

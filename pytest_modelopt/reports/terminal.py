@@ -119,3 +119,14 @@ def error_lines(summary: RunSummary, limit: int = 3) -> list[str]:
     if len(items) > limit:
         out.append(f"... and {len(items) - limit} other error messages")
     return out
+
+
+def grader_lines(rows: Sequence[EvalSummary]) -> list[str]:
+    """Per-grader pass rates, for evals graded by more than one grader."""
+    out = []
+    for row in rows:
+        if len(row.graders) < 2:
+            continue
+        parts = [f"{g.name} {g.pass_rate:.0%} ({g.passed}/{g.graded})" for g in row.graders]
+        out.append(f"{row.eval} [{row.model}]: " + ", ".join(parts))
+    return out
