@@ -1,4 +1,4 @@
-"""The ``modelopt`` command: look at runs and serve the local model, without pytest."""
+"""The ``modelopt`` command: runs, the response cache and the local model, without pytest."""
 
 from __future__ import annotations
 
@@ -8,11 +8,21 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ConfigError, load_settings
-from .records import CaseRecord, RunNotFound, read_cases, read_run_info, resolve_run, sort_cases
+from .records import (
+    CaseRecord,
+    RunNotFound,
+    merge_runs,
+    read_cases,
+    read_run_info,
+    resolve_run,
+    sort_cases,
+    write_json_atomic,
+)
 from .reports.terminal import table_lines
 from .summary import summarize
 
@@ -66,6 +76,56 @@ def _print_case(case: CaseRecord, width: int) -> None:
     print(f"        output: {_excerpt(case.output, width)}")
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    runs_dir = _runs_dir()
+    run_dirs = [resolve_run(ref, runs_dir) for ref in args.runs]
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()):
+        print(
+            f"modelopt merge: {out} exists and is not empty; choose a new directory",
+            file=sys.stderr,
+        )
+        return 2
+    for warning in merge_runs(run_dirs, out, out.name):
+        print(f"warning: {warning}", file=sys.stderr)
+    summary = summarize(read_run_info(out), read_cases(out))
+    write_json_atomic(out / "summary.json", summary)
+    print(f"merged {len(run_dirs)} runs into {out}")
+    for line in table_lines(summary.evals):
+        print(line)
+    return 0
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import ResponseCache
+
+    settings = load_settings(Path.cwd())
+    cache = ResponseCache(settings.dir / "cache")
+    if args.action == "stats":
+        stats = cache.stats()
+        print(f"{cache.root}: {stats.entries} entries, {stats.bytes / 1024:.1f} KiB")
+        for model, count in stats.by_model.items():
+            print(f"  {model}: {count}")
+        if stats.oldest is not None and stats.newest is not None:
+            oldest = datetime.fromtimestamp(stats.oldest, timezone.utc).isoformat(
+                timespec="seconds"
+            )
+            newest = datetime.fromtimestamp(stats.newest, timezone.utc).isoformat(
+                timespec="seconds"
+            )
+            print(f"  last used: {oldest} .. {newest}")
+    elif args.action == "prune":
+        removed = cache.prune(args.older_than * 86400)
+        print(f"removed {removed} entries not used for {args.older_than:g} days from {cache.root}")
+    else:
+        print(f"removed {cache.clear()} entries from {cache.root}")
+    return 0
+
+
 def cmd_serve_local(args: argparse.Namespace) -> int:
     from .local_model import LocalModelError, LocalServer
 
@@ -113,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--limit", type=int, default=50, help="at most this many cases")
     show.add_argument("--width", type=int, default=160, help="truncate outputs to this width")
     show.set_defaults(fn=cmd_show)
+
+    merge = sub.add_parser("merge", help="merge runs (CI shards, xdist leftovers) into one run")
+    merge.add_argument("runs", nargs="+", help="run directories, run ids or 'latest'")
+    merge.add_argument("-o", "--output", required=True, help="directory of the merged run")
+    merge.set_defaults(fn=cmd_merge)
+
+    cache = sub.add_parser("cache", help="look after the response cache (.modelopt/cache)")
+    cache.add_argument("action", choices=["stats", "prune", "clear"])
+    cache.add_argument(
+        "--older-than",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="prune: remove entries not written or replayed for this many days (default 30)",
+    )
+    cache.set_defaults(fn=cmd_cache)
 
     serve = sub.add_parser(
         "serve-local",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .cache import CacheEntry, ResponseCache, cache_key
 from .prices import cost_usd
 
 if TYPE_CHECKING:
@@ -289,6 +290,7 @@ class ModelClient:
         prices: Mapping[str, Price] | None = None,
         on_request: RequestHook | None = None,
         environ: Mapping[str, str] | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         self.base_url = base_url
@@ -297,6 +299,8 @@ class ModelClient:
         self.provider = provider
         self.prices = dict(prices or {})
         self.on_request = on_request
+        self.cache = cache
+        self.on_failure: Callable[[Failure], None] | None = None  # the generator's limiter
         self._api_key = env.get("OPENAI_API_KEY") or None
         self._sync: OpenAI | None = None
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
@@ -352,9 +356,16 @@ class ModelClient:
         context: CallContext | None = None,
         *,
         retries: int | None = None,
+        prepared: bool = False,
     ) -> Completion:
-        """One call, retried up to ``retries`` (default: the client's max_retries) times."""
-        body, context = self._prepare(api, params, context)
+        """One call, retried up to ``retries`` (default: the client's max_retries) times.
+
+        ``prepared``: the body already went through ``prepare`` (the request hook).
+        """
+        body, context = self._maybe_prepare(api, params, context, prepared)
+        key, replayed = self._lookup(api, body, context)
+        if replayed is not None:
+            return replayed
         attempt = 0
         client = self._sync_client()
         while True:
@@ -367,16 +378,24 @@ class ModelClient:
                     options={"timeout": self.timeout, "max_retries": 0},
                 )
                 data = json.loads(response.content)
-                return self._finish(api, body, data, time.perf_counter() - started)
+                return self._finish(api, body, data, time.perf_counter() - started, key, context)
             except Exception as exc:
                 delay = self._retry_delay(exc, attempt, context, retries)
             time.sleep(delay)
             attempt += 1
 
     async def acall(
-        self, api: str, params: dict[str, Any], context: CallContext | None = None
+        self,
+        api: str,
+        params: dict[str, Any],
+        context: CallContext | None = None,
+        *,
+        prepared: bool = False,
     ) -> Completion:
-        body, context = self._prepare(api, params, context)
+        body, context = self._maybe_prepare(api, params, context, prepared)
+        key, replayed = self._lookup(api, body, context)
+        if replayed is not None:
+            return replayed
         attempt = 0
         client = self._async_client()
         while True:
@@ -389,7 +408,7 @@ class ModelClient:
                     options={"timeout": self.timeout, "max_retries": 0},
                 )
                 data = json.loads(response.content)
-                return self._finish(api, body, data, time.perf_counter() - started)
+                return self._finish(api, body, data, time.perf_counter() - started, key, context)
             except Exception as exc:
                 delay = self._retry_delay(exc, attempt, context)
             await asyncio.sleep(delay)
@@ -402,24 +421,56 @@ class ModelClient:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _prepare(
-        self, api: str, params: dict[str, Any], context: CallContext | None
+    def _maybe_prepare(
+        self, api: str, params: dict[str, Any], context: CallContext | None, prepared: bool
     ) -> tuple[dict[str, Any], CallContext]:
+        if prepared and context is not None:
+            return params, context
+        return self.prepare(api, params, context)
+
+    def prepare(
+        self, api: str, params: dict[str, Any], context: CallContext | None = None
+    ) -> tuple[dict[str, Any], CallContext]:
+        """The body as it will be sent: a copy, adjusted by the request hook."""
         if api not in ENDPOINTS:
             raise ValueError(f"unknown api {api!r}; expected one of {sorted(ENDPOINTS)}")
         body = dict(params)
         context = context or CallContext(endpoint=ENDPOINTS[api], model=str(body.get("model")))
         if self.on_request is not None:
             self.on_request(body, context)
+        return body, context
+
+    def _lookup(
+        self, api: str, body: dict[str, Any], context: CallContext
+    ) -> tuple[str | None, Completion | None]:
+        """A recorded answer if the cache has one; else check that a live call can be made."""
+        key = None
+        if self.cache is not None and self.cache.mode != "off":
+            key = cache_key(ENDPOINTS[api], body, context.sample)
+            entry = self.cache.get(key)
+            if entry is not None:
+                completion = self._finish(api, body, entry.response, entry.latency_s)
+                completion.cached = True
+                return key, completion
+            if self.cache.mode == "none":
+                where = f" (eval {context.eval}, case {context.case_id})" if context.eval else ""
+                raise ModelCallError(
+                    "not_recorded",
+                    f"no recorded response for this {context.model} call{where} and "
+                    "--eval-record none allows no live call: record it with "
+                    "`pytest --eval-record new` (needs OPENAI_API_KEY or OPENAI_BASE_URL)",
+                    model=context.model,
+                )
         if self._api_key is None and self.base_url is None:
             raise ModelCallError(
                 "no_key",
-                "OPENAI_API_KEY is not set. Export it (export OPENAI_API_KEY=sk-...), or point "
-                "the evals at a local server: run `modelopt serve-local` and set OPENAI_BASE_URL "
-                "to the URL it prints.",
+                "OPENAI_API_KEY is not set. Export it (export OPENAI_API_KEY=sk-...), point "
+                "the evals at a local server (run `modelopt serve-local` and set "
+                "OPENAI_BASE_URL to the URL it prints), or replay recorded responses with "
+                "--eval-record none.",
                 model=context.model,
             )
-        return body, context
+        return key, None
 
     def _retry_delay(
         self, exc: Exception, attempt: int, context: CallContext, retries: int | None = None
@@ -427,6 +478,8 @@ class ModelClient:
         if isinstance(exc, ModelCallError):
             raise exc
         failure = classify(exc)
+        if self.on_failure is not None:
+            self.on_failure(failure)
         limit = self.max_retries if retries is None else retries
         if not failure.retryable or attempt >= limit:
             tries = f" (after {attempt + 1} attempts)" if attempt else ""
@@ -439,7 +492,16 @@ class ModelClient:
             ) from None
         return backoff(attempt, failure.retry_after)
 
-    def _finish(self, api: str, body: dict[str, Any], data: Any, latency: float) -> Completion:
+    def _finish(
+        self,
+        api: str,
+        body: dict[str, Any],
+        data: Any,
+        latency: float,
+        key: str | None = None,
+        context: CallContext | None = None,
+    ) -> Completion:
+        """Parse a response; a live one (with a cache key) is recorded first."""
         if not isinstance(data, Mapping):
             raise ValueError("response body is not a JSON object")
         text, tool_calls, usage = _PARSERS[api](data)
@@ -448,6 +510,16 @@ class ModelClient:
         cost = self.cost(requested, usage)
         if cost is None and served != requested:
             cost = self.cost(served, usage)
+        if key is not None and self.cache is not None:
+            entry = CacheEntry(
+                endpoint=ENDPOINTS[api],
+                sample=context.sample if context else 0,
+                request=body,
+                response=dict(data),
+                latency_s=latency,
+                created_at=time.time(),
+            )
+            self.cache.put(key, entry)
         return Completion(
             text=text,
             model=served,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -72,6 +72,29 @@ class Settings(BaseModel):
         le=20,
         description="Retries of a call that hit 429, 5xx, a timeout or a malformed body.",
         json_schema_extra=_cli("N"),
+    )
+    record: Literal["new", "none", "all", "off"] = Field(
+        default="new",
+        description=(
+            "Response cache: new (replay hits, call and record misses), none (replay only:"
+            " no network, no key), all (call everything and re-record), off."
+        ),
+        json_schema_extra=_cli("MODE"),
+    )
+    concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=1024,
+        description="Most model calls in flight at once when generating declared completions.",
+        json_schema_extra=_cli("N"),
+    )
+    resume: str | None = Field(
+        default=None,
+        description=(
+            "Re-run only the cases this run (a directory, run id or 'latest') did not finish;"
+            " errored cases run again."
+        ),
+        json_schema_extra=_cli("RUN"),
     )
     dir: Path = Field(
         default=Path(".modelopt"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,10 +23,11 @@ from .evals import (
     merge_marker_kwargs,
     params_for,
 )
+from .generate import CompletionGenerator, Job, Progress
 from .graders.base import Grade, as_grader
 from .graders.context import GradingContext, grading
 from .prompts import load_prompt
-from .records import ErrorRecord
+from .records import ErrorRecord, RunNotFound, finished_cases, resolve_run
 from .reports.terminal import error_lines, failure_lines, grader_lines, table_lines
 from .session import EvalSession
 from .summary import failing_evals
@@ -75,6 +78,11 @@ def pytest_configure(config: pytest.Config) -> None:
             request=request, context=context
         ),
     )
+    if settings.resume:
+        try:
+            session.resume_from = resolve_run(settings.resume, session.runs_dir)
+        except RunNotFound as exc:
+            raise pytest.UsageError(f"--eval-resume: {exc}") from None
     config.stash[SESSION] = session
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "modelopt-xdist")
@@ -90,6 +98,33 @@ class _XdistHooks:
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["modelopt_run_id"] = self.session.run_id
         node.workerinput["modelopt_started_at"] = self.session.started_at
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        progress = output.get("modelopt_progress")
+        if progress:
+            self.session.worker_progress.append(Progress(**progress))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With --eval-resume, the finished cases of the old run become part of this one."""
+    ev = session.config.stash.get(SESSION, None)
+    if ev is None or ev.resume_from is None or _is_worker(session.config):
+        return
+    for record in finished_cases(ev.resume_from).values():
+        ev.write(record)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ev = config.stash.get(SESSION, None)
+    if ev is None or ev.resume_from is None:
+        return
+    done = finished_cases(ev.resume_from)
+    keep = [item for item in items if item.nodeid not in done]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid in done])
+        items[:] = keep
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -239,6 +274,24 @@ def completion(
             "@pytest.mark.eval(prompt='prompts/x.j2', ...) (or call llm.chat() yourself)"
         )
     session = request.config.stash[SESSION]
+    generator = session.generator
+    nodeid = request.node.nodeid
+    if generator is not None and nodeid in generator:
+        result = generator.result(nodeid)
+        state.add_call(result, generator.rendered_input(nodeid), declared=True)
+        return result
+    api, body, context, messages = _declared_request(session, state, case)
+    result = session.client.call(api, body, context, prepared=True)
+    state.add_call(result, messages, declared=True)
+    return result
+
+
+def _declared_request(
+    session: EvalSession, state: CaseState, case: Mapping[str, Any]
+) -> tuple[str, dict[str, Any], CallContext, Any]:
+    """Render the eval's prompt for this case into the request it sends (hook applied)."""
+    spec = state.param.spec
+    assert spec.prompt_path is not None
     rendered = load_prompt(spec.prompt_path, display=spec.prompt).render(case)
     context = CallContext(
         endpoint=rendered.api,
@@ -248,9 +301,47 @@ def completion(
         case_id=state.case_id,
     )
     body = {"model": state.param.model, **rendered.request()}
-    result = session.client.call(rendered.api, body, context)
-    state.add_call(result, rendered.messages, declared=True)
-    return result
+    body, context = session.client.prepare(rendered.api, body, context)
+    return rendered.api, body, context, rendered.messages
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start generating every declared completion this session will need."""
+    ev = session.config.stash.get(SESSION, None)
+    if ev is None or session.config.option.collectonly:
+        return
+    jobs = []
+    for item in session.items:
+        state = _state(item)
+        if state is None or not _needs_completion(item, state):
+            continue
+        case = state.param.case if state.param.case is not None else {}
+        jobs.append(Job(item.nodeid, functools.partial(_declared_request, ev, state, case)))
+    if not jobs:
+        return
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is None:
+        ev.generator = CompletionGenerator(ev.client, concurrency=ev.settings.concurrency)
+    elif ev.settings.record != "off":
+        index = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
+        ev.generator = CompletionGenerator(
+            ev.client,
+            concurrency=ev.settings.concurrency,
+            hold=False,
+            offset=index / max(int(workerinput.get("workercount", 1)), 1),
+        )
+    if ev.generator is not None:
+        ev.generator.start(jobs)
+
+
+def _needs_completion(item: pytest.Item, state: CaseState) -> bool:
+    spec = state.param.spec
+    if spec.prompt_path is None or spec.pending_reason is not None:
+        return False
+    if any(mark.name in ("skip", "skipif") for mark in item.iter_markers()):
+        return False
+    return "completion" in getattr(item, "fixturenames", ()) or bool(spec.graders)
 
 
 GradeFn = Callable[..., Grade]
@@ -419,6 +510,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if _is_worker(session.config):
         ev.close()
+        if ev.generator is not None:
+            workeroutput: dict[str, Any] = getattr(session.config, "workeroutput", {})
+            workeroutput["modelopt_progress"] = dataclasses.asdict(ev.generator.progress)
         return
     try:
         summary = ev.finish()
@@ -443,6 +537,9 @@ def pytest_terminal_summary(
     summary = ev.summary
     if summary is None or not summary.evals:
         return
+    progress = ev.generation_progress()
+    if progress and config.get_verbosity() >= 0:
+        tr.write_line(f"modelopt: {progress}")
     extra = [col for cols in config.hook.pytest_modelopt_summary_columns() for col in cols]
     tr.write_sep("=", "modelopt: evals")
     for line in table_lines(summary.evals, extra):

@@ -237,3 +237,40 @@ def resolve_run(ref: str, runs_dir: Path) -> Path:
     known = sorted(p.name for p in runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []
     shown = ", ".join(p for p in known[-5:]) or "none"
     raise RunNotFound(f"no run {ref!r} (a run directory, a run id or 'latest'); recent: {shown}")
+
+
+def finished_cases(run_dir: Path) -> dict[str, CaseRecord]:
+    """Cases of a run that need no re-run (errors do), by node id: what --eval-resume keeps."""
+    return {c.nodeid: c for c in read_cases(run_dir) if c.status != "error"}
+
+
+def merge_runs(run_dirs: list[Path], out_dir: Path, run_id: str) -> list[str]:
+    """Combine shards into one run directory; a case run twice keeps its latest record.
+
+    Returns warnings (duplicates, differing plugin versions) for the caller to show.
+    """
+    warnings: list[str] = []
+    infos = [read_run_info(d) for d in run_dirs]
+    versions = {i.plugin_version for i in infos}
+    if len(versions) > 1:
+        warnings.append(f"runs come from different plugin versions: {sorted(versions)}")
+    latest: dict[tuple[str, str, str, int], CaseRecord] = {}
+    for run_dir in run_dirs:
+        for case in read_cases(run_dir):
+            key = (case.nodeid, case.model, case.case_id, case.sample)
+            if key in latest:
+                warnings.append(f"{case.nodeid} appears in more than one run; kept the latest")
+                if latest[key].finished_at > case.finished_at:
+                    continue
+            latest[key] = case
+    first = infos[0]
+    models = sorted({m for i in infos for m in i.models})
+    info = first.model_copy(update={"run_id": run_id, "models": models})
+    write_run_info(out_dir, info)
+    writer = RunWriter(out_dir, "merged")
+    try:
+        for case in sort_cases(latest.values()):
+            writer.append(case)
+    finally:
+        writer.close()
+    return warnings

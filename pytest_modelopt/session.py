@@ -9,6 +9,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .cache import ResponseCache
 from .client import ModelClient, RequestHook
 from .records import (
     CaseRecord,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .config import Settings
+    from .generate import CompletionGenerator, Progress
 
 
 class EvalSession:
@@ -50,6 +52,9 @@ class EvalSession:
         self._client: ModelClient | None = None
         self._writer: RunWriter | None = None
         self.summary: RunSummary | None = None
+        self.generator: CompletionGenerator | None = None
+        self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
+        self.resume_from: Path | None = None
         self.finish_error: str | None = None
         self.named_graders = settings.named_graders()
         self.structured_output_level: dict[str, int] = {}  # shared by every case's judges
@@ -65,7 +70,11 @@ class EvalSession:
     @property
     def client(self) -> ModelClient:
         if self._client is None:
+            cache = None
+            if self.settings.record != "off":
+                cache = ResponseCache(self.settings.dir / "cache", self.settings.record)
             self._client = ModelClient(
+                cache=cache,
                 base_url=self.settings.base_url,
                 timeout=self.settings.timeout,
                 max_retries=self.settings.max_retries,
@@ -96,7 +105,26 @@ class EvalSession:
             self._writer = RunWriter(self.run_dir, self.writer_name)
         self._writer.append(record)
 
+    def generation_progress(self) -> str | None:
+        """One line on the ahead-of-time generation (summed over xdist workers)."""
+        if self.generator is not None:
+            return self.generator.progress.line()
+        if not self.worker_progress:
+            return None
+        sent = sum(p.sent for p in self.worker_progress)
+        replayed = sum(p.replayed for p in self.worker_progress)
+        errors = sum(p.errors for p in self.worker_progress)
+        cost = sum(p.cost for p in self.worker_progress)
+        elapsed = max(p.elapsed for p in self.worker_progress)
+        total = max(p.total for p in self.worker_progress)
+        return (
+            f"generated {total} declared completions on {len(self.worker_progress)} workers in "
+            f"{elapsed:.1f}s ({sent} sent, {replayed} replayed, {errors} errors, ${cost:.4f})"
+        )
+
     def close(self) -> None:
+        if self.generator is not None:
+            self.generator.stop()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

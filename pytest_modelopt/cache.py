@@ -1,0 +1,195 @@
+"""Content-addressed cache of model calls: record once, replay for free, run offline.
+
+An entry's key is the SHA-256 of the endpoint, the full request body (model, messages,
+every parameter) and the sample index — never the API key or the server's URL. Layout::
+
+    <cache dir>/<first 2 hex of key>/<key>.json    one CacheEntry per file
+
+Each entry is written to a temporary file and renamed into place, so any number of
+processes (xdist workers, parallel CI jobs) can share a cache without locks: a reader sees
+a whole entry or none. An entry that does not parse is treated as missing and rewritten.
+A hit touches the file, so ``modelopt cache prune --older-than`` keeps what is still used.
+The directory can be committed (the example project ships its recordings) or kept in a CI
+cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
+
+RecordMode = Literal["new", "none", "all", "off"]
+RECORD_MODES: tuple[RecordMode, ...] = ("new", "none", "all", "off")
+SCHEMA_VERSION = 1
+
+
+class CacheEntry(BaseModel):
+    """One recorded response, with what is needed to replay it faithfully."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    endpoint: str
+    sample: int
+    request: dict[str, Any]
+    response: dict[str, Any]
+    latency_s: float
+    created_at: float
+
+
+def cache_key(endpoint: str, body: Mapping[str, Any], sample: int) -> str:
+    canonical = json.dumps(
+        {"endpoint": endpoint, "request": body, "sample": sample},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    bytes: int
+    by_model: dict[str, int]
+    oldest: float | None
+    newest: float | None
+
+
+class ResponseCache:
+    def __init__(self, root: Path, mode: RecordMode = "new") -> None:
+        if mode not in RECORD_MODES:
+            raise ValueError(f"record mode must be one of {RECORD_MODES}, got {mode!r}")
+        self.root = root
+        self.mode = mode
+        self.hits = 0
+        self.misses = 0
+        self.writes = 0
+
+    @property
+    def reads(self) -> bool:
+        return self.mode in ("new", "none")
+
+    @property
+    def writes_enabled(self) -> bool:
+        return self.mode in ("new", "all")
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry, or None when it is missing or unreadable (never an exception)."""
+        if not self.reads:
+            return None
+        path = self.path(key)
+        try:
+            raw = path.read_bytes()
+            entry = CacheEntry.model_validate_json(raw)
+        except (OSError, ValidationError, ValueError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        with contextlib.suppress(OSError):  # a read-only checkout of committed recordings
+            os.utime(path)
+        return entry
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        if not self.writes_enabled:
+            return
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        tmp.write_text(entry.model_dump_json(), encoding="utf-8")
+        os.replace(tmp, path)
+        self.writes += 1
+
+    # -- cooperation between processes ----------------------------------------------------
+
+    def _claim_path(self, key: str) -> Path:
+        return self.path(key).with_suffix(".claim")
+
+    def claim(self, key: str, stale_after: float = 600.0) -> bool:
+        """Take the right to send this request; False while another process holds it."""
+        path = self._claim_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                return True
+            except FileExistsError:
+                try:
+                    if time.time() - path.stat().st_mtime < stale_after:
+                        return False
+                    path.unlink()  # its owner died: take it over
+                except FileNotFoundError:
+                    continue
+        return False
+
+    def release(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._claim_path(key).unlink()
+
+    def wait_for(self, key: str, timeout: float) -> bool:
+        """Wait until the entry exists or its claim is gone; True when the entry is there."""
+        deadline = time.monotonic() + timeout
+        entry, claim = self.path(key), self._claim_path(key)
+        while time.monotonic() < deadline:
+            if entry.exists():
+                return True
+            if not claim.exists():
+                return entry.exists()
+            time.sleep(0.01)
+        return entry.exists()
+
+    # -- maintenance (``modelopt cache``) -------------------------------------------------
+
+    def files(self) -> Iterator[Path]:
+        if self.root.is_dir():
+            yield from self.root.glob("??/*.json")
+
+    def stats(self) -> CacheStats:
+        count = size = 0
+        models: Counter[str] = Counter()
+        oldest: float | None = None
+        newest: float | None = None
+        for path in self.files():
+            stat = path.stat()
+            count += 1
+            size += stat.st_size
+            oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
+            newest = stat.st_mtime if newest is None else max(newest, stat.st_mtime)
+            try:
+                models[str(json.loads(path.read_bytes())["request"].get("model"))] += 1
+            except (OSError, ValueError, KeyError, AttributeError):
+                models["(unreadable)"] += 1
+        return CacheStats(count, size, dict(models.most_common()), oldest, newest)
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete entries not written or replayed for ``older_than_s`` seconds."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in list(self.files()):
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def clear(self) -> int:
+        count = sum(1 for _ in self.files())
+        if self.root.is_dir():
+            shutil.rmtree(self.root)
+        return count

@@ -1,0 +1,335 @@
+"""Declared completions, generated ahead of the tests and concurrently.
+
+pytest runs tests one at a time; an eval suite is thousands of slow calls. Once the items
+are collected every declared request (prompt x case x model x sample) is known, so a
+background thread runs an asyncio loop that sends them in item order, at most
+``concurrency`` at once, and each test waits only for its own completion: tests start as
+soon as their answer is in. The producer stays within a window ahead of the tests, so
+memory stays flat however large the suite; a test that needs a request the producer has
+not reached yet moves it to the front. Identical requests (two evals sharing a prompt) are
+sent once. A 429 halves the concurrency and successes grow it back (AIMD), never past the
+limit; the client's own retries honour Retry-After.
+
+Under xdist every worker runs a producer over the whole list, starting at its own offset,
+and claims each request in the shared cache before sending it: each request is sent once,
+by whichever worker gets there first, and the others read the answer from the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .cache import cache_key
+from .client import ENDPOINTS, Failure, ModelCallError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .client import CallContext, Completion, ModelClient
+
+
+@dataclass
+class Job:
+    """One declared request; ``build`` renders it (in the generator's thread)."""
+
+    id: str
+    build: Callable[[], tuple[str, dict[str, Any], CallContext, Any]]
+    index: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+    started: bool = False
+    completion: Completion | None = None
+    error: BaseException | None = None
+    remote: bool = False  # another worker claimed it: read it from the cache
+    request: tuple[str, dict[str, Any], CallContext, Any] | None = None
+
+
+class AdaptiveLimiter:
+    """At most ``limit`` calls in flight; halves on a 429, grows by one per window of
+    successes, never above ``maximum``."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.limit = maximum
+        self.active = 0
+        self.peak = 0
+        self._successes = 0
+        self._cond: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    async def __aenter__(self) -> None:
+        cond = self._condition()
+        async with cond:
+            await cond.wait_for(lambda: self.active < self.limit)
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+
+    async def __aexit__(self, *exc: object) -> None:
+        cond = self._condition()
+        async with cond:
+            self.active -= 1
+            cond.notify_all()
+
+    def rate_limited(self) -> None:
+        self.limit = max(1, self.limit // 2)
+        self._successes = 0
+
+    def succeeded(self) -> None:
+        if self.limit < self.maximum:
+            self._successes += 1
+            if self._successes >= self.limit:
+                self.limit += 1
+                self._successes = 0
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    errors: int = 0
+    sent: int = 0
+    replayed: int = 0
+    cost: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def line(self) -> str:
+        rate = self.done / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"generated {self.done}/{self.total} declared completions in {self.elapsed:.1f}s "
+            f"({rate:.1f}/s; {self.sent} sent, {self.replayed} replayed, {self.errors} errors"
+            f", ${self.cost:.4f})"
+        )
+
+
+class CompletionGenerator:
+    """Runs the producer thread; ``result(job_id)`` is what a test's fixture calls.
+
+    ``hold=True`` (serial runs) keeps each completion in memory until its test takes it,
+    with at most ``window`` started-but-untaken jobs. ``hold=False`` (xdist) keeps none:
+    results live in the shared cache, every worker produces the whole list from its own
+    ``offset``, and claims in the cache make each request go out once.
+    """
+
+    def __init__(
+        self,
+        client: ModelClient,
+        *,
+        concurrency: int = 32,
+        hold: bool = True,
+        offset: float = 0.0,
+    ) -> None:
+        self.client = client
+        self.limiter = AdaptiveLimiter(concurrency)
+        self.hold = hold
+        self.window = 4 * concurrency if hold else None
+        self.offset = offset
+        self.progress = Progress()
+        self._jobs: dict[str, Job] = {}
+        self._order: list[Job] = []
+        self._by_request: dict[str, Job] = {}
+        self._followers: dict[str, list[Job]] = {}
+        self._urgent: deque[Job] = deque()
+        self._started = 0
+        self._taken = 0
+        self._lock = threading.Lock()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def __contains__(self, job_id: str) -> bool:
+        return job_id in self._jobs
+
+    def start(self, jobs: list[Job]) -> None:
+        first = int(len(jobs) * self.offset) if jobs else 0
+        self._order = jobs[first:] + jobs[:first]
+        for index, job in enumerate(self._order):
+            job.index = index
+            self._jobs[job.id] = job
+        self.progress = Progress(total=len(jobs))
+        if jobs:
+            self._thread = threading.Thread(
+                target=asyncio.run,
+                args=(self._produce(),),
+                name="modelopt-generate",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def result(self, job_id: str) -> Completion:
+        """The job's completion, waiting for it (and putting it first if not yet started)."""
+        job = self._jobs[job_id]
+        with self._lock:
+            self._taken += 1
+            if not job.started:
+                self._urgent.append(job)
+        self._poke()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        if job.completion is None:
+            assert job.request is not None
+            api, body, context, _ = job.request
+            return self.client.call(api, body, context, prepared=True)  # from the cache
+        completion, job.completion = job.completion, None  # memory stays flat
+        return completion
+
+    def rendered_input(self, job_id: str) -> Any:
+        request = self._jobs[job_id].request
+        return request[3] if request is not None else None
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._poke()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    # -- the producer thread -------------------------------------------------------------
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def _next(self) -> Job | None:
+        """The next job to start: an urgent one, else the next in order within the window."""
+        with self._lock:
+            while self._urgent:
+                job = self._urgent.popleft()
+                if not job.started:
+                    return job
+            while self._started < len(self._order):
+                job = self._order[self._started]
+                if job.started:
+                    self._started += 1
+                    continue
+                if self.window is not None and self._started >= self._taken + self.window:
+                    return None
+                self._started += 1
+                return job
+        return None
+
+    def _exhausted(self) -> bool:
+        with self._lock:
+            return self._started >= len(self._order) and not self._urgent
+
+    async def _produce(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+        previous, self.client.on_failure = self.client.on_failure, self._on_failure
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                job = self._next()
+                if job is None:
+                    if self._exhausted():
+                        break
+                    await self._wake.wait()
+                    continue
+                job.started = True
+                await self.limiter.__aenter__()
+                task = asyncio.create_task(self._one(job))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self.client.on_failure = previous
+            self.progress.finished = time.monotonic()
+            for job in self._order:  # stopped early: no test may wait forever
+                if not job.done.is_set():
+                    job.error = job.error or ModelCallError("client", "generation was stopped")
+                    job.done.set()
+
+    async def _one(self, job: Job) -> None:
+        try:
+            await self._generate(job)
+        finally:
+            await self.limiter.__aexit__()
+
+    async def _generate(self, job: Job) -> None:
+        try:
+            job.request = job.build()
+        except Exception as exc:  # a prompt that does not render: that case's error
+            self._finish(job, None, exc)
+            return
+        api, body, context, _ = job.request
+        key = cache_key(ENDPOINTS[api], body, context.sample)
+        with self._lock:
+            first = self._by_request.setdefault(key, job)
+            if first is not job and not first.done.is_set():
+                self._followers.setdefault(key, []).append(job)
+                return
+        if first is not job:
+            self._settle(first, job)
+            return
+        cache = self.client.cache
+        claimed = cache is None or not cache.writes_enabled or cache.claim(key)
+        try:
+            if not claimed:  # another worker is sending it; its answer lands in the cache
+                assert cache is not None
+                await asyncio.to_thread(cache.wait_for, key, self.client.timeout * 3)
+                self._finish(job, None, None)
+                return
+            try:
+                completion = await self.client.acall(api, body, context, prepared=True)
+            except ModelCallError as exc:
+                self._finish(job, None, exc)
+            else:
+                self.limiter.succeeded()
+                self._finish(job, completion if self.hold else None, None, completion)
+        finally:
+            if claimed and cache is not None:
+                cache.release(key)
+
+    def _finish(
+        self,
+        job: Job,
+        completion: Completion | None,
+        error: BaseException | None,
+        seen: Completion | None = None,
+    ) -> None:
+        job.completion, job.error = completion, error
+        progress = self.progress
+        progress.done += 1
+        counted = completion or seen
+        if error is not None:
+            progress.errors += 1
+        elif counted is not None:
+            progress.replayed += counted.cached
+            progress.sent += not counted.cached
+            progress.cost += counted.cost or 0.0
+        if job.request is not None:
+            api, body, context, _ = job.request
+            with self._lock:
+                followers = self._followers.pop(cache_key(ENDPOINTS[api], body, context.sample), [])
+            for follower in followers:
+                self._settle(job, follower)
+        job.done.set()
+
+    def _settle(self, first: Job, follower: Job) -> None:
+        """A duplicate request shares the first one's answer (before anyone takes it)."""
+        follower.error = first.error
+        follower.completion = first.completion
+        self.progress.done += 1
+        follower.done.set()
+
+    def _on_failure(self, failure: Failure) -> None:
+        if failure.kind == "rate_limit":
+            self.limiter.rate_limited()

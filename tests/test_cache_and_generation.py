@@ -1,0 +1,354 @@
+"""Fast and offline: ahead-of-time generation, the response cache, xdist, merge, resume."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
+from pytest_modelopt.client import CallContext, ModelClient
+from pytest_modelopt.generate import CompletionGenerator, Job
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.conftest import Project
+    from tests.support.fake_openai import FakeOpenAI
+
+
+def echo_suite(project: Project, rows: int = 6, marker: str = "") -> None:
+    project.dataset("d.jsonl", [{"id": f"c{i}", "q": f"q{i}"} for i in range(rows)])
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        f"""
+        import pytest
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl"{marker})
+        def test_echo(completion, case):
+            assert completion.text == case["q"]
+        """
+    )
+
+
+def chat_posts(server: FakeOpenAI) -> int:
+    return sum(r.path == "/v1/chat/completions" for r in server.requests)
+
+
+# -- the cache --------------------------------------------------------------------------
+
+
+def test_second_run_replays_with_no_request(project: Project, server: FakeOpenAI) -> None:
+    echo_suite(project)
+    project.run().assert_outcomes(passed=6)
+    assert chat_posts(server) == 6
+    first = project.summary()["evals"]
+    server.reset()
+    result = project.run()
+    result.assert_outcomes(passed=6)
+    assert chat_posts(server) == 0
+    assert project.summary()["evals"] == first  # recorded latencies: the same numbers
+    result.stdout.fnmatch_lines(
+        ["modelopt: generated 6/6 declared completions*0 sent, 6 replayed*"]
+    )
+
+
+def test_replay_needs_no_key_and_no_server(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo_suite(project)
+    project.run().assert_outcomes(passed=6)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+    project.run("--eval-record", "none").assert_outcomes(passed=6)
+
+
+def test_replay_only_miss_is_an_error_naming_case_and_command(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo_suite(project, rows=2)
+    project.run().assert_outcomes(passed=2)
+    echo_suite(project, rows=3)  # c2 is new: never recorded
+    monkeypatch.delenv("OPENAI_API_KEY")
+    server.reset()
+    result = project.run("--eval-record", "none")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_echo [[]c2[]]: not_recorded: no recorded response for this gpt-4.1-mini call "
+            "(eval test_suite::test_echo, case c2) and --eval-record none allows no live call: "
+            "record it with `pytest --eval-record new`*"
+        ]
+    )
+    assert chat_posts(server) == 0
+
+
+def test_record_all_calls_again_and_off_writes_nothing(
+    project: Project, server: FakeOpenAI
+) -> None:
+    echo_suite(project, rows=3)
+    project.run().assert_outcomes(passed=3)
+    project.run("--eval-record", "all").assert_outcomes(passed=3)
+    assert chat_posts(server) == 6
+    cache = ResponseCache(project.path / ".modelopt" / "cache")
+    assert cache.stats().entries == 3
+    cache.clear()
+    project.run("--eval-record", "off").assert_outcomes(passed=3)
+    assert chat_posts(server) == 9
+    assert cache.stats().entries == 0
+
+
+def test_corrupt_entry_is_refetched_not_a_crash(project: Project, server: FakeOpenAI) -> None:
+    echo_suite(project, rows=2)
+    project.run().assert_outcomes(passed=2)
+    cache = ResponseCache(project.path / ".modelopt" / "cache")
+    broken = next(cache.files())
+    broken.write_text('{"schema_version": 1, "endpoint": "/chat/comp')
+    server.reset()
+    project.run().assert_outcomes(passed=2)
+    assert chat_posts(server) == 1
+    assert json.loads(broken.read_text())["response"]["choices"]
+
+
+def test_key_ignores_the_api_key_and_separates_samples(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    echo_suite(project, rows=2, marker=", samples=3")
+    project.run().assert_outcomes(passed=6)
+    assert chat_posts(server) == 6  # sample index is part of the key
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-another-key-00000000")
+    server.reset()
+    project.run().assert_outcomes(passed=6)
+    assert chat_posts(server) == 0
+
+
+def test_identical_requests_are_sent_once(project: Project, server: FakeOpenAI) -> None:
+    project.dataset("d.jsonl", [{"id": "a", "q": "same"}])
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.eval(prompt="p.j2", dataset="d.jsonl")
+
+        def test_one(completion):
+            assert completion.text == "same"
+
+        def test_two(completion):
+            assert completion.text == "same"
+        """
+    )
+    project.run("--eval-record", "off").assert_outcomes(passed=2)
+    assert chat_posts(server) == 1
+
+
+def test_cache_cli_stats_prune_clear(project: Project, server: FakeOpenAI) -> None:
+    echo_suite(project, rows=3)
+    project.run()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest_modelopt.cli", "cache", *args],
+            capture_output=True,
+            text=True,
+            cwd=project.path,
+            check=True,
+        )
+        return done.stdout
+
+    assert "3 entries" in cli("stats")
+    assert "gpt-4.1-mini: 3" in cli("stats")
+    assert cli("prune", "--older-than", "1").startswith("removed 0 entries")
+    assert cli("prune", "--older-than", "0").startswith("removed 3 entries")
+    project.run()
+    assert cli("clear").startswith("removed 3 entries")
+
+
+def test_cache_entries_are_atomic_and_written_by_many_processes(tmp_path: Path) -> None:
+    """Eight processes write and read the same keys at once: no torn entry, no crash."""
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(tmp_path)!r})
+from pytest_modelopt.cache import CacheEntry, ResponseCache
+cache = ResponseCache(__import__("pathlib").Path({str(tmp_path / "c")!r}))
+bad = 0
+for i in range(300):
+    key = f"{{i % 10:064x}}"
+    cache.put(key, CacheEntry(endpoint="/chat/completions", sample=0, request={{"i": i % 10}},
+                              response={{"x": "y" * 5000}}, latency_s=0.1, created_at=time.time()))
+    if cache.get(key) is None:
+        bad += 1
+print(bad)
+"""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
+    outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert outputs == ["0"] * 8
+    assert ResponseCache(tmp_path / "c").stats().entries == 10
+
+
+# -- the generator ----------------------------------------------------------------------
+
+
+def jobs_for(n: int) -> list[Job]:
+    def build(i: int) -> Any:
+        body = {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}
+        return lambda: ("chat", body, CallContext("/chat/completions", "m"), body["messages"])
+
+    return [Job(f"job{i}", build(i)) for i in range(n)]
+
+
+def test_generation_is_concurrent_and_bounded(server: FakeOpenAI) -> None:
+    server.latency = 0.2
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0)
+    generator = CompletionGenerator(client, concurrency=8)
+    started = time.monotonic()
+    generator.start(jobs_for(32))
+    texts = [generator.result(f"job{i}").text for i in range(32)]
+    elapsed = time.monotonic() - started
+    generator.stop()
+    assert texts == [f"q{i}" for i in range(32)]
+    assert elapsed < 32 * 0.2 / 2  # serial would take 6.4 s; the limit is 0.8 s
+    assert server.max_in_flight == 8
+
+
+def test_generation_streams_within_a_window(server: FakeOpenAI) -> None:
+    server.latency = 0.05
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0)
+    generator = CompletionGenerator(client, concurrency=2)  # window: 8 ahead of the tests
+    generator.start(jobs_for(40))
+    assert generator.result("job0").text == "q0"  # the first test need not wait for all
+    time.sleep(0.6)
+    assert chat_posts(server) == 9  # 1 taken + 8 ahead, then it waits: memory stays flat
+    assert generator.result("job30").text == "q30"  # a test far ahead jumps the queue
+    generator.stop()
+
+
+def test_rate_limits_halve_concurrency_and_every_case_completes(server: FakeOpenAI) -> None:
+    server.latency = 0.05
+    server.fault("429", times=12, retry_after=0.05)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=8)
+    generator = CompletionGenerator(client, concurrency=16)
+    generator.start(jobs_for(48))
+    texts = [generator.result(f"job{i}").text for i in range(48)]
+    generator.stop()
+    assert texts == [f"q{i}" for i in range(48)]
+    assert generator.limiter.limit < 16 or generator.limiter.peak <= 16
+    assert server.max_in_flight <= 16
+    assert generator.progress.errors == 0
+
+
+# -- xdist, merge, resume ---------------------------------------------------------------
+
+MIXED = """
+import pytest
+from pytest_modelopt import graders
+
+pytestmark = pytest.mark.eval(prompt="p.j2", dataset="d.jsonl")
+
+@pytest.mark.eval(threshold=0.5, samples=2)
+def test_echo(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["want"]))
+
+def test_strict(completion, case):
+    assert completion.text == case["want"]
+"""
+
+
+def mixed_suite(project: Project, server: FakeOpenAI) -> None:
+    server.known_models = {"gpt-4.1-mini", "gpt-4.1"}
+    rows = [{"id": f"c{i}", "q": f"q{i}", "want": f"q{i}" if i % 3 else "x"} for i in range(9)]
+    project.dataset("d.jsonl", rows)
+    project.file("p.j2", "{{ q }}")
+    project.test(MIXED)
+
+
+def comparable(project: Project) -> tuple[Any, list[dict[str, Any]]]:
+    summary = project.summary()
+    cases = [
+        {k: v for k, v in c.items() if k not in ("finished_at", "duration_s")}
+        for c in project.cases()
+    ]
+    return summary["evals"], cases
+
+
+def test_xdist_gives_exactly_the_serial_records_and_summary(
+    project: Project, server: FakeOpenAI
+) -> None:
+    mixed_suite(project, server)
+    models = ("--eval-models", "gpt-4.1-mini,gpt-4.1,missing-model")
+    serial = project.run("-p", "no:xdist", *models)
+    serial_view = comparable(project)
+    assert serial_view[1]  # failures, errors (missing-model), samples, several models
+    assert {c["status"] for c in serial_view[1]} == {"passed", "failed", "error"}
+    parallel = project.run("-n", "2", *models)  # successes replay; 404s happen again
+    parallel_view = comparable(project)
+    differences = [
+        (a["nodeid"], key, a[key], b[key])
+        for a, b in zip(serial_view[1], parallel_view[1], strict=True)
+        for key in a
+        if a[key] != b[key]
+    ]
+    assert differences == []
+    assert parallel_view == serial_view
+    assert parallel.ret == serial.ret == 1
+    assert serial.parseoutcomes() == parallel.parseoutcomes()
+
+
+def test_xdist_live_sends_each_request_once(project: Project, server: FakeOpenAI) -> None:
+    echo_suite(project, rows=20)
+    project.run("-n", "2").assert_outcomes(passed=20)
+    assert chat_posts(server) == 20
+    assert len(project.cases()) == 20
+
+
+def test_merge_shards_into_one_run(project: Project, server: FakeOpenAI) -> None:
+    echo_suite(project, rows=6)
+    project.run().assert_outcomes(passed=6)
+    whole = project.summary()["evals"]
+    runs = project.path / ".modelopt" / "runs"
+    shards = []
+    for part in ("c0 or c1 or c2", "c3 or c4 or c5"):
+        project.run("-k", part)
+        shards.append(str(project.run_dir()))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "merge", *shards, "-o", str(runs / "merged")],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    merged = json.loads((runs / "merged" / "summary.json").read_text())["evals"]
+    assert merged == whole
+
+
+def test_resume_runs_only_what_is_missing(project: Project, server: FakeOpenAI) -> None:
+    echo_suite(project, rows=5)
+    project.run("-k", "c0 or c1")
+    first = project.run_dir().name
+    server.reset()
+    result = project.run("--eval-resume", first)
+    result.assert_outcomes(passed=3, deselected=2)
+    assert chat_posts(server) == 3
+    assert sorted(c["case_id"] for c in project.cases()) == ["c0", "c1", "c2", "c3", "c4"]
+    (row,) = project.summary()["evals"]
+    assert row["cases"] == 5
+    bad = project.run("--eval-resume", "no-such-run")
+    assert bad.ret == 4
+
+
+def test_cache_key_is_stable() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    reordered = {"temperature": 0, "messages": body["messages"], "model": "m"}
+    assert cache_key("/chat/completions", body, 0) == cache_key("/chat/completions", reordered, 0)
+    assert cache_key("/chat/completions", body, 0) != cache_key("/chat/completions", body, 1)
+    assert cache_key("/chat/completions", body, 0) != cache_key("/responses", body, 0)
+    entry = CacheEntry(endpoint="/x", sample=0, request={}, response={}, latency_s=0, created_at=0)
+    assert CacheEntry.model_validate_json(entry.model_dump_json()) == entry
