@@ -8,14 +8,14 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
 from pytest_modelopt.client import CallContext, ModelClient
 from pytest_modelopt.generate import CompletionGenerator, Job
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI

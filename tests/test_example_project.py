@@ -21,7 +21,7 @@ def example(pytester: pytest.Pytester, server: FakeOpenAI) -> Path:
         EXAMPLE,
         pytester.path,
         dirs_exist_ok=True,
-        ignore=shutil.ignore_patterns(".modelopt", "__pycache__"),
+        ignore=shutil.ignore_patterns("runs", "__pycache__"),
     )
     return pytester.path
 
@@ -50,3 +50,19 @@ def test_example_runs_end_to_end(example: Path, pytester: pytest.Pytester) -> No
     assert all(e["errors"] == 0 and e["cases"] == 44 for e in evals.values())
     assert evals["test_triage::test_reply"]["judge_calls"] == 44  # the "polite" judge
     assert result.ret == (0 if category / 44 >= 0.25 else 1)
+
+
+def test_example_replays_offline_to_the_recorded_verdicts(
+    example: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped recordings of the real local model replay with no key, no network and no
+    model server, to exactly the numbers of the run that recorded them."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+    result = pytester.runpytest("-p", "no:cacheprovider", "--eval-record", "none")
+    recorded = json.loads((EXAMPLE / ".modelopt" / "recorded-summary.json").read_text())
+    summary_path = sorted((example / ".modelopt" / "runs").glob("*/summary.json"))[-1]
+    replayed = json.loads(summary_path.read_text())
+    assert replayed["evals"] == recorded["evals"]
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["modelopt: generated 176/176 declared completions*0 sent*"])

@@ -15,6 +15,8 @@ from pytest_modelopt.graders.context import GradingContext, grading
 from tests.support import openapi
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.support.fake_openai import FakeOpenAI
 
 # -- deterministic graders --------------------------------------------------------------
@@ -348,3 +350,28 @@ def test_cosine_similarity_uses_the_embeddings_endpoint(
     assert other.score < 0.5
     assert server.requests[0].path == "/v1/embeddings"
     assert server.requests[0].body["model"] == "text-embedding-3-large"
+
+
+def test_judge_replay_skips_formats_the_server_refused_when_recording(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    from pytest_modelopt.cache import ResponseCache
+
+    server.response_formats = {"json_object"}
+    server.response_format_status = 500
+    server.reply('{"explanation": "", "label": "yes"}')
+    grader = graders.label_model(
+        "ok? {{ sample.output_text }}", labels=["yes", "no"], passing_labels=["yes"]
+    )
+
+    def judge(mode: str) -> bool:
+        client = ModelClient(
+            base_url=server.base_url, timeout=5, max_retries=0, cache=ResponseCache(tmp_path, mode)
+        )  # type: ignore[arg-type]
+        with grading(GradingContext(client=client, judge_model="j")):
+            return grader.grade("ok", {}).passed
+
+    assert judge("new")
+    server.reset()
+    assert judge("none")
+    assert server.requests == []

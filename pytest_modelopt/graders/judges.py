@@ -143,8 +143,11 @@ def _response_format(kind: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rejects_format(exc: ModelCallError) -> bool:
-    """A 4xx, or a 5xx that names response_format (some servers answer 500 to it)."""
-    return exc.kind == "bad_request" or (exc.kind == "server" and "response_format" in exc.message)
+    """A 4xx, a 5xx that names response_format (some servers answer 500 to it), or, when
+    replaying, a format that was not recorded because the server refused it back then."""
+    if exc.kind in ("bad_request", "not_recorded"):
+        return True
+    return exc.kind == "server" and "response_format" in exc.message
 
 
 class ScoreModel(_Judge):

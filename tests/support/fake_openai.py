@@ -6,7 +6,9 @@ cannot intercept. So the tests point the real ``openai`` SDK at this server via
 
 The server runs its own asyncio loop in a daemon thread, so synchronous tests can drive
 it directly and subprocesses (pytest-xdist workers, benchmarks) reach it over HTTP.
-Run it standalone with::
+It also serves the Files and Batch APIs (``/v1/files``, ``/v1/batches``) in memory, so
+batch submission can be tested end to end; ``batches_enabled = False`` turns them off
+(a compatible server without them). Run it standalone with::
 
     python tests/support/fake_openai.py --port 0 --latency 0.1
 
@@ -30,7 +32,9 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, get_args
 
 from aiohttp import web
@@ -81,6 +85,12 @@ _MODEL_ENDPOINTS: Final = {
     "/v1/embeddings": "embeddings",
 }
 _WORD: Final = re.compile(r"\w+")
+#: What ``POST /v1/files`` accepts as ``purpose`` (spec ``CreateFileRequest``).
+_FILE_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+#: Statuses after which a batch never changes again.
+_BATCH_TERMINAL: Final = frozenset({"completed", "failed", "expired", "cancelled"})
+#: A batch expires this long after it was created (``completion_window`` "24h").
+_BATCH_WINDOW_S: Final = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,82 @@ class _Reply:
 
 class _ReplyError(Exception):
     """A reply callable failed: surface it as a 500 the test can read."""
+
+
+@dataclass
+class _File:
+    """An uploaded (or batch-generated) file, kept in memory."""
+
+    id: str
+    filename: str
+    purpose: str
+    data: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.data),
+            "created_at": CREATED,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+        }
+
+
+@dataclass
+class _Batch:
+    """One batch and where it is in validating -> in_progress -> finalizing -> completed."""
+
+    id: str
+    endpoint: str
+    input_file_id: str
+    metadata: dict[str, str] | None
+    lines: list[dict[str, Any]]
+    model: str | None
+    #: Problems found at creation (a line's url or model): the batch fails when it starts.
+    problems: list[dict[str, Any]]
+    status: str = "validating"
+    polls: int = 0
+    completed: int = 0
+    failed: int = 0
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    usage: dict[str, Any] | None = None
+    times: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``Batch`` object; unset optional fields are left out (the spec has no nulls)."""
+        data: dict[str, Any] = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "input_file_id": self.input_file_id,
+            "completion_window": "24h",
+            "status": self.status,
+            "created_at": CREATED,
+            "expires_at": CREATED + _BATCH_WINDOW_S,
+            "request_counts": {
+                "total": len(self.lines),
+                "completed": self.completed,
+                "failed": self.failed,
+            },
+            "metadata": self.metadata,
+        }
+        if self.model is not None:
+            data["model"] = self.model
+        if self.problems:
+            data["errors"] = {"object": "list", "data": self.problems}
+        for name in ("output_file_id", "error_file_id", "usage"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        data.update(self.times)
+        return data
+
+    def stamp(self, status: str) -> None:
+        """Move to ``status``, with its ``<status>_at`` time (deterministic, never the clock)."""
+        self.status = status
+        self.times[f"{status}_at"] = CREATED + 1 + len(self.times)
 
 
 def count_tokens(text: str) -> int:
@@ -274,8 +360,17 @@ class FakeOpenAI:
 
     Use ``reply``/``reply_tool_call`` to script answers and ``fault`` to inject failures;
     everything else echoes the last user message. ``reset()`` restores a clean slate
-    (including ``latency``, ``known_models`` and ``require_key`` as given here), so one
-    server can be shared across tests.
+    (including ``latency``, ``known_models`` and ``require_key`` as given here, and the
+    batch settings below), so one server can be shared across tests.
+
+    Batches: ``POST /v1/files`` (purpose ``batch`` files are validated line by line: a
+    bad line is a 400 naming it), ``POST /v1/batches``, then each ``GET /v1/batches/{id}``
+    moves the batch one step, validating -> in_progress -> finalizing -> completed, in
+    ``batch_steps`` retrievals. On completion every line is answered by the same code as
+    the live endpoint (rules, reply callables, ``known_models``, ``response_formats``
+    apply; ``fault``s and ``latency`` do not: they model the transport of live calls) and
+    the output/error files are written. A line whose url differs from the batch's
+    endpoint, or whose model differs from line 1's, makes the batch ``failed``.
     """
 
     def __init__(
@@ -298,6 +393,15 @@ class FakeOpenAI:
         self.response_format_status = 400
         #: When True, a request without ``Authorization: Bearer <key>`` gets a 401.
         self.require_key: bool = require_key
+        #: When False the Files and Batch APIs answer 404, like a server without them.
+        self.batches_enabled: bool = True
+        #: Retrievals (``GET /v1/batches/{id}``) a batch takes to complete; 0: done at once.
+        self.batch_steps: int = 3
+        #: The next N batch retrievals answer 500: an outage while a client polls.
+        self.batch_retrieve_errors: int = 0
+        self._files: dict[str, _File] = {}
+        self._batches: dict[str, _Batch] = {}
+        self._serial = 0
         self._host = host
         self._port = port
         self._lock = threading.Lock()
@@ -470,6 +574,11 @@ class FakeOpenAI:
             self.response_formats = None
             self.response_format_status = 400
             self.require_key = require_key
+            self.batches_enabled = True
+            self.batch_steps = 3
+            self.batch_retrieve_errors = 0
+            self._files.clear()
+            self._batches.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -503,6 +612,10 @@ class FakeOpenAI:
 
         if self.require_key and not _has_bearer(request.headers):
             return _invalid_key(request.headers)
+        if self.batches_enabled:
+            platform = await self._serve_platform(request, raw, body)
+            if platform is not None:
+                return platform
         endpoint = _MODEL_ENDPOINTS.get(request.path)
         if request.method == "POST" and endpoint is not None:
             if raw and body is None:
@@ -531,7 +644,336 @@ class FakeOpenAI:
         ids = sorted(known) if known is not None else list(DEFAULT_MODELS)
         return {"object": "list", "data": [_model_object(m) for m in ids]}
 
-    async def _serve_model(self, endpoint: str, path: str, body: Any) -> web.StreamResponse:
+    # -- Files and Batch APIs ------------------------------------------------------------
+
+    async def _serve_platform(
+        self, request: web.Request, raw: bytes, body: Any
+    ) -> web.Response | None:
+        """``/v1/files*`` and ``/v1/batches*``; None for any other path."""
+        parts = request.path.split("/")[2:]
+        if not parts or parts[0] not in ("files", "batches") or "" in parts or len(parts) > 3:
+            return None
+        method, kind, rest = request.method, parts[0], parts[1:]
+        if kind == "files":
+            if method == "POST" and not rest:
+                return self._upload_file(request, raw)
+            if method == "GET" and not rest:
+                return self._list_files(request.query.get("purpose"))
+            if len(rest) == 1 and method in ("GET", "DELETE"):
+                return self._file_object(rest[0], delete=method == "DELETE")
+            if method == "GET" and len(rest) == 2 and rest[1] == "content":
+                return self._file_content(rest[0])
+            return None
+        if method == "POST" and not rest:
+            if raw and body is None:
+                return _error(
+                    400,
+                    "We could not parse the JSON body of your request.",
+                    "invalid_request_error",
+                )
+            return await self._create_batch(body)
+        if method == "GET" and not rest:
+            return self._list_batches(request.query.get("limit"), request.query.get("after"))
+        if method == "GET" and len(rest) == 1:
+            return await self._retrieve_batch(rest[0])
+        if method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+            return self._cancel_batch(rest[0])
+        return None
+
+    def _new_id(self, prefix: str) -> str:
+        with self._lock:
+            self._serial += 1
+            return f"{prefix}{self._serial:06d}"
+
+    def _add_file(self, filename: str, purpose: str, data: bytes) -> _File:
+        file = _File(self._new_id("file-fake"), filename, purpose, data)
+        with self._lock:
+            self._files[file.id] = file
+        return file
+
+    def _upload_file(self, request: web.Request, raw: bytes) -> web.Response:
+        content_type = request.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            return _error(
+                400, "Files must be uploaded as multipart/form-data.", "invalid_request_error"
+            )
+        fields = _multipart_fields(content_type, raw)
+        filename, data = fields.get("file", (None, b""))
+        if filename is None:
+            return _error(
+                400,
+                "Missing required parameter: 'file'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "file",
+            )
+        purpose = fields.get("purpose", (None, b""))[1].decode("utf-8", "replace")
+        if purpose not in _FILE_PURPOSES:
+            return _error(
+                400,
+                f"Invalid value for 'purpose': {purpose!r}. "
+                f"Expected one of {list(_FILE_PURPOSES)}.",
+                "invalid_request_error",
+                "invalid_value",
+                "purpose",
+            )
+        if purpose == "batch":
+            problem = _batch_file_problem(data)
+            if problem is not None:
+                return _error(
+                    400,
+                    f"Invalid batch input file {filename!r}: {problem}.",
+                    "invalid_request_error",
+                    "invalid_batch_file",
+                    "file",
+                )
+        return web.json_response(self._add_file(filename, purpose, data).to_json())
+
+    def _list_files(self, purpose: str | None) -> web.Response:
+        with self._lock:
+            files = [f for f in self._files.values() if purpose is None or f.purpose == purpose]
+        data = [f.to_json() for f in reversed(files)]
+        return web.json_response({"object": "list", "data": data, "has_more": False})
+
+    def _get_file(self, file_id: str) -> _File | None:
+        with self._lock:
+            return self._files.get(file_id)
+
+    def _file_object(self, file_id: str, *, delete: bool) -> web.Response:
+        file = self._get_file(file_id)
+        if file is None:
+            return _no_such("File", file_id)
+        if not delete:
+            return web.json_response(file.to_json())
+        with self._lock:
+            self._files.pop(file_id, None)
+        return web.json_response({"id": file_id, "object": "file", "deleted": True})
+
+    def _file_content(self, file_id: str) -> web.Response:
+        file = self._get_file(file_id)
+        if file is None:
+            return _no_such("File", file_id)
+        return web.Response(body=file.data, content_type="application/octet-stream")
+
+    async def _create_batch(self, body: Any) -> web.Response:
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if not isinstance(body.get(name), str):
+                return _error(
+                    400,
+                    f"Missing required parameter: '{name}'.",
+                    "invalid_request_error",
+                    "missing_required_parameter",
+                    name,
+                )
+        endpoint = body["endpoint"]
+        if endpoint not in _MODEL_ENDPOINTS:
+            return _error(
+                400,
+                f"Invalid value for 'endpoint': {endpoint!r}. FakeOpenAI batches support "
+                f"{', '.join(_MODEL_ENDPOINTS)}.",
+                "invalid_request_error",
+                "invalid_value",
+                "endpoint",
+            )
+        if body["completion_window"] != "24h":
+            return _error(
+                400,
+                f"Invalid value for 'completion_window': {body['completion_window']!r}. "
+                "Supported values are: '24h'.",
+                "invalid_request_error",
+                "invalid_value",
+                "completion_window",
+            )
+        metadata = body.get("metadata")
+        if metadata is not None and not (
+            isinstance(metadata, dict)
+            and len(metadata) <= 16
+            and all(
+                isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+            )
+        ):
+            return _error(
+                400,
+                "Invalid 'metadata': at most 16 string pairs, keys <= 64 and values <= 512 "
+                "characters.",
+                "invalid_request_error",
+                "invalid_value",
+                "metadata",
+            )
+        file = self._get_file(body["input_file_id"])
+        if file is None or file.purpose != "batch":
+            why = "does not exist" if file is None else f"has purpose {file.purpose!r}"
+            return _error(
+                400,
+                f"Invalid 'input_file_id': {body['input_file_id']!r} {why}; upload the "
+                "requests with purpose 'batch'.",
+                "invalid_request_error",
+                "invalid_value",
+                "input_file_id",
+            )
+        lines = [json.loads(line) for line in file.data.decode("utf-8").splitlines() if line]
+        models = [line["body"].get("model") for line in lines]
+        problems: list[dict[str, Any]] = []
+        for number, (line, model) in enumerate(zip(lines, models, strict=True), 1):
+            if line["url"] != endpoint:
+                problems.append(
+                    _batch_problem(
+                        "invalid_url",
+                        f"The URL {line['url']} does not match the batch endpoint {endpoint}.",
+                        "url",
+                        number,
+                    )
+                )
+            elif model != models[0]:
+                problems.append(
+                    _batch_problem(
+                        "model_mismatch",
+                        f"All requests in a batch must use the same model: line {number} uses "
+                        f"{model!r}, line 1 uses {models[0]!r}.",
+                        "body.model",
+                        number,
+                    )
+                )
+        batch = _Batch(
+            id=self._new_id("batch_fake"),
+            endpoint=endpoint,
+            input_file_id=file.id,
+            metadata=None if metadata is None else dict(metadata),
+            lines=lines,
+            model=models[0] if isinstance(models[0], str) else None,
+            problems=problems,
+        )
+        with self._lock:
+            self._batches[batch.id] = batch
+        if self.batch_steps <= 0:
+            await self._finish_batch(batch)
+        return web.json_response(batch.to_json())
+
+    def _list_batches(self, limit: str | None, after: str | None) -> web.Response:
+        with self._lock:
+            batches = list(reversed(self._batches.values()))  # newest first, like OpenAI
+        ids = [b.id for b in batches]
+        if after in ids:
+            batches = batches[ids.index(after) + 1 :]
+        size = int(limit) if limit and limit.isdigit() and int(limit) > 0 else 20
+        page = batches[:size]
+        data: dict[str, Any] = {
+            "object": "list",
+            "data": [b.to_json() for b in page],
+            "has_more": len(batches) > size,
+        }
+        if page:
+            data["first_id"], data["last_id"] = page[0].id, page[-1].id
+        return web.json_response(data)
+
+    async def _retrieve_batch(self, batch_id: str) -> web.Response:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+            outage = self.batch_retrieve_errors > 0
+            if outage:
+                self.batch_retrieve_errors -= 1
+        if outage:
+            return _error(
+                500,
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+            )
+        if batch is None:
+            return _no_such("Batch", batch_id)
+        if batch.status not in _BATCH_TERMINAL:
+            batch.polls += 1
+            await self._step(batch)
+        return web.json_response(batch.to_json())
+
+    async def _step(self, batch: _Batch) -> None:
+        """One retrieval's worth of progress."""
+        if batch.status == "cancelling":
+            batch.stamp("cancelled")
+            return
+        final = batch.polls >= self.batch_steps
+        if batch.problems or final:
+            await self._finish_batch(batch)
+        elif batch.polls >= 2 and batch.polls == self.batch_steps - 1:
+            batch.stamp("finalizing")
+        elif batch.status == "validating":
+            batch.stamp("in_progress")
+
+    async def _finish_batch(self, batch: _Batch) -> None:
+        """Fail it (problems found at creation) or answer every line and write the files."""
+        if batch.problems:
+            batch.stamp("failed")
+            return
+        outputs: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        usage = {"input_tokens": 0, "output_tokens": 0}
+        for line in batch.lines:
+            path, body = line["url"], line["body"]
+            response = await self._serve_model(_MODEL_ENDPOINTS[path], path, body, batch=True)
+            payload = json.loads(response.text or "null")
+            request_id = response.headers.get("x-request-id") or f"req_{_digest(path, body)}"
+            item = {
+                "id": f"batch_req_{_digest(batch.id, line['custom_id'])}",
+                "custom_id": line["custom_id"],
+                "response": {
+                    "status_code": response.status,
+                    "request_id": request_id,
+                    "body": payload,
+                },
+                "error": None,
+            }
+            if response.status == 200:
+                outputs.append(item)
+                raw_usage = payload.get("usage") or {}
+                usage["input_tokens"] += int(
+                    raw_usage.get("input_tokens") or raw_usage.get("prompt_tokens") or 0
+                )
+                usage["output_tokens"] += int(
+                    raw_usage.get("output_tokens") or raw_usage.get("completion_tokens") or 0
+                )
+            else:
+                errors.append(item)
+        # Output order is not input order on OpenAI either: clients must join on custom_id.
+        if outputs:
+            batch.output_file_id = self._add_file(
+                f"{batch.id}_output.jsonl", "batch_output", _jsonl(outputs)
+            ).id
+        if errors:
+            batch.error_file_id = self._add_file(
+                f"{batch.id}_error.jsonl", "batch_output", _jsonl(errors)
+            ).id
+        batch.completed, batch.failed = len(outputs), len(errors)
+        batch.usage = {
+            "input_tokens": usage["input_tokens"],
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": usage["output_tokens"],
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": usage["input_tokens"] + usage["output_tokens"],
+        }
+        for status in ("in_progress", "finalizing", "completed"):
+            if f"{status}_at" not in batch.times:
+                batch.stamp(status)
+
+    def _cancel_batch(self, batch_id: str) -> web.Response:
+        with self._lock:
+            batch = self._batches.get(batch_id)
+        if batch is None:
+            return _no_such("Batch", batch_id)
+        if batch.status in _BATCH_TERMINAL:
+            return _error(
+                400,
+                f"Cannot cancel a batch with status '{batch.status}'.",
+                "invalid_request_error",
+            )
+        if batch.status != "cancelling":
+            batch.stamp("cancelling")
+        return web.json_response(batch.to_json())
+
+    async def _serve_model(
+        self, endpoint: str, path: str, body: Any, *, batch: bool = False
+    ) -> web.Response:
+        """Answer one model request; ``batch``: a batch line (no fault, latency or counting)."""
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.", "invalid_request_error")
         model = body.get("model")
@@ -578,11 +1020,12 @@ class FakeOpenAI:
             user_text = "\n".join(texts)
 
         with self._lock:
-            self._in_flight += 1
-            self._max_in_flight = max(self._max_in_flight, self._in_flight)
-            fault = self._take_fault(model, user_text)
+            if not batch:
+                self._in_flight += 1
+                self._max_in_flight = max(self._max_in_flight, self._in_flight)
+            fault = None if batch else self._take_fault(model, user_text)
         try:
-            if self.latency > 0:
+            if self.latency > 0 and not batch:
                 await asyncio.sleep(self.latency)
             if fault is not None:
                 response = await self._fault_response(fault, model)
@@ -612,8 +1055,9 @@ class FakeOpenAI:
                 headers={"x-request-id": f"req_{digest}"},
             )
         finally:
-            with self._lock:
-                self._in_flight -= 1
+            if not batch:
+                with self._lock:
+                    self._in_flight -= 1
 
     def _take_fault(self, model: str, user_text: str) -> _Fault | None:
         """Consume one use of the newest matching fault. Caller holds the lock."""
@@ -683,6 +1127,76 @@ class FakeOpenAI:
                 raise _ReplyError(f"FakeOpenAI reply must be a str, got {type(text).__name__}")
             return _Reply(text)
         return _Reply(user_text)
+
+
+def _no_such(kind: str, object_id: str) -> web.Response:
+    return _error(404, f"No such {kind}: '{object_id}'", "invalid_request_error")
+
+
+def _multipart_fields(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body as {field name: (filename or None, bytes)}."""
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    message = BytesParser(policy=HTTP).parsebytes(head + raw)
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = (part.get_filename(), payload)
+    return fields
+
+
+def _batch_file_problem(data: bytes) -> str | None:
+    """What is wrong with a batch input file (naming the line), or None when it is valid."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "the file is not UTF-8"
+    lines = text.split("\n")
+    if lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return "the file has no requests"
+    first_seen: dict[str, int] = {}
+    for number, line in enumerate(lines, 1):
+        where = f"line {number}"
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return f"{where} is not valid JSON"
+        if not isinstance(item, dict):
+            return f"{where} is not a JSON object"
+        custom_id = item.get("custom_id")
+        if not isinstance(custom_id, str) or not custom_id:
+            return f"{where}: 'custom_id' must be a non-empty string"
+        if custom_id in first_seen:
+            return (
+                f"{where}: 'custom_id' {custom_id!r} is not unique "
+                f"(also on line {first_seen[custom_id]})"
+            )
+        first_seen[custom_id] = number
+        if item.get("method") != "POST":
+            return f"{where}: 'method' must be 'POST', got {item.get('method')!r}"
+        if item.get("url") not in _MODEL_ENDPOINTS:
+            return (
+                f"{where}: 'url' must be one of {', '.join(_MODEL_ENDPOINTS)}, "
+                f"got {item.get('url')!r}"
+            )
+        if not isinstance(item.get("body"), dict):
+            return f"{where}: 'body' must be a JSON object"
+    return None
+
+
+def _batch_problem(code: str, message: str, param: str, line: int) -> dict[str, Any]:
+    """One entry of a failed batch's ``errors.data`` (spec ``BatchError``)."""
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _jsonl(items: list[dict[str, Any]]) -> bytes:
+    ordered = sorted(items, key=lambda item: str(item["id"]))
+    return "".join(json.dumps(item) + "\n" for item in ordered).encode("utf-8")
 
 
 def _model_object(model: str) -> dict[str, Any]:

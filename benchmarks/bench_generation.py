@@ -1,0 +1,741 @@
+"""How fast pytest-modelopt generates declared completions, beside the physical limit.
+
+Run from the repository root (venv active)::
+
+    python benchmarks/bench_generation.py [--cases 1000] [--latency 0.1] [--concurrency 64]
+                                          [--rss-cases 10000] [--json out.json]
+
+It builds a throwaway eval project in a temporary directory, starts the repository's fake
+OpenAI server (``tests/support/fake_openai.py``) in a separate process, and runs every
+scenario in a fresh subprocess, one after another:
+
+cold      the plugin, N declared cases, empty cache, ``--eval-concurrency C``
+warm      the same again: every completion comes from the cache, 0 requests may be sent
+xdist     cold again (fresh cache) with ``-n 4``
+naive     plain pytest (``-p no:modelopt``) + one synchronous SDK call per test
+floor     a bare asyncio script: N requests through ``openai.AsyncOpenAI``, semaphore C
+trivial   plain pytest (``-p no:modelopt``), N trivial parametrized tests
+rss-*     peak RSS of the plugin warm at ``--rss-cases`` cases vs plain pytest at as many
+          trivial tests (``rss-cold`` only fills the cache for ``rss-warm``)
+
+Each row shows the wall time, the physical limit ``requests x latency / concurrency``, the
+requests that reached the server, the most requests the server saw at once, the CPU time
+of the run (its process and every descendant) and of the server, and the peak RSS. Wall
+time, CPU and RSS come from ``os.wait4`` on the child, so they are per run.
+
+The server is this same file run with ``--serve``: the standalone ``fake_openai.py``
+command prints its URL but offers no way to read the request count from outside, and
+that file is not ours to edit. The ``--serve`` process wraps the same ``FakeOpenAI``
+class and answers ``stats`` / ``reset`` on its stdin, so the server still runs in its own
+process (its CPU is not charged to the driver, and it is measured apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL = "gpt-4.1-mini"
+PROMPT = "Answer in one word. Question {{ id }}: what is {{ a }} + {{ b }}?\n"
+MODEL_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
+MB = 1024.0  # ru_maxrss is in KiB on Linux
+
+
+# -- the server process ----------------------------------------------------------------
+
+
+def serve(latency: float) -> int:
+    """``--serve``: FakeOpenAI in this process; ``stats`` / ``reset`` lines on stdin."""
+    sys.path.insert(0, str(REPO))
+    from tests.support.fake_openai import FakeOpenAI
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    server = FakeOpenAI(latency).start()
+    try:
+        print(f"BASE_URL={server.base_url}", flush=True)
+        for line in sys.stdin:  # EOF (the driver died or closed it): stop
+            command = line.strip()
+            if command == "reset":
+                server.reset()
+                reply: dict[str, Any] = {"ok": True}
+            elif command == "stats":
+                requests = server.requests
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                reply = {
+                    "requests": len(requests),
+                    "model_requests": sum(r.path in MODEL_PATHS for r in requests),
+                    "max_in_flight": server.max_in_flight,
+                    "cpu_s": usage.ru_utime + usage.ru_stime,
+                    "sample_body": requests[-1].body if requests else None,
+                }
+            else:
+                reply = {"error": f"unknown command {command!r}"}
+            print(json.dumps(reply), flush=True)
+    finally:
+        server.stop()
+    return 0
+
+
+class ServerProcess:
+    """The ``--serve`` child, driven over its stdin/stdout."""
+
+    def __init__(self, latency: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--serve", "--latency", str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        line = self._readline(30.0)
+        if not line.startswith("BASE_URL="):
+            self.close()
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        self.base_url = line.removeprefix("BASE_URL=").strip()
+
+    def _readline(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            raise RuntimeError("fake server did not answer in time")
+        return self.proc.stdout.readline()
+
+    def ask(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer: dict[str, Any] = json.loads(self._readline(60.0))
+        return answer
+
+    def close(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- the throwaway projects ------------------------------------------------------------
+
+
+def write_rows(path: Path, n: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"c{i:05d}", "a": i % 97, "b": i % 89}) + "\n")
+
+
+def pyproject(path: Path, modelopt: bool) -> None:
+    text = '[tool.pytest.ini_options]\naddopts = ["--strict-markers"]\n'
+    if modelopt:
+        text += f'\n[tool.modelopt]\nmodels = ["{MODEL}"]\n'
+    (path / "pyproject.toml").write_text(text, encoding="utf-8")
+
+
+def eval_project(path: Path, n: int) -> Path:
+    """pyproject + JSONL dataset + .j2 prompt + one eval test using ``completion``."""
+    (path / "tests").mkdir(parents=True)
+    (path / "prompts").mkdir()
+    pyproject(path, modelopt=True)
+    write_rows(path / "data" / "cases.jsonl", n)
+    (path / "prompts" / "ask.j2").write_text(PROMPT, encoding="utf-8")
+    (path / "tests" / "test_eval.py").write_text(
+        textwrap.dedent(
+            """\
+            import pytest
+
+            pytestmark = pytest.mark.eval(prompt="prompts/ask.j2", dataset="data/cases.jsonl")
+
+
+            def test_answer(completion):
+                assert completion.text
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def naive_project(path: Path, n: int) -> Path:
+    """Plain pytest + the SDK: one synchronous call per parametrized test."""
+    (path / "tests").mkdir(parents=True)
+    pyproject(path, modelopt=False)
+    write_rows(path / "data" / "cases.jsonl", n)
+    (path / "prompts").mkdir()
+    (path / "prompts" / "ask.j2").write_text(PROMPT, encoding="utf-8")
+    (path / "tests" / "test_naive.py").write_text(
+        textwrap.dedent(
+            f"""\
+            import json
+            from pathlib import Path
+
+            import jinja2
+            import openai
+            import pytest
+
+            ROOT = Path(__file__).parent.parent
+            CASES = [json.loads(line) for line in open(ROOT / "data" / "cases.jsonl")]
+            TEMPLATE = jinja2.Template((ROOT / "prompts" / "ask.j2").read_text())
+            client = openai.OpenAI()
+
+
+            @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+            def test_naive(case):
+                response = client.chat.completions.create(
+                    model={MODEL!r},
+                    messages=[{{"role": "user", "content": TEMPLATE.render(case)}}],
+                )
+                assert response.choices[0].message.content
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def trivial_project(path: Path, n: int) -> Path:
+    (path / "tests").mkdir(parents=True)
+    pyproject(path, modelopt=False)
+    (path / "tests" / "test_trivial.py").write_text(
+        textwrap.dedent(
+            f"""\
+            import pytest
+
+
+            @pytest.mark.parametrize("i", range({n}))
+            def test_trivial(i):
+                assert i >= 0
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+FLOOR_SCRIPT = f"""\
+import asyncio, json, sys, time
+from pathlib import Path
+
+import jinja2
+import openai
+
+async def main(root, concurrency):
+    rows = [json.loads(line) for line in open(root / "data" / "cases.jsonl")]
+    template = jinja2.Template((root / "prompts" / "ask.j2").read_text())
+    client = openai.AsyncOpenAI()
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one(row):
+        async with semaphore:
+            response = await client.chat.completions.create(
+                model={MODEL!r}, messages=[{{"role": "user", "content": template.render(row)}}]
+            )
+            assert response.choices[0].message.content
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(row) for row in rows))
+    print(json.dumps({{"send_s": time.perf_counter() - started, "sent": len(rows)}}))
+    await client.close()
+
+asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
+"""
+
+
+# -- running one scenario --------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    what: str
+    cases: int
+    wall_s: float | None = None
+    limit_s: float = 0.0  # requests x latency / concurrency: the best any client could do
+    concurrency: int = 1  # what the limit assumes
+    server_requests: int | None = None  # everything that reached the server
+    model_requests: int | None = None  # of which chat/responses/embeddings calls
+    max_in_flight: int | None = None
+    cpu_s: float | None = None  # user + sys of the run and all its descendants
+    server_cpu_s: float | None = None
+    peak_rss_mb: float | None = None  # largest single process of the run
+    returncode: int | None = None
+    outcome: str = ""  # pytest's last line, or the floor's own timing
+    generation: str = ""  # the plugin's "generated ..." line, if printed
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        """Completions (or tests) delivered per second of wall time."""
+        return self.cases / self.wall_s if self.wall_s else None
+
+
+class ChildTimeout(Exception):
+    pass
+
+
+def run_child(
+    cmd: list[str], cwd: Path, env: dict[str, str], timeout: float, log: Path
+) -> tuple[float, int, resource.struct_rusage, str]:
+    """Run ``cmd`` in its own session; (wall s, returncode, rusage, output).
+
+    ``os.wait4`` gives this child's own rusage (its descendants included once reaped), so
+    ru_maxrss is this run's peak, not the maximum over every earlier child.
+    """
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = started + timeout
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    wall = time.perf_counter() - started
+                    break
+                if time.perf_counter() > deadline:
+                    raise ChildTimeout(f"{cmd[2:4]} timed out after {timeout:.0f}s")
+                time.sleep(0.002)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(proc.pid, 0)
+            proc.returncode = -9
+            raise
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, proc.returncode, usage, log.read_text(encoding="utf-8", errors="replace")
+
+
+def last_line(output: str) -> str:
+    lines = [line.strip("= ") for line in output.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path, server: ServerProcess) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.server = server
+        self.rows: list[Row] = []
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MODELOPT_", "PYTEST_", "OPENAI_"))
+        }
+        self.env |= {
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": "sk-bench-0123456789",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def run(
+        self,
+        row: Row,
+        cmd: list[str],
+        cwd: Path,
+        *,
+        timeout: float | None = None,
+        expect_passed: int | None = None,
+    ) -> Row:
+        print(f"  {row.name:<10} {row.what} ...", end="", flush=True)
+        self.server.ask("reset")
+        before = self.server.ask("stats")
+        log = self.workdir / f"{row.name}.log"
+        try:
+            wall, code, usage, output = run_child(
+                cmd, cwd, self.env, timeout or self.args.timeout, log
+            )
+        except ChildTimeout as exc:
+            row.notes.append(str(exc))
+            row.outcome = "TIMEOUT"
+            self.rows.append(row)
+            print(" TIMEOUT", flush=True)
+            return row
+        after = self.server.ask("stats")
+        row.wall_s, row.returncode = wall, code
+        row.cpu_s = usage.ru_utime + usage.ru_stime
+        row.peak_rss_mb = usage.ru_maxrss / MB
+        row.server_requests = after["requests"]
+        row.model_requests = after["model_requests"]
+        row.max_in_flight = after["max_in_flight"]
+        row.server_cpu_s = after["cpu_s"] - before["cpu_s"]
+        row.outcome = last_line(output)
+        match = re.search(r"generated \d+.*declared completions.*", output)
+        row.generation = match.group(0).strip("= ") if match else ""
+        if code != 0:
+            row.notes.append(f"exit code {code}; see the tail of {log.name}:")
+            row.notes.extend(output.strip().splitlines()[-15:])
+        if expect_passed is not None and f"{expect_passed} passed" not in output:
+            row.notes.append(f"expected '{expect_passed} passed' in the output")
+        self.rows.append(row)
+        print(
+            f" {wall:.2f}s (limit {row.limit_s:.2f}s, {row.model_requests} requests, "
+            f"cpu {row.cpu_s:.1f}s, rss {row.peak_rss_mb:.0f} MB) {row.outcome}",
+            flush=True,
+        )
+        return row
+
+    def pytest(self, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra]
+
+    def scenarios(self) -> None:
+        a = self.args
+        n, c, lat = a.cases, a.concurrency, a.latency
+        cc = min(n, c)  # the concurrency a client can use with N requests
+        limit = n * lat / cc
+        w = self.workdir
+        plugin = ["--eval-concurrency", str(c)]
+        no_plugin = ["-p", "no:modelopt"]
+
+        floor_dir = naive_project(w / "naive", n)  # the floor reads the same data/prompt
+        floor_script = w / "floor.py"
+        floor_script.write_text(FLOOR_SCRIPT, encoding="utf-8")
+        floor = self.run(
+            Row(
+                "floor", f"bare AsyncOpenAI script, semaphore {c}", n, limit_s=limit, concurrency=cc
+            ),
+            [sys.executable, str(floor_script), str(floor_dir), str(c)],
+            floor_dir,
+        )
+        with contextlib.suppress(ValueError):
+            floor.notes.append(f"send loop alone: {json.loads(floor.outcome)['send_s']:.2f}s")
+
+        cold_dir = eval_project(w / "eval", n)
+        self.run(
+            Row(
+                "cold",
+                f"plugin, empty cache, --eval-concurrency {c}",
+                n,
+                limit_s=limit,
+                concurrency=cc,
+            ),
+            self.pytest(*plugin),
+            cold_dir,
+            expect_passed=n,
+        )
+        warm = self.run(
+            Row("warm", "plugin, same again (cache hits)", n, concurrency=c),
+            self.pytest(*plugin),
+            cold_dir,
+            expect_passed=n,
+        )
+        if warm.model_requests:
+            warm.notes.append(f"FAIL: {warm.model_requests} requests reached the server")
+        xdist_c = min(n, 4 * c)  # each of the 4 workers sends up to C at once
+        self.run(
+            Row(
+                "xdist",
+                "plugin, empty cache, -n 4",
+                n,
+                limit_s=n * lat / xdist_c,
+                concurrency=xdist_c,
+            ),
+            self.pytest(*plugin, "-n", "4"),
+            eval_project(w / "eval-xdist", n),
+            expect_passed=n,
+        )
+        self.run(
+            Row("trivial", "plain pytest, trivial tests", n),
+            self.pytest(*no_plugin),
+            trivial_project(w / "trivial", n),
+            expect_passed=n,
+        )
+        if not a.skip_naive:
+            self.run(
+                Row(
+                    "naive",
+                    "plain pytest + sync SDK call per test",
+                    n,
+                    limit_s=n * lat,
+                    concurrency=1,
+                ),
+                self.pytest(*no_plugin),
+                floor_dir,
+                timeout=max(a.timeout, 3 * n * lat + 120),
+                expect_passed=n,
+            )
+
+        m = a.rss_cases
+        rss_dir = eval_project(w / "eval-rss", m)
+        self.run(
+            Row(
+                "rss-cold",
+                "plugin, empty cache (fills the cache)",
+                m,
+                limit_s=m * lat / min(m, c),
+                concurrency=min(m, c),
+            ),
+            self.pytest(*plugin),
+            rss_dir,
+            expect_passed=m,
+        )
+        rss_warm = self.run(
+            Row("rss-warm", "plugin, cache hits", m, concurrency=c),
+            self.pytest(*plugin),
+            rss_dir,
+            expect_passed=m,
+        )
+        if rss_warm.model_requests:
+            rss_warm.notes.append(f"FAIL: {rss_warm.model_requests} requests reached the server")
+        self.run(
+            Row("rss-plain", "plain pytest, trivial tests", m),
+            self.pytest(*no_plugin),
+            trivial_project(w / "trivial-rss", m),
+            expect_passed=m,
+        )
+
+    def ratios(self) -> list[dict[str, Any]]:
+        rows = {row.name: row for row in self.rows}
+
+        def wall(name: str) -> float | None:
+            row = rows.get(name)
+            ok = row is not None and row.wall_s is not None and row.returncode == 0
+            return row.wall_s if ok and row is not None else None
+
+        def rss(name: str) -> float | None:
+            row = rows.get(name)
+            return row.peak_rss_mb if row is not None and row.returncode == 0 else None
+
+        def ratio(
+            key: str, text: str, value: float | None, target: str, met: bool | None
+        ) -> dict[str, Any]:
+            return {"key": key, "what": text, "value": value, "target": target, "met": met}
+
+        cold, warm, floor = wall("cold"), wall("warm"), wall("floor")
+        trivial, naive = wall("trivial"), wall("naive")
+        out = []
+        v = (cold - trivial) / floor if cold and trivial and floor else None
+        out.append(
+            ratio(
+                "overhead_vs_floor",
+                "(cold - trivial) / floor",
+                v,
+                "<= 1.5",
+                None if v is None else v <= 1.5,
+            )
+        )
+        v = cold / floor if cold and floor else None
+        out.append(ratio("cold_vs_floor", "cold / floor", v, "(info)", None))
+        v = naive / cold if naive and cold else None
+        out.append(
+            ratio(
+                "naive_vs_cold",
+                "naive / cold (speed-up)",
+                v,
+                ">= 20",
+                None if v is None else v >= 20,
+            )
+        )
+        v = warm / trivial if warm and trivial else None
+        out.append(
+            ratio("warm_vs_trivial", "warm / trivial", v, "<= 1.5", None if v is None else v <= 1.5)
+        )
+        rw, rp = rss("rss-warm"), rss("rss-plain")
+        v = rw / rp if rw and rp else None
+        out.append(
+            ratio(
+                "rss_warm_vs_plain",
+                f"peak RSS warm / plain at {self.args.rss_cases}",
+                v,
+                "<= 2",
+                None if v is None else v <= 2,
+            )
+        )
+        return out
+
+
+# -- reporting -------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for dist in ("pytest", "openai", "pytest-xdist", "pytest-modelopt", "aiohttp", "httpx2"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # read-only
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    sources = hashlib.sha256()
+    for path in sorted((REPO / "pytest_modelopt").glob("*.py")):
+        sources.update(path.name.encode() + b"\0" + path.read_bytes())
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "git_commit": commit,
+        # the plugin's working tree may hold uncommitted edits: this names what was measured
+        "plugin_sources_sha256": sources.hexdigest()[:12],
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def table(rows: list[Row]) -> str:
+    head = (
+        "run", "wall s", "limit s", "wall/limit", "cases/s", "requests", "in flight",
+        "cpu s", "server cpu s", "peak RSS MB", "result",
+    )  # fmt: skip
+    lines = [head]
+    for r in rows:
+        over = r.wall_s / r.limit_s if r.wall_s and r.limit_s else None
+        other = (r.server_requests or 0) - (r.model_requests or 0)  # e.g. GET /v1/models
+        lines.append(
+            (
+                r.name,
+                fmt(r.wall_s, ".2f"),
+                fmt(r.limit_s, ".2f") + (f" (c={r.concurrency})" if r.limit_s else ""),
+                fmt(over, ".1f") + ("x" if over else ""),
+                fmt(r.rate, ",.0f"),
+                fmt(r.model_requests, "d") + (f" (+{other})" if other else ""),
+                fmt(r.max_in_flight, "d"),
+                fmt(r.cpu_s, ".1f"),
+                fmt(r.server_cpu_s, ".1f"),
+                fmt(r.peak_rss_mb, ".0f"),
+                r.outcome[:60],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = []
+    for index, line in enumerate(lines):
+        cells = [
+            c.ljust(w) if i in (0, 10) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+        if index == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
+    a = bench.args
+    print()
+    print(
+        f"machine: {info['nproc']} cores ({info['cpu_model']}), Python {info['python']}, "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + f", commit {info['git_commit']}, plugin sources {info['plugin_sources_sha256']}"
+    )
+    print(
+        f"load average at start {info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}"
+    )
+    print(
+        f"N={a.cases} cases, latency {a.latency}s, concurrency {a.concurrency}, "
+        f"rss cases {a.rss_cases}"
+    )
+    print()
+    print(table(bench.rows))
+    print()
+    ratios = bench.ratios()
+    for r in ratios:
+        verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
+        print(f"{r['what']:<34} {fmt(r['value'], '.2f'):>7}   target {r['target']:<7} {verdict}")
+    notes = [(row.name, note) for row in bench.rows for note in [row.generation, *row.notes]]
+    notes = [(name, note) for name, note in notes if note]
+    if notes:
+        print()
+        for name, note in notes:
+            print(f"{name}: {note}")
+    return {
+        "machine": info,
+        "args": {k: v for k, v in vars(a).items() if k not in ("serve", "json")},
+        "rows": [asdict(row) | {"rate": row.rate} for row in bench.rows],
+        "ratios": ratios,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--cases", type=int, default=1000, help="N declared cases (default 1000)")
+    parser.add_argument("--latency", type=float, default=0.1, help="server seconds per request")
+    parser.add_argument("--concurrency", type=int, default=64, help="--eval-concurrency C")
+    parser.add_argument("--rss-cases", type=int, default=10000, help="cases for the RSS rows")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    parser.add_argument("--skip-naive", action="store_true", help="skip the slow serial run")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args.latency)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwinds through the finally blocks below
+
+    signal.signal(signal.SIGTERM, on_term)
+    info = machine()
+    workdir = Path(tempfile.mkdtemp(prefix="modelopt-bench-"))
+    print(f"projects in {workdir}")
+    server = ServerProcess(args.latency)
+    try:
+        print(f"fake server at {server.base_url} (pid {server.proc.pid}, latency {args.latency}s)")
+        bench = Bench(args, workdir, server)
+        try:
+            bench.scenarios()
+        finally:
+            info["loadavg_end"] = os.getloadavg()
+            result = report(bench, info)
+            if args.json is not None:
+                args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+                print(f"\nwrote {args.json}")
+    finally:
+        server.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
