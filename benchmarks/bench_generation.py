@@ -39,7 +39,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import resource
 import select
 import shutil
@@ -291,7 +290,7 @@ class Row:
     peak_rss_mb: float | None = None  # largest single process of the run
     returncode: int | None = None
     outcome: str = ""  # pytest's last line, or the floor's own timing
-    generation: str = ""  # the plugin's "generated ..." line, if printed
+    load_1min: float | None = None  # the machine's load average as the run started
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -373,6 +372,7 @@ class Bench:
         self.server.ask("reset")
         before = self.server.ask("stats")
         log = self.workdir / f"{row.name}.log"
+        row.load_1min = os.getloadavg()[0]  # other work on the machine skews the wall times
         try:
             wall, code, usage, output = run_child(
                 cmd, cwd, self.env, timeout or self.args.timeout, log
@@ -392,8 +392,6 @@ class Bench:
         row.max_in_flight = after["max_in_flight"]
         row.server_cpu_s = after["cpu_s"] - before["cpu_s"]
         row.outcome = last_line(output)
-        match = re.search(r"generated \d+.*declared completions.*", output)
-        row.generation = match.group(0).strip("= ") if match else ""
         if code != 0:
             row.notes.append(f"exit code {code}; see the tail of {log.name}:")
             row.notes.extend(output.strip().splitlines()[-15:])
@@ -466,10 +464,18 @@ class Bench:
             eval_project(w / "eval-xdist", n),
             expect_passed=n,
         )
+        trivial_dir = trivial_project(w / "trivial", n)
         self.run(
             Row("trivial", "plain pytest, trivial tests", n),
             self.pytest(*no_plugin),
-            trivial_project(w / "trivial", n),
+            trivial_dir,
+            expect_passed=n,
+        )
+        pyproject(trivial_dir, modelopt=True)  # the same tests, the plugin loaded but unused
+        self.run(
+            Row("idle", "trivial tests, plugin loaded (no eval)", n),
+            self.pytest(*plugin),
+            trivial_dir,
             expect_passed=n,
         )
         if not a.skip_naive:
@@ -562,6 +568,9 @@ class Bench:
         out.append(
             ratio("warm_vs_trivial", "warm / trivial", v, "<= 1.5", None if v is None else v <= 1.5)
         )
+        idle = wall("idle")
+        v = warm / idle if warm and idle else None
+        out.append(ratio("warm_vs_idle", "warm / idle (plugin loaded)", v, "(info)", None))
         rw, rp = rss("rss-warm"), rss("rss-plain")
         v = rw / rp if rw and rp else None
         out.append(
@@ -626,7 +635,7 @@ def fmt(value: float | None, spec: str) -> str:
 def table(rows: list[Row]) -> str:
     head = (
         "run", "wall s", "limit s", "wall/limit", "cases/s", "requests", "in flight",
-        "cpu s", "server cpu s", "peak RSS MB", "result",
+        "cpu s", "server cpu s", "peak RSS MB", "load", "result",
     )  # fmt: skip
     lines = [head]
     for r in rows:
@@ -644,6 +653,7 @@ def table(rows: list[Row]) -> str:
                 fmt(r.cpu_s, ".1f"),
                 fmt(r.server_cpu_s, ".1f"),
                 fmt(r.peak_rss_mb, ".0f"),
+                fmt(r.load_1min, ".1f"),
                 r.outcome[:60],
             )
         )
@@ -651,7 +661,7 @@ def table(rows: list[Row]) -> str:
     out = []
     for index, line in enumerate(lines):
         cells = [
-            c.ljust(w) if i in (0, 10) else c.rjust(w)
+            c.ljust(w) if i in (0, 11) else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
         out.append("  ".join(cells).rstrip())
@@ -682,8 +692,7 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
     for r in ratios:
         verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
         print(f"{r['what']:<34} {fmt(r['value'], '.2f'):>7}   target {r['target']:<7} {verdict}")
-    notes = [(row.name, note) for row in bench.rows for note in [row.generation, *row.notes]]
-    notes = [(name, note) for name, note in notes if note]
+    notes = [(row.name, note) for row in bench.rows for note in row.notes]
     if notes:
         print()
         for name, note in notes:

@@ -223,8 +223,7 @@ def _chunks(requests: list[BatchRequest]) -> Iterator[list[BatchRequest]]:
 
 
 def _sdk(client: ModelClient, *, retries: bool = True) -> OpenAI:
-    # ModelClient has no public accessor for its lazily built SDK client (yet): use ours.
-    sdk = client._sync_client()
+    sdk = client.sdk()
     return sdk.with_options(
         timeout=client.timeout, max_retries=client.max_retries if retries else 0
     )
@@ -240,7 +239,7 @@ def _error(
 ) -> BatchError:
     """One line for an SDK failure: what failed, why, and what to do; the key redacted."""
     failure = classify(exc)
-    why = redact(failure.message, (client._api_key or "",)).rstrip(". ")
+    why = redact(failure.message, client.secrets()).rstrip(". ")
     if failure.status in _NO_BATCH_API and where in ("POST /v1/files", "POST /v1/batches"):
         message = (
             f"this server has no Batch API ({failure.status} on {where}): run without --eval-batch"
@@ -293,7 +292,7 @@ def _create_batch(
     submitted: Sequence[str],
 ) -> str:
     """Create one batch. Not blindly retried: a retry after a lost answer could bill twice;
-    only a 429 or a refused connection (the request never ran) is tried again."""
+    only a 429 or a failure to connect (the request never ran) is tried again."""
     sdk = _sdk(client, retries=False)
     attempt = 0
     while True:
@@ -314,7 +313,8 @@ def _create_batch(
             return batch.id
         except Exception as exc:
             failure = classify(exc)
-            if failure.kind not in ("rate_limit", "connection") or attempt >= client.max_retries:
+            never_sent = type(exc.__cause__).__name__ == "ConnectError"  # httpx(2)
+            if not (failure.kind == "rate_limit" or never_sent) or attempt >= client.max_retries:
                 raise _error(
                     client, exc, "creating the batch", "POST /v1/batches", submitted=submitted
                 ) from None
@@ -475,7 +475,7 @@ def collect(
             "cannot be stored: collect with --eval-record new"
         )
     sdk = _sdk(client)
-    secrets = (client._api_key or "",)
+    secrets = client.secrets()
     written = 0
     failed: dict[str, str] = {}
     for file_id in (status.output_file_id, status.error_file_id):

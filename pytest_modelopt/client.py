@@ -535,6 +535,14 @@ class ModelClient:
     def cost(self, model: str, usage: Usage) -> float | None:
         return cost_usd(model, usage, provider=self.provider, overrides=self.prices)
 
+    def sdk(self) -> OpenAI:
+        """The official SDK client behind this one (for Files, Batches, Fine-tuning...)."""
+        return self._sync_client()
+
+    def secrets(self) -> tuple[str, ...]:
+        """What ``redact`` must remove from any message this client's calls produce."""
+        return (self._api_key,) if self._api_key else ()
+
     def _key(self) -> str:
         # Local OpenAI-compatible servers need no key, but the SDK insists on one.
         return self._api_key or "sk-no-key-required"

@@ -88,6 +88,20 @@ class Settings(BaseModel):
         description="Most model calls in flight at once when generating declared completions.",
         json_schema_extra=_cli("N"),
     )
+    batch: Literal["off", "run", "submit", "collect"] = Field(
+        default="off",
+        description=(
+            "Generate through OpenAI's Batch API: run (submit, wait, replay), submit (and stop;"
+            " a later job collects), collect. --eval-batch alone means run."
+        ),
+        json_schema_extra={"cli": True, "metavar": "MODE", "const": "run"},
+    )
+    batch_poll_interval: float = Field(
+        default=30.0,
+        ge=0,
+        description="Seconds between polls of a pending batch.",
+        json_schema_extra=_cli("SECONDS"),
+    )
     resume: str | None = Field(
         default=None,
         description=(
@@ -177,6 +191,14 @@ def cli_fields() -> list[tuple[str, str, str, str]]:
             option = CLI_PREFIX + key.replace("_", "-")
             out.append((key, option, str(extra["metavar"]), field.description or ""))
     return out
+
+
+def cli_const(key: str) -> str | None:
+    """The value an option takes when given without one (``--eval-batch`` means run)."""
+    field = Settings.model_fields.get(key)
+    extra = field.json_schema_extra if field is not None else None
+    const = extra.get("const") if isinstance(extra, dict) else None
+    return str(const) if const is not None else None
 
 
 def config_keys() -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .client import BoundModel, CallContext, Completion
-from .config import ConfigError, cli_fields, load_settings
+from .config import ConfigError, cli_const, cli_fields, load_settings
 from .datasets import DatasetError, load_cases
 from .evals import (
     CaseState,
@@ -51,12 +51,15 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("modelopt", "LLM evals (pytest-modelopt)")
     for key, option, metavar, help_text in cli_fields():
+        const = cli_const(key)
+        extra: dict[str, Any] = {"nargs": "?", "const": const} if const else {}
         group.addoption(
             option,
             dest=f"modelopt_{key}",
             metavar=metavar,
             default=None,
             help=f"{help_text} Also MODELOPT_{key.upper()} / [tool.modelopt] {key}.",
+            **extra,
         )
 
 
@@ -78,6 +81,13 @@ def pytest_configure(config: pytest.Config) -> None:
             request=request, context=context
         ),
     )
+    if settings.batch != "off" and (
+        getattr(config.option, "numprocesses", None) or getattr(config, "workerinput", None)
+    ):
+        raise pytest.UsageError(
+            "--eval-batch runs in one process (the batch itself runs in parallel at OpenAI): "
+            "drop -n, then replay the cached answers with -n if you like"
+        )
     if settings.resume:
         try:
             session.resume_from = resolve_run(settings.resume, session.runs_dir)
@@ -320,6 +330,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         jobs.append(Job(item.nodeid, functools.partial(_declared_request, ev, state, case)))
     if not jobs:
         return
+    if ev.settings.batch != "off":
+        _run_batch(session, ev, jobs)
     workerinput = getattr(session.config, "workerinput", None)
     if workerinput is None:
         ev.generator = CompletionGenerator(ev.client, concurrency=ev.settings.concurrency)
@@ -333,6 +345,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         )
     if ev.generator is not None:
         ev.generator.start(jobs)
+
+
+def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:
+    from .batch import BatchError
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def report(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(f"modelopt: {line}")
+
+    try:
+        stop = ev.run_batch(jobs, report)
+    except BatchError as exc:
+        raise pytest.UsageError(f"--eval-batch: {exc}") from None
+    if stop is not None:
+        pytest.exit(stop, returncode=pytest.ExitCode.OK)
 
 
 def _needs_completion(item: pytest.Item, state: CaseState) -> bool:

@@ -6,7 +6,7 @@ Kept free of pytest so the same object serves the plugin and the ``modelopt`` CL
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cache import ResponseCache
@@ -26,10 +26,11 @@ from .records import (
 from .summary import summarize
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from .config import Settings
-    from .generate import CompletionGenerator, Progress
+    from .generate import CompletionGenerator, Job, Progress
 
 
 class EvalSession:
@@ -104,6 +105,79 @@ class EvalSession:
                 self.start()
             self._writer = RunWriter(self.run_dir, self.writer_name)
         self._writer.append(record)
+
+    def run_batch(self, jobs: list[Job], report: Callable[[str], None]) -> str | None:
+        """Send the jobs' requests that are not cached yet through the Batch API.
+
+        ``run`` waits and fills the cache (the tests then replay it); ``submit`` stops after
+        submitting and returns the message to end the session with; ``collect`` fetches
+        batches an earlier ``submit`` left. Raises BatchError with one clear line.
+        """
+        from .batch import (
+            BatchError,
+            BatchRequest,
+            load_pending,
+            save_pending,
+            submit,
+        )
+        from .client import ENDPOINTS
+
+        mode, client = self.settings.batch, self.client
+        cache = client.cache
+        if cache is None or not cache.writes_enabled:
+            raise BatchError("--eval-batch fills the response cache: use --eval-record new")
+        pending_dir = self.settings.dir / "batches"
+        if mode == "collect":
+            manifests = load_pending(pending_dir)
+            if not manifests:
+                report(f"no pending batches under {pending_dir}")
+            for path, pending_ids, pending in manifests:
+                self._collect(pending_ids, pending, report)
+                path.unlink()
+            return None
+        wanted: dict[str, BatchRequest] = {}
+        for job in jobs:
+            try:
+                api, body, context, _ = job.build()
+            except Exception:  # a prompt that does not render errors its case later
+                continue
+            request = BatchRequest.for_call(ENDPOINTS[api], body, context.sample)
+            if cache.get(request.custom_id) is None:
+                wanted[request.custom_id] = request
+        requests = list(wanted.values())
+        if not requests:
+            report("every declared request is in the cache already: nothing to batch")
+            return None
+        ids = submit(client, requests, metadata={"run": self.run_id})
+        report(f"submitted {len(requests)} requests as batch {', '.join(ids)}")
+        if mode == "submit":
+            path = save_pending(pending_dir, ids, requests)
+            return (
+                f"submitted {len(requests)} requests ({', '.join(ids)}; manifest {path}); "
+                "collect them later with: pytest --eval-batch=collect"
+            )
+        self._collect(ids, requests, report)
+        return None
+
+    def _collect(self, ids: list[str], requests: list[Any], report: Callable[[str], None]) -> None:
+        from .batch import collect, poll
+
+        cache = self.client.cache
+        assert cache is not None
+        by_id = {r.custom_id: r for r in requests}
+        for batch_id in ids:
+            status = poll(
+                self.client,
+                batch_id,
+                interval=self.settings.batch_poll_interval,
+                on_progress=lambda s: report(
+                    f"batch {s.id}: {s.status} ({s.completed + s.failed}/{s.total})"
+                ),
+            )
+            written, failed = collect(self.client, status, by_id, cache)
+            report(f"batch {batch_id}: {written} responses cached, {len(failed)} failed")
+            for custom_id, message in list(failed.items())[:3]:
+                report(f"  {custom_id[:12]}: {message}")
 
     def generation_progress(self) -> str | None:
         """One line on the ahead-of-time generation (summed over xdist workers)."""

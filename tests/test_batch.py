@@ -7,6 +7,7 @@ so the wire format (multipart upload, batch objects, JSONL output files) is exer
 from __future__ import annotations
 
 import json
+import socket
 from typing import TYPE_CHECKING, Any
 
 import openai
@@ -481,3 +482,16 @@ def test_fake_files_and_batches_endpoints(server: FakeOpenAI) -> None:
             sdk.batches.list()
     server.reset()
     assert (server.batches_enabled, server.batch_steps) == (True, 3)
+
+
+def test_an_unreachable_server_says_so(server: FakeOpenAI) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    unreachable = ModelClient(base_url=url, timeout=2.0, max_retries=0)
+    with pytest.raises(BatchError) as info:
+        submit(unreachable, [chat("x")])
+    message = str(info.value)
+    assert message.startswith("uploading 1 /chat/completions request(s) for gpt-4.1-mini failed")
+    assert message.endswith("try again later")
+    assert TEST_KEY not in message
