@@ -335,6 +335,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     workerinput = getattr(session.config, "workerinput", None)
     if workerinput is None:
         ev.generator = CompletionGenerator(ev.client, concurrency=ev.settings.concurrency)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and session.config.get_verbosity() >= 0:
+            reporter.write_line(
+                f"modelopt: generating {len(jobs)} declared completions ahead of the tests "
+                f"(at most {ev.settings.concurrency} at once, record mode "
+                f"{ev.settings.record})"
+            )
     elif ev.settings.record != "off":
         index = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
         ev.generator = CompletionGenerator(
