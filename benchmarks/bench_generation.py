@@ -291,6 +291,7 @@ class Row:
     returncode: int | None = None
     outcome: str = ""  # pytest's last line, or the floor's own timing
     load_1min: float | None = None  # the machine's load average as the run started
+    plugin_sources: str = ""  # plugin_sources() as the run started
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -343,10 +344,18 @@ def last_line(output: str) -> str:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, workdir: Path, server: ServerProcess) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        workdir: Path,
+        server: ServerProcess,
+        snapshot: Path | None = None,
+    ) -> None:
         self.args = args
         self.workdir = workdir
         self.server = server
+        self.snapshot = snapshot  # a frozen copy of the plugin, imported instead of the repo's
+        self.sources_root = snapshot or REPO
         self.rows: list[Row] = []
         self.env = {
             k: v
@@ -358,6 +367,36 @@ class Bench:
             "OPENAI_API_KEY": "sk-bench-0123456789",
             "PYTHONUNBUFFERED": "1",
         }
+        if snapshot is not None:  # ahead of the editable install's path entry
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(snapshot), os.environ.get("PYTHONPATH", "")) if p
+            )
+
+    def plugin_origin(self) -> str:
+        """Where the children import the plugin from."""
+        probe = "import pytest_modelopt; print(pytest_modelopt.__file__)"
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return done.stdout.strip() or done.stderr.strip()[-200:]
+
+    def warm_up(self) -> None:
+        """One small untimed plugin run: pytest writes its rewritten .pyc of the plugin,
+        and the OS caches the site-packages files, so the first timed run pays neither."""
+        print("  warm-up (untimed) ...", end="", flush=True)
+        project = eval_project(self.workdir / "warm-up", min(self.args.cases, 20))
+        try:
+            _, _, _, output = run_child(
+                self.pytest(), project, self.env, self.args.timeout, self.workdir / "warm-up.log"
+            )
+        except ChildTimeout:
+            output = "TIMEOUT"
+        print(f" {last_line(output)}", flush=True)
 
     def run(
         self,
@@ -373,6 +412,7 @@ class Bench:
         before = self.server.ask("stats")
         log = self.workdir / f"{row.name}.log"
         row.load_1min = os.getloadavg()[0]  # other work on the machine skews the wall times
+        row.plugin_sources = plugin_sources(self.sources_root)
         try:
             wall, code, usage, output = run_child(
                 cmd, cwd, self.env, timeout or self.args.timeout, log
@@ -392,6 +432,9 @@ class Bench:
         row.max_in_flight = after["max_in_flight"]
         row.server_cpu_s = after["cpu_s"] - before["cpu_s"]
         row.outcome = last_line(output)
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # the floor's own timing
+            timing = json.loads(row.outcome)
+            row.outcome = f"{timing['sent']} sent; the send loop alone {timing['send_s']:.2f}s"
         if code != 0:
             row.notes.append(f"exit code {code}; see the tail of {log.name}:")
             row.notes.extend(output.strip().splitlines()[-15:])
@@ -420,15 +463,13 @@ class Bench:
         floor_dir = naive_project(w / "naive", n)  # the floor reads the same data/prompt
         floor_script = w / "floor.py"
         floor_script.write_text(FLOOR_SCRIPT, encoding="utf-8")
-        floor = self.run(
+        self.run(
             Row(
                 "floor", f"bare AsyncOpenAI script, semaphore {c}", n, limit_s=limit, concurrency=cc
             ),
             [sys.executable, str(floor_script), str(floor_dir), str(c)],
             floor_dir,
         )
-        with contextlib.suppress(ValueError):
-            floor.notes.append(f"send loop alone: {json.loads(floor.outcome)['send_s']:.2f}s")
 
         cold_dir = eval_project(w / "eval", n)
         self.run(
@@ -590,6 +631,15 @@ class Bench:
 # -- reporting -------------------------------------------------------------------------
 
 
+def plugin_sources(root: Path = REPO) -> str:
+    """A hash of the plugin's source files under ``root`` (others may edit the repo's)."""
+    sources = hashlib.sha256()
+    for path in sorted((root / "pytest_modelopt").rglob("*.py")):
+        with contextlib.suppress(OSError):
+            sources.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return sources.hexdigest()[:12]
+
+
 def machine() -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
@@ -613,9 +663,6 @@ def machine() -> dict[str, Any]:
             timeout=10,
             check=True,
         ).stdout.strip()
-    sources = hashlib.sha256()
-    for path in sorted((REPO / "pytest_modelopt").glob("*.py")):
-        sources.update(path.name.encode() + b"\0" + path.read_bytes())
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_count": os.cpu_count(),
@@ -625,7 +672,7 @@ def machine() -> dict[str, Any]:
         "versions": versions,
         "git_commit": commit,
         # the plugin's working tree may hold uncommitted edits: this names what was measured
-        "plugin_sources_sha256": sources.hexdigest()[:12],
+        "plugin_sources": plugin_sources(),
         "loadavg_start": os.getloadavg(),
     }
 
@@ -678,8 +725,9 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
     print(
         f"machine: {info['nproc']} cores ({info['cpu_model']}), Python {info['python']}, "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-        + f", commit {info['git_commit']}, plugin sources {info['plugin_sources_sha256']}"
+        + f", commit {info['git_commit']}"
     )
+    print(f"plugin sources {info['plugin_sources']} imported from {info['plugin_origin']}")
     print(
         f"load average at start {info['loadavg_start'][0]:.2f}, at end {info['loadavg_end'][0]:.2f}"
     )
@@ -695,6 +743,9 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
         verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
         print(f"{r['what']:<34} {fmt(r['value'], '.2f'):>7}   target {r['target']:<7} {verdict}")
     notes = [(row.name, note) for row in bench.rows for note in row.notes]
+    changed = [row.name for row in bench.rows if row.plugin_sources != info["plugin_sources"]]
+    if changed:
+        notes.append(("warning", f"the plugin's sources changed during the benchmark: {changed}"))
     if notes:
         print()
         for name, note in notes:
@@ -717,6 +768,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow serial run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
+    parser.add_argument(
+        "--live-sources",
+        action="store_true",
+        help="import the plugin from the repository as it changes (default: a copy taken at "
+        "the start, so every run measures the same code)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -729,11 +786,23 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     workdir = Path(tempfile.mkdtemp(prefix="modelopt-bench-"))
     print(f"projects in {workdir}")
+    snapshot = None
+    if not args.live_sources:
+        snapshot = workdir / "plugin-snapshot"
+        shutil.copytree(
+            REPO / "pytest_modelopt",
+            snapshot / "pytest_modelopt",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        info["plugin_sources"] = plugin_sources(snapshot)
     server = ServerProcess(args.latency)
     try:
         print(f"fake server at {server.base_url} (pid {server.proc.pid}, latency {args.latency}s)")
-        bench = Bench(args, workdir, server)
+        bench = Bench(args, workdir, server, snapshot)
+        info["plugin_origin"] = bench.plugin_origin()
+        print(f"plugin {info['plugin_sources']} from {info['plugin_origin']}")
         try:
+            bench.warm_up()
             bench.scenarios()
         finally:
             info["loadavg_end"] = os.getloadavg()

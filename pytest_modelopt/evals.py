@@ -5,6 +5,9 @@ Pure logic; ``plugin.py`` feeds it marker kwargs and exceptions and gets plain d
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +41,7 @@ class EvalSpecError(Exception):
     """A marker that cannot describe an eval (bad threshold, unknown key...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EvalSpec:
     name: str
     models: tuple[str, ...]
@@ -52,12 +55,33 @@ class EvalSpec:
     skipped_models: tuple[str, ...] = ()
     graders: tuple[Grader, ...] = ()
 
+    @functools.cached_property
+    def fingerprint(self) -> dict[str, str]:
+        """Short hashes of what defines the eval, so a changed baseline can be flagged."""
+        out: dict[str, str] = {}
+        for key, path in (("prompt", self.prompt_path), ("dataset", self.dataset_path)):
+            if path is not None and path.is_file():
+                out[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        if self.graders:
+            described = [_describe(g) for g in self.graders]
+            out["graders"] = hashlib.sha256(
+                json.dumps(described, sort_keys=True, default=str).encode()
+            ).hexdigest()[:12]
+        return out
+
     @property
     def pending_reason(self) -> str | None:
         """Why the eval cannot run yet: its prompt file is not written."""
         if self.prompt_path is not None and not self.prompt_path.exists():
             return f"prompt not written yet: {self.prompt}"
         return None
+
+
+def _describe(grader: Grader) -> object:
+    try:
+        return grader.to_openai()
+    except GraderError:  # a Python function: its name is what we can compare
+        return {"type": grader.type, "name": grader.label}
 
 
 def merge_marker_kwargs(kwargs_closest_first: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -258,6 +282,7 @@ class CaseState:
             calls=len(self.calls),
             duration_s=round(self.duration_s, 6),
             note=self.note,
+            fingerprint=self.param.spec.fingerprint,
             judge_calls=len(self.judge_calls),
             judge_tokens=sum(c.usage.total_tokens for c in self.judge_calls),
             judge_cost=(

@@ -80,6 +80,7 @@ class CaseRecord(_Record):
     calls: int = 0
     duration_s: float = 0.0
     note: str | None = None
+    fingerprint: dict[str, str] = Field(default_factory=dict)
     judge_calls: int = 0
     judge_tokens: int = 0
     judge_cost: float | None = None

@@ -208,14 +208,11 @@ def test_generation_is_concurrent_and_bounded(server: FakeOpenAI) -> None:
     server.latency = 0.2
     client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0)
     generator = CompletionGenerator(client, concurrency=8)
-    started = time.monotonic()
     generator.start(jobs_for(32))
     texts = [generator.result(f"job{i}").text for i in range(32)]
-    elapsed = time.monotonic() - started
     generator.stop()
     assert texts == [f"q{i}" for i in range(32)]
-    assert elapsed < 32 * 0.2 / 2  # serial would take 6.4 s; the limit is 0.8 s
-    assert server.max_in_flight == 8
+    assert server.max_in_flight == 8  # concurrent, and never more than the limit
 
 
 def test_generation_streams_within_a_window(server: FakeOpenAI) -> None:

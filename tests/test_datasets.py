@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import pickle
-import time
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -633,7 +632,8 @@ def test_cached_errors_are_raised_again_as_fresh_exceptions(tmp_path: Path) -> N
 # --------------------------------------------------------------------------- scale
 
 
-def test_fifty_thousand_jsonl_rows_load_fast(tmp_path: Path) -> None:
+def test_fifty_thousand_jsonl_rows_load(tmp_path: Path) -> None:
+    """Large datasets load whole and in order (speed is measured in benchmarks/, not here)."""
     path = tmp_path / "big.jsonl"
     with path.open("w", encoding="utf-8") as out:
         for i in range(50_000):
@@ -641,9 +641,7 @@ def test_fifty_thousand_jsonl_rows_load_fast(tmp_path: Path) -> None:
             if i % 2:
                 row["id"] = f"q{i}"
             out.write(json.dumps(row) + "\n")
-    started = time.perf_counter()
     cases = load_cases(path)
-    elapsed = time.perf_counter() - started
     assert len(cases) == 50_000
     assert (cases[1].id, cases[-1].line) == ("q1", 50_000)
-    assert elapsed < 2.0, f"loading took {elapsed:.2f}s"
+    assert len({case.id for case in cases}) == 50_000

@@ -1,0 +1,152 @@
+"""The comparison as Markdown: a PR comment and a GitHub step summary.
+
+Model output is untrusted text: every piece of it is escaped (Markdown and HTML), its
+``@mentions`` are neutralised (a zero-width joiner after the ``@``), lengths are capped, and
+the whole comment stays under GitHub's 65,536-character limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..compare import CaseDiff, Comparison, EvalComparison
+    from ..gates import GateResult
+
+GITHUB_LIMIT = 65_536
+BUDGET = 60_000  # room for a wrapper (the sticky comment's marker, a footer)
+OUTPUT_CHARS = 300
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+ICONS = {"regressed": "❌", "improved": "🟢", "ok": "✅", "inconclusive": "⚠️"}
+
+
+def escape(text: str | None, limit: int = OUTPUT_CHARS) -> str:
+    """Untrusted text, safe inside a Markdown table cell or paragraph."""
+    if text is None:
+        return "—"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _SPECIAL.sub(r"\\\1", text)
+    text = text.replace("@", "@\u200d")
+    return " ".join(text.split("\n")).replace("\r", " ") or "(empty)"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _delta(row: EvalComparison) -> str:
+    if row.delta is None:
+        return "—"
+    interval = ""
+    if row.delta_low is not None and row.delta_high is not None:
+        interval = f" [{row.delta_low:+.1%}, {row.delta_high:+.1%}]"
+    return f"{row.delta:+.1%}{interval}"
+
+
+def headline(comparison: Comparison, gates: list[GateResult]) -> str:
+    failed = [g for g in gates if not g.passed]
+    regressed = comparison.regressed
+    inconclusive = [e for e in comparison.evals if e.verdict == "inconclusive"]
+    if failed or regressed:
+        parts = []
+        if regressed:
+            parts.append(f"{len(regressed)} eval{'s' * (len(regressed) != 1)} regressed")
+        if failed:
+            parts.append(f"{len(failed)} gate{'s' * (len(failed) != 1)} failed")
+        return "### ❌ " + ", ".join(parts)
+    if inconclusive:
+        return f"### ⚠️ no regression found; {len(inconclusive)} inconclusive"
+    return "### ✅ no regression"
+
+
+def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str:
+    gates = gates or []
+    lines = [
+        headline(comparison, gates),
+        "",
+        f"Baseline `{escape(comparison.baseline_run, 80)}` → candidate "
+        f"`{escape(comparison.candidate_run, 80)}`; tolerance {comparison.tolerance:.1%}, "
+        f"α = {comparison.alpha:g} (Holm-adjusted across evals).",
+        "",
+        "| eval | model | cases | pass rate | Δ pass rate [95% CI] | verdict | p | detectable | "
+        "Δ cost/case | Δ p95 |",
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in comparison.evals:
+        model = escape(row.candidate.model, 80)
+        if row.baseline.model != row.candidate.model:
+            model = f"{escape(row.baseline.model, 80)} → {model}"
+        cost = "—" if row.delta_cost_per_case is None else f"{row.delta_cost_per_case:+.0%}"
+        p95 = "—" if row.delta_p95 is None else f"{row.delta_p95:+.2f}s"
+        lines.append(
+            f"| {escape(row.eval, 120)} | {model} | {row.paired} | "
+            f"{_pct(row.baseline.pass_rate)} → {_pct(row.candidate.pass_rate)} | {_delta(row)} | "
+            f"{ICONS[row.verdict]} {row.verdict} | "
+            f"{'—' if row.p_adjusted is None else f'{row.p_adjusted:.3g}'} | "
+            f"{'—' if row.mde is None else f'±{row.mde:.1%}'} | {cost} | {p95} |"
+        )
+    failed = [g for g in gates if not g.passed]
+    if failed:
+        lines += ["", "**Failed gates**", ""]
+        lines += [
+            f"- `{escape(g.gate, 120)}` on {escape(g.eval, 120)} ({escape(g.model, 80)}): "
+            f"{escape(g.message, 400)}"
+            for g in failed
+        ]
+    notes = []
+    for row in comparison.evals:
+        if row.changed:
+            notes.append(
+                f"- {escape(row.eval, 120)}: the baseline used a different {', '.join(row.changed)}"
+            )
+        if row.added or row.removed:
+            notes.append(
+                f"- {escape(row.eval, 120)}: {len(row.added)} cases added, "
+                f"{len(row.removed)} removed (not paired)"
+            )
+    if notes:
+        lines += ["", "**Notes**", "", *notes]
+    lines += [
+        "",
+        "*Detectable*: the smallest change this many paired cases can detect (80% power, "
+        "α = 0.05); a smaller true change may go unnoticed.",
+    ]
+    body = "\n".join(lines)
+    details = [_details(row) for row in comparison.evals if row.regressed_cases or row.fixed_cases]
+    for block in details:
+        if len(body) + len(block) + 2 > BUDGET:
+            body += "\n\n*(more case details were left out to fit GitHub's comment limit)*"
+            break
+        body += "\n\n" + block
+    return body
+
+
+def _details(row: EvalComparison) -> str:
+    out = [
+        f"<details><summary>{escape(row.eval, 120)} ({escape(row.candidate.model, 80)}): "
+        f"{len(row.regressed_cases)} regressed, {len(row.fixed_cases)} fixed</summary>",
+        "",
+    ]
+    for title, cases in (("Regressed", row.regressed_cases), ("Fixed", row.fixed_cases)):
+        if not cases:
+            continue
+        out += [
+            f"**{title}**",
+            "",
+            "| case | baseline output | candidate output |",
+            "|---|---|---|",
+        ]
+        out += [_case_row(case) for case in cases]
+        out.append("")
+    out.append("</details>")
+    return "\n".join(out)
+
+
+def _case_row(case: CaseDiff) -> str:
+    return (
+        f"| {escape(case.case_id, 80)} | {escape(case.baseline_output)} | "
+        f"{escape(case.candidate_output)} |"
+    )
