@@ -10,7 +10,7 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, load_settings
 from .records import (
@@ -74,6 +74,103 @@ def _print_case(case: CaseRecord, width: int) -> None:
         mark = "ok  " if grade.passed else "FAIL"
         print(f"        {mark} {grade.name}: {grade.score:g} {_excerpt(grade.reason, width)}")
     print(f"        output: {_excerpt(case.output, width)}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare_models, compare_runs
+    from .gates import GateError, check_comparison, check_run, parse_gate, parse_gates
+    from .reports.document import EvalReport
+    from .reports.terminal import comparison_lines, gate_lines
+
+    settings = load_settings(Path.cwd())
+    runs_dir = settings.dir / "runs"
+    base_dir = resolve_run(args.baseline, runs_dir)
+    cand_dir = resolve_run(args.candidate, runs_dir)
+    base = (read_run_info(base_dir), list(read_cases(base_dir)))
+    cand = (read_run_info(cand_dir), list(read_cases(cand_dir)))
+    tolerance = settings.gates.tolerance if args.tolerance is None else args.tolerance
+    alpha = settings.gates.alpha if args.alpha is None else args.alpha
+    if args.baseline_model:
+        comparison = compare_models(*cand, args.baseline_model, tolerance=tolerance, alpha=alpha)
+    else:
+        comparison = compare_runs(base, cand, tolerance=tolerance, alpha=alpha)
+    try:
+        gates = parse_gates([*settings.gates.fail_on, *(args.fail_on or [])])
+    except GateError as exc:
+        print(f"modelopt compare: {exc}", file=sys.stderr)
+        return 2
+    if not any(g.metric == "regression" for g in gates):
+        gates.append(parse_gate(f"regression<={tolerance}"))
+    summary = summarize(*cand)
+    results = check_run(gates, summary.evals) + check_comparison(gates, comparison)
+    failed = any(not g.passed for g in results)
+    report = EvalReport(
+        verdict="fail" if failed else "pass", summary=summary, comparison=comparison, gates=results
+    )
+    print(f"{base[0].run_id} -> {cand[0].run_id}")
+    for line in comparison_lines(comparison) + gate_lines(results):
+        print(line)
+    _write_outputs(args, report)
+    return 1 if failed else 0
+
+
+def _write_outputs(args: argparse.Namespace, report: Any) -> None:
+    from .reports import markdown
+
+    if args.json:
+        write_json_atomic(Path(args.json), report)
+    if args.md:
+        Path(args.md).write_text(markdown.render_report(report), encoding="utf-8")
+    if args.html:
+        from .reports import html
+
+        if report.comparison is None:
+            print("modelopt: --html needs a comparison (a baseline)", file=sys.stderr)
+        else:
+            Path(args.html).write_text(
+                html.render(report.comparison, report.gates), encoding="utf-8"
+            )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .gates import check_run, parse_gates
+    from .reports.document import EvalReport
+
+    settings = load_settings(Path.cwd())
+    run_dir = resolve_run(args.run, settings.dir / "runs")
+    saved = run_dir / "report.json"
+    if saved.is_file():
+        report = EvalReport.model_validate_json(saved.read_bytes())
+    else:
+        summary = summarize(read_run_info(run_dir), read_cases(run_dir))
+        gates = check_run(parse_gates(settings.gates.fail_on), summary.evals)
+        failed = any(not g.passed for g in gates) or any(r.verdict == "fail" for r in summary.evals)
+        report = EvalReport(verdict="fail" if failed else "pass", summary=summary, gates=gates)
+    print(f"run {report.summary.run.run_id}: {report.verdict}")
+    for line in table_lines(report.summary.evals):
+        print(line)
+    _write_outputs(args, report)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    settings = load_settings(Path.cwd())
+    rows = []
+    for base, label in ((settings.dir / "runs", ""), (settings.dir / "saved", "saved: ")):
+        for run_json in sorted(base.glob("*/run.json")) if base.is_dir() else []:
+            info = read_run_info(run_json.parent)
+            summary = run_json.parent / "summary.json"
+            evals = "?"
+            if summary.is_file():
+                from .records import RunSummary
+
+                evals = str(len(RunSummary.model_validate_json(summary.read_bytes()).evals))
+            rows.append(
+                f"{label}{run_json.parent.name}  {info.started_at}  "
+                f"models={','.join(info.models)}  evals={evals}"
+            )
+    print("\n".join(rows) if rows else f"no runs under {settings.dir}")
+    return 0
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -173,6 +270,29 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--limit", type=int, default=50, help="at most this many cases")
     show.add_argument("--width", type=int, default=160, help="truncate outputs to this width")
     show.set_defaults(fn=cmd_show)
+
+    compare = sub.add_parser("compare", help="compare a candidate run with a baseline run")
+    compare.add_argument("baseline", help="run directory, run id, saved name or 'latest'")
+    compare.add_argument("candidate", help="run directory, run id, saved name or 'latest'")
+    compare.add_argument("--baseline-model", help="compare models within the candidate run")
+    compare.add_argument("--fail-on", action="append", metavar="EXPR", help="a gate (repeatable)")
+    compare.add_argument("--tolerance", type=float, help="largest drop that is not a regression")
+    compare.add_argument("--alpha", type=float, help="significance level (Holm-adjusted)")
+    for command in (compare,):
+        command.add_argument("--md", help="write the Markdown report here")
+        command.add_argument("--html", help="write the HTML report here")
+        command.add_argument("--json", help="write the JSON report here")
+    compare.set_defaults(fn=cmd_compare)
+
+    report = sub.add_parser("report", help="render one run (its summary and gates)")
+    report.add_argument("run", nargs="?", default="latest")
+    report.add_argument("--md", help="write the Markdown report here")
+    report.add_argument("--html", help="write the HTML report here (needs a baseline)")
+    report.add_argument("--json", help="write the JSON report here")
+    report.set_defaults(fn=cmd_report)
+
+    runs = sub.add_parser("runs", help="list the runs and saved runs")
+    runs.set_defaults(fn=cmd_runs)
 
     merge = sub.add_parser("merge", help="merge runs (CI shards, xdist leftovers) into one run")
     merge.add_argument("runs", nargs="+", help="run directories, run ids or 'latest'")

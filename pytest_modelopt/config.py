@@ -45,6 +45,28 @@ def _cli(metavar: str) -> dict[str, Any]:
     return {"cli": True, "metavar": metavar}
 
 
+class GateSettings(BaseModel):
+    """``[tool.modelopt.gates]``: what fails a run; see gates.py for the expressions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fail_on: list[str] = Field(default_factory=list)
+    tolerance: float = Field(default=0.02, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+    @field_validator("fail_on")
+    @classmethod
+    def _parse(cls, value: list[str]) -> list[str]:
+        from .gates import GateError, parse_gate
+
+        for expression in value:
+            try:
+                parse_gate(expression)
+            except GateError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class Settings(BaseModel):
     """Every setting of the plugin. Fields marked ``cli`` also get an ``--eval-*`` option."""
 
@@ -101,6 +123,40 @@ class Settings(BaseModel):
         ge=0,
         description="Seconds between polls of a pending batch.",
         json_schema_extra=_cli("SECONDS"),
+    )
+    baseline: str | None = Field(
+        default=None,
+        description="Compare this run with a saved one: a run directory, a saved name, or latest.",
+        json_schema_extra=_cli("REF"),
+    )
+    baseline_model: str | None = Field(
+        default=None,
+        description="Compare every other selected model with this one, within the run.",
+        json_schema_extra=_cli("MODEL"),
+    )
+    save: str | None = Field(
+        default=None,
+        description="Save this run under .modelopt/saved/NAME, to compare with later.",
+        json_schema_extra=_cli("NAME"),
+    )
+    fail_on: list[str] = Field(
+        default_factory=list,
+        description="A gate that must hold (repeatable), e.g. pass_rate>=0.9, p95_latency<=2s.",
+        json_schema_extra={"cli": True, "metavar": "EXPR", "append": True},
+    )
+    md: Path | None = Field(
+        default=None,
+        description="Write the comparison (or run) report as Markdown for a PR comment.",
+        json_schema_extra=_cli("PATH"),
+    )
+    html: Path | None = Field(
+        default=None,
+        description="Write the comparison report as one self-contained HTML file.",
+        json_schema_extra=_cli("PATH"),
+    )
+    gates: GateSettings = Field(
+        default_factory=GateSettings,
+        description="[tool.modelopt.gates]: fail_on, tolerance, alpha (config file only).",
     )
     resume: str | None = Field(
         default=None,
@@ -163,6 +219,18 @@ class Settings(BaseModel):
 
         return {name: from_openai({"name": name, **data}) for name, data in self.graders.items()}
 
+    @field_validator("fail_on", mode="before")
+    @classmethod
+    def _split_gates(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(";") if part.strip()]
+        return value
+
+    @field_validator("fail_on")
+    @classmethod
+    def _parse_gates(cls, value: list[str]) -> list[str]:
+        return GateSettings(fail_on=value).fail_on
+
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
@@ -191,6 +259,12 @@ def cli_fields() -> list[tuple[str, str, str, str]]:
             option = CLI_PREFIX + key.replace("_", "-")
             out.append((key, option, str(extra["metavar"]), field.description or ""))
     return out
+
+
+def cli_appends(key: str) -> bool:
+    field = Settings.model_fields.get(key)
+    extra = field.json_schema_extra if field is not None else None
+    return isinstance(extra, dict) and bool(extra.get("append"))
 
 
 def cli_const(key: str) -> str | None:
@@ -259,7 +333,7 @@ def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
 
 def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``MODELOPT_*`` variables as setting keys; an unknown one is an error, not a silent no-op."""
-    known = {key.upper(): key for key in config_keys() if key not in ("prices", "graders")}
+    known = {key.upper(): key for key in config_keys() if key not in ("prices", "graders", "gates")}
     out: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .client import BoundModel, CallContext, Completion
-from .config import ConfigError, cli_const, cli_fields, load_settings
+from .config import ConfigError, cli_appends, cli_const, cli_fields, load_settings
 from .datasets import DatasetError, load_cases
 from .evals import (
     CaseState,
@@ -28,7 +28,14 @@ from .graders.base import Grade, as_grader
 from .graders.context import GradingContext, grading
 from .prompts import load_prompt
 from .records import ErrorRecord, RunNotFound, finished_cases, resolve_run
-from .reports.terminal import error_lines, failure_lines, grader_lines, table_lines
+from .reports.terminal import (
+    comparison_lines,
+    error_lines,
+    failure_lines,
+    gate_lines,
+    grader_lines,
+    table_lines,
+)
 from .session import EvalSession
 from .summary import failing_evals
 
@@ -53,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for key, option, metavar, help_text in cli_fields():
         const = cli_const(key)
         extra: dict[str, Any] = {"nargs": "?", "const": const} if const else {}
+        if cli_appends(key):
+            extra = {"action": "append"}
         group.addoption(
             option,
             dest=f"modelopt_{key}",
@@ -88,6 +97,11 @@ def pytest_configure(config: pytest.Config) -> None:
             "--eval-batch runs in one process (the batch itself runs in parallel at OpenAI): "
             "drop -n, then replay the cached answers with -n if you like"
         )
+    if settings.baseline:
+        try:
+            session.baseline_dir = resolve_run(settings.baseline, session.runs_dir)
+        except RunNotFound as exc:
+            raise pytest.UsageError(f"--eval-baseline: {exc}") from None
     if settings.resume:
         try:
             session.resume_from = resolve_run(settings.resume, session.runs_dir)
@@ -555,7 +569,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except Exception as exc:
         ev.finish_error = f"could not summarise the run: {type(exc).__name__}: {exc}"
         return
-    if summary is not None and failing_evals(summary) and session.exitstatus == 0:
+    report = ev.report
+    failed = (
+        report.verdict == "fail"
+        if report is not None
+        else bool(summary is not None and failing_evals(summary))
+    )
+    if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -600,10 +620,22 @@ def pytest_terminal_summary(
             tr.write_sep("-", title)
             tr.write_line(text)
     run_dir = _relative(ev.run_dir, config.rootpath)
+    report = ev.report
+    if report is not None and report.comparison is not None:
+        tr.write_sep("-", f"compared with {report.comparison.baseline_run}")
+        for line in comparison_lines(report.comparison):
+            tr.write_line(line)
     failures = failure_lines(summary, f"modelopt show {run_dir}")
+    failures += gate_lines(report.gates) if report is not None else []
     tr.write_line("")
     for line in failures:
         tr.write_line(line, red=True, bold=True)
+    if report is not None and report.comparison is not None and report.comparison.regressed:
+        base = ev.settings.baseline or ev.settings.baseline_model
+        tr.write_line(
+            f"see the regressed cases: modelopt compare {base} {run_dir} --md compare.md",
+            red=True,
+        )
     tr.write_line(f"run saved to {run_dir} (modelopt show {run_dir})")
 
 

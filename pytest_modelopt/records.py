@@ -232,12 +232,15 @@ def resolve_run(ref: str, runs_dir: Path) -> Path:
         if pointer.is_file():
             return runs_dir / pointer.read_text(encoding="utf-8").strip()
         raise RunNotFound(f"no runs yet under {runs_dir}: run your evals with pytest first")
-    candidate = runs_dir / ref
-    if (candidate / "run.json").is_file():
-        return candidate
+    for candidate in (runs_dir / ref, runs_dir.parent / "saved" / ref):
+        if (candidate / "run.json").is_file():
+            return candidate
     known = sorted(p.name for p in runs_dir.glob("*/run.json")) if runs_dir.is_dir() else []
     shown = ", ".join(p for p in known[-5:]) or "none"
-    raise RunNotFound(f"no run {ref!r} (a run directory, a run id or 'latest'); recent: {shown}")
+    raise RunNotFound(
+        f"no run {ref!r} (a run directory, a run id, a name saved with --eval-save, or "
+        f"'latest'); recent: {shown}"
+    )
 
 
 def finished_cases(run_dir: Path) -> dict[str, CaseRecord]:

@@ -5,12 +5,16 @@ Kept free of pytest so the same object serves the plugin and the ``modelopt`` CL
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .cache import ResponseCache
 from .client import ModelClient, RequestHook
+from .compare import Comparison, compare_models, compare_runs
+from .gates import check_comparison, check_run, parse_gate, parse_gates
 from .records import (
     CaseRecord,
     RunInfo,
@@ -23,6 +27,7 @@ from .records import (
     write_json_atomic,
     write_run_info,
 )
+from .reports.document import EvalReport
 from .summary import summarize
 
 if TYPE_CHECKING:
@@ -56,6 +61,8 @@ class EvalSession:
         self.generator: CompletionGenerator | None = None
         self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
         self.resume_from: Path | None = None
+        self.baseline_dir: Path | None = None
+        self.report: EvalReport | None = None
         self.finish_error: str | None = None
         self.named_graders = settings.named_graders()
         self.structured_output_level: dict[str, int] = {}  # shared by every case's judges
@@ -212,15 +219,76 @@ class EvalSession:
             info = read_run_info(self.run_dir)
         except OSError:
             return None
-        summary = summarize(info, read_cases(self.run_dir))
+        cases = list(read_cases(self.run_dir))
+        summary = summarize(info, cases)
         write_json_atomic(self.run_dir / "summary.json", summary)
-        if self.settings.json_report is not None:
-            target = self.settings.json_report
-            if not target.is_absolute():
-                target = self.rootdir / target
-            write_json_atomic(target, summary)
         self.summary = summary
+        self.report = self.judge(summary, cases)
+        write_json_atomic(self.run_dir / "report.json", self.report)
+        self._write_reports(self.report)
+        if self.settings.save:
+            self.save(self.settings.save)
         return summary
+
+    def judge(self, summary: RunSummary, cases: list[CaseRecord]) -> EvalReport:
+        """Comparison with the baseline (a saved run, or a model of this run) and the gates."""
+        settings = self.settings
+        gates = parse_gates([*settings.gates.fail_on, *settings.fail_on])
+        results = check_run(gates, summary.evals)
+        comparison: Comparison | None = None
+        tolerance, alpha = settings.gates.tolerance, settings.gates.alpha
+        if self.baseline_dir is not None:
+            baseline = (read_run_info(self.baseline_dir), list(read_cases(self.baseline_dir)))
+            comparison = compare_runs(
+                baseline, (summary.run, cases), tolerance=tolerance, alpha=alpha
+            )
+        elif settings.baseline_model:
+            comparison = compare_models(
+                summary.run, cases, settings.baseline_model, tolerance=tolerance, alpha=alpha
+            )
+        if comparison is not None:
+            if not any(g.metric == "regression" for g in gates):
+                gates.append(parse_gate(f"regression<={settings.gates.tolerance}"))
+            results += check_comparison(gates, comparison)
+        failed = any(not g.passed for g in results) or any(
+            row.verdict == "fail" for row in summary.evals
+        )
+        return EvalReport(
+            verdict="fail" if failed else "pass",
+            summary=summary,
+            comparison=comparison,
+            gates=results,
+        )
+
+    def _write_reports(self, report: EvalReport) -> None:
+        settings = self.settings
+        if settings.json_report is not None:
+            write_json_atomic(self._out(settings.json_report), report)
+        if settings.md is not None:
+            from .reports import markdown
+
+            self._out(settings.md).write_text(markdown.render_report(report), encoding="utf-8")
+        if settings.html is not None and report.comparison is not None:
+            from .reports import html
+
+            self._out(settings.html).write_text(
+                html.render(report.comparison, report.gates), encoding="utf-8"
+            )
+
+    def _out(self, path: Path) -> Path:
+        target = path if path.is_absolute() else self.rootdir / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def save(self, name: str) -> Path:
+        """Keep this run under saved/NAME (replacing an older one) for later comparisons."""
+        target = self.settings.dir / "saved" / name
+        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(self.run_dir, tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return target
 
 
 def _git_commit(rootdir: Path) -> str | None:

@@ -94,12 +94,18 @@ def test_run_layout_and_json_summary(project: Project) -> None:
     result = project.run("--eval-json", "reports/evals.json")
     result.assert_outcomes(passed=5)
     run_dir = project.run_dir()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["cases", "run.json", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "cases",
+        "report.json",
+        "run.json",
+        "summary.json",
+    ]
     info = json.loads((run_dir / "run.json").read_text())
     assert info["schema_version"] == 1
     assert info["models"] == ["gpt-4.1-mini"]
     copy = json.loads((project.path / "reports" / "evals.json").read_text())
-    assert copy == project.summary()
+    assert copy["summary"] == project.summary()
+    assert (copy["schema_version"], copy["verdict"], copy["comparison"]) == (1, "pass", None)
     (case, *_) = project.cases()
     assert case["input"] == [{"role": "user", "content": "q0"}]
     assert case["output"] == "q0"
@@ -201,4 +207,6 @@ def test_modelopt_show_lists_failed_cases(project: Project) -> None:
         check=False,
     )
     assert missing.returncode == 2
-    assert "no run 'nope' (a run directory, a run id or 'latest'); recent:" in missing.stderr
+    assert "no run 'nope' (a run directory, a run id, a name saved with --eval-save" in (
+        missing.stderr
+    )

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..compare import CaseDiff, Comparison, EvalComparison
     from ..gates import GateResult
+    from ..records import RunSummary
+    from .document import EvalReport
 
 GITHUB_LIMIT = 65_536
 BUDGET = 60_000  # room for a wrapper (the sticky comment's marker, a footer)
@@ -150,3 +152,52 @@ def _case_row(case: CaseDiff) -> str:
         f"| {escape(case.case_id, 80)} | {escape(case.baseline_output)} | "
         f"{escape(case.candidate_output)} |"
     )
+
+
+def render_report(report: EvalReport) -> str:
+    """The comparison when there is a baseline, else the run's own table."""
+    if report.comparison is not None:
+        return render(report.comparison, report.gates)
+    return render_run(report.summary, report.gates)
+
+
+def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> str:
+    gates = gates or []
+    failed = [g for g in gates if not g.passed]
+    below = [row for row in summary.evals if row.verdict == "fail"]
+    if failed or below:
+        head = (
+            f"### ❌ {len(below) + len(failed)} check{'s' * (len(below) + len(failed) != 1)} failed"
+        )
+    else:
+        head = "### ✅ every eval passed its checks"
+    lines = [
+        head,
+        "",
+        f"Run `{escape(summary.run.run_id, 80)}` (no baseline to compare with).",
+        "",
+        "| eval | model | cases | pass rate | score | errors | cost | p95 | verdict |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in summary.evals:
+        cost = "?" if row.cost is None else f"${row.cost:.4f}"
+        p95 = "—" if row.latency_p95 is None else f"{row.latency_p95:.2f}s"
+        score = "—" if row.mean_score is None else f"{row.mean_score:.2f}"
+        verdict = {
+            "pass": "✅ pass",
+            "fail": "❌ fail",
+            "pending": "⏳ pending",
+            "error": "⚠️ error",
+            "none": "—",
+        }[row.verdict]
+        lines.append(
+            f"| {escape(row.eval, 120)} | {escape(row.model, 80)} | {row.cases} | "
+            f"{_pct(row.pass_rate)} | {score} | {row.errors} | {cost} | {p95} | {verdict} |"
+        )
+    if failed:
+        lines += ["", "**Failed gates**", ""]
+        lines += [
+            f"- `{escape(g.gate, 120)}` on {escape(g.eval, 120)}: {escape(g.message, 400)}"
+            for g in failed
+        ]
+    return "\n".join(lines)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..records import EvalSummary, RunSummary
+
+if TYPE_CHECKING:
+    from ..compare import Comparison
+    from ..gates import GateResult
 
 Column = tuple[str, Callable[[EvalSummary], str]]
 
@@ -130,3 +135,70 @@ def grader_lines(rows: Sequence[EvalSummary]) -> list[str]:
         parts = [f"{g.name} {g.pass_rate:.0%} ({g.passed}/{g.graded})" for g in row.graders]
         out.append(f"{row.eval} [{row.model}]: " + ", ".join(parts))
     return out
+
+
+def comparison_lines(comparison: Comparison) -> list[str]:
+    """Per eval x model: pass rates, the paired change with its interval, the verdict."""
+    header = (
+        "eval",
+        "model",
+        "cases",
+        "pass rate",
+        "delta [95% CI]",
+        "verdict",
+        "p",
+        "detectable",
+        "d cost",
+        "d p95",
+    )
+    cells = [header]
+    for row in comparison.evals:
+        model = (
+            row.candidate.model
+            if row.baseline.model == row.candidate.model
+            else (f"{row.baseline.model} -> {row.candidate.model}")
+        )
+        delta = (
+            "-"
+            if row.delta is None
+            else (
+                f"{row.delta:+.1%} [{row.delta_low:+.1%}, {row.delta_high:+.1%}]"
+                if row.delta_low is not None and row.delta_high is not None
+                else f"{row.delta:+.1%}"
+            )
+        )
+        cells.append(
+            (
+                row.eval,
+                model,
+                str(row.paired),
+                f"{_rate(row.baseline.pass_rate)} -> {_rate(row.candidate.pass_rate)}",
+                delta,
+                row.verdict.upper(),
+                "-" if row.p_adjusted is None else f"{row.p_adjusted:.3g}",
+                "-" if row.mde is None else f"{row.mde:.1%}",
+                "-" if row.delta_cost_per_case is None else f"{row.delta_cost_per_case:+.0%}",
+                "-" if row.delta_p95 is None else f"{row.delta_p95:+.2f}s",
+            )
+        )
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    out = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    ]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    for row in comparison.evals:
+        if row.verdict != "ok" and row.why:
+            out.append(f"{row.eval} [{row.candidate.model}]: {row.verdict}: {row.why}")
+        if row.changed:
+            out.append(f"{row.eval}: the baseline used a different {', '.join(row.changed)}")
+        if row.regressed_cases:
+            shown = ", ".join(c.case_id for c in row.regressed_cases[:10])
+            more = len(row.regressed_cases) - 10
+            out.append(f"  regressed cases: {shown}" + (f" (+{more} more)" if more > 0 else ""))
+    return out
+
+
+def gate_lines(gates: Sequence[GateResult]) -> list[str]:
+    return [
+        f"FAILED gate {g.gate} on {g.eval} [{g.model}]: {g.message}" for g in gates if not g.passed
+    ]

@@ -1,0 +1,31 @@
+"""The report document: one run's summary, its comparison with a baseline, and its gates.
+
+This is what ``--eval-json`` writes and what the Markdown and HTML reports render; it is
+versioned and documented in docs/reference.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..compare import Comparison
+from ..gates import GateResult
+from ..records import RunSummary
+
+SCHEMA_VERSION = 1
+
+
+class EvalReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    verdict: Literal["pass", "fail"]
+    summary: RunSummary
+    comparison: Comparison | None = None
+    gates: list[GateResult] = Field(default_factory=list)
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        return [g for g in self.gates if not g.passed]
