@@ -27,7 +27,7 @@ from .generate import CompletionGenerator, Job, Progress
 from .graders.base import Grade, as_grader
 from .graders.context import GradingContext, grading
 from .prompts import load_prompt
-from .records import ErrorRecord, RunNotFound, finished_cases, resolve_run
+from .records import CaseRecord, ErrorRecord, RunNotFound, finished_cases, resolve_run
 from .reports.terminal import (
     comparison_lines,
     error_lines,
@@ -535,7 +535,43 @@ def _apply_outcome(
         record = state.record()
         session = item.config.stash[SESSION]
         session.write(record)
+        report.user_properties.extend(_junit_properties(record))
         item.config.hook.pytest_modelopt_case_result(record=record)
+
+
+def _junit_properties(record: CaseRecord) -> list[tuple[str, object]]:
+    """What --junitxml consumers see of a case: scores and status as properties."""
+    props: list[tuple[str, object]] = [
+        ("modelopt_eval", record.eval),
+        ("modelopt_model", record.model),
+        ("modelopt_case", record.case_id),
+        ("modelopt_status", record.status),
+    ]
+    if record.score is not None:
+        props.append(("modelopt_score", round(record.score, 6)))
+    props += [(f"modelopt_grade_{g.name}", round(g.score, 6)) for g in record.grades]
+    return props
+
+
+def _junit_verdicts(config: pytest.Config, ev: EvalSession) -> None:
+    """Each eval's verdict as a global property of the --junitxml report."""
+    from _pytest.junitxml import xml_key
+
+    xml = config.stash.get(xml_key, None)
+    if xml is None or ev.summary is None:
+        return
+    for row in ev.summary.evals:
+        xml.add_global_property(f"modelopt:{row.eval}:{row.model}:verdict", row.verdict)
+        if row.pass_rate is not None:
+            xml.add_global_property(
+                f"modelopt:{row.eval}:{row.model}:pass_rate", f"{row.pass_rate:.6f}"
+            )
+    if ev.report is not None and ev.report.comparison is not None:
+        for comparison in ev.report.comparison.evals:
+            xml.add_global_property(
+                f"modelopt:{comparison.eval}:{comparison.candidate.model}:comparison",
+                comparison.verdict,
+            )
 
 
 def pytest_report_teststatus(
@@ -569,6 +605,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     except Exception as exc:
         ev.finish_error = f"could not summarise the run: {type(exc).__name__}: {exc}"
         return
+    _junit_verdicts(session.config, ev)
     report = ev.report
     failed = (
         report.verdict == "fail"

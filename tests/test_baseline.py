@@ -144,3 +144,22 @@ def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI) -> No
     report = cli(project, "report", "latest", "--md", "r.md")
     assert report.returncode == 0
     assert "run " in report.stdout
+
+
+def test_junit_xml_carries_scores_and_verdicts(project: Project, server: FakeOpenAI) -> None:
+    import xml.etree.ElementTree as ET
+
+    suite(project)
+    project.run("--eval-save", "main")
+    suite(project, answer="{{ q }}!")
+    project.run("--eval-baseline", "main", "--junitxml", "junit.xml")
+    root = ET.parse(project.path / "junit.xml").getroot()
+    globals_ = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert globals_["modelopt:test_suite::test_answer:gpt-4.1-mini:comparison"] == "regressed"
+    assert globals_["modelopt:test_suite::test_steady:gpt-4.1-mini:verdict"] == "pass"
+    case = next(
+        c for c in root.iter("testcase") if c.get("name") == "test_answer[gpt-4.1-mini-c00]"
+    )
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["modelopt_status"] == "failed"
+    assert props["modelopt_grade_string_check"] == "0.0"

@@ -238,3 +238,35 @@ def test_markdown_stays_under_githubs_limit() -> None:
     comparison = compare_runs((info("a"), base), (info("b"), cand))
     text = markdown.render(comparison)
     assert len(text) <= markdown.BUDGET + 200
+
+
+def test_all_four_formats_say_the_same(pair: tuple) -> None:
+    """Terminal, JSON, Markdown and HTML agree on each eval's verdict."""
+    import html as htmllib
+    import re
+
+    from pytest_modelopt.reports import html
+    from pytest_modelopt.reports.document import EvalReport
+    from pytest_modelopt.reports.terminal import comparison_lines
+
+    comparison = compare_runs(*pair)
+    gates = check_comparison([parse_gate("regression<=0.02")], comparison)
+    expected = {row.eval: row.verdict for row in comparison.evals}
+    assert expected["accuracy"] == "regressed"
+
+    terminal = "\n".join(comparison_lines(comparison))
+    report = EvalReport.model_validate_json(
+        EvalReport(
+            verdict="fail",
+            summary=summarize(pair[1][0], pair[1][1]),
+            comparison=comparison,
+            gates=gates,
+        ).model_dump_json()
+    )
+    text = markdown.render(comparison, gates)
+    page = htmllib.unescape(re.sub(r"<[^>]+>", " ", html.render(comparison, gates)))
+    for name, verdict in expected.items():
+        assert re.search(rf"^{name}\s.*\b{verdict.upper()}\b", terminal, re.MULTILINE)
+        assert next(e for e in report.comparison.evals if e.eval == name).verdict == verdict
+        assert re.search(rf"^\| {name} \|.*\| \S+ {verdict} \|", text, re.MULTILINE)
+        assert re.search(rf"{name}\b.*?\b{verdict}\b", " ".join(page.split()))
