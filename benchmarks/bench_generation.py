@@ -15,10 +15,12 @@ xdist     cold again (fresh cache) with ``-n 4``
 naive     plain pytest (``-p no:modelopt``) + one synchronous SDK call per test
 floor     a bare asyncio script: N requests through ``openai.AsyncOpenAI``, semaphore C
 trivial   plain pytest (``-p no:modelopt``), N trivial parametrized tests
+idle      the same trivial tests with the plugin loaded (no eval): the cost of loading it
 rss-*     peak RSS of the plugin warm at ``--rss-cases`` cases vs plain pytest at as many
           trivial tests (``rss-cold`` only fills the cache for ``rss-warm``)
 
-Each row shows the wall time, the physical limit ``requests x latency / concurrency``, the
+Each row shows the wall time, the physical limit ``requests x latency / concurrency``
+(concurrency: min(N, C); 4 x C under xdist, whose workers each send C; 1 for naive), the
 requests that reached the server, the most requests the server saw at once, the CPU time
 of the run (its process and every descendant) and of the server, and the peak RSS. Wall
 time, CPU and RSS come from ``os.wait4`` on the child, so they are per run.
@@ -28,6 +30,11 @@ command prints its URL but offers no way to read the request count from outside,
 that file is not ours to edit. The ``--serve`` process wraps the same ``FakeOpenAI``
 class and answers ``stats`` / ``reset`` on its stdin, so the server still runs in its own
 process (its CPU is not charged to the driver, and it is measured apart).
+
+Others may edit ``pytest_modelopt/`` while this runs, so by default the children import a
+copy of it taken at the start (first on ``PYTHONPATH``; ``--live-sources`` turns that
+off), and one untimed warm-up run writes pytest's rewritten ``.pyc`` of that copy first.
+See docs/benchmarks.md for what each row means and the figures measured so far.
 """
 
 from __future__ import annotations
@@ -87,7 +94,6 @@ def serve(latency: float) -> int:
                     "model_requests": sum(r.path in MODEL_PATHS for r in requests),
                     "max_in_flight": server.max_in_flight,
                     "cpu_s": usage.ru_utime + usage.ru_stime,
-                    "sample_body": requests[-1].body if requests else None,
                 }
             else:
                 reply = {"error": f"unknown command {command!r}"}
@@ -583,6 +589,18 @@ class Bench:
         cold, warm, floor = wall("cold"), wall("warm"), wall("floor")
         trivial, naive = wall("trivial"), wall("naive")
         out = []
+        sent = [r.server_requests for r in self.rows if r.name in ("warm", "rss-warm")]
+        known = [n for n in sent if n is not None]
+        count = sum(known) if known else None
+        out.append(
+            ratio(
+                "warm_requests",
+                "requests reaching the server, warm",
+                count,
+                "== 0",
+                None if count is None else count == 0,
+            )
+        )
         v = (cold - trivial) / floor if cold and trivial and floor else None
         out.append(
             ratio(
@@ -741,7 +759,8 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
     ratios = bench.ratios()
     for r in ratios:
         verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
-        print(f"{r['what']:<34} {fmt(r['value'], '.2f'):>7}   target {r['target']:<7} {verdict}")
+        spec = "d" if isinstance(r["value"], int) else ".2f"
+        print(f"{r['what']:<34} {fmt(r['value'], spec):>7}   target {r['target']:<7} {verdict}")
     notes = [(row.name, note) for row in bench.rows for note in row.notes]
     changed = [row.name for row in bench.rows if row.plugin_sources != info["plugin_sources"]]
     if changed:

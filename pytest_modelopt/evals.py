@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .datasets import Case
 
 MARKER_KEYS = (
+    "fail_on",
+    "strict",
     "prompt",
     "dataset",
     "threshold",
@@ -54,6 +56,8 @@ class EvalSpec:
     schema: type[BaseModel] | None = None
     skipped_models: tuple[str, ...] = ()
     graders: tuple[Grader, ...] = ()
+    fail_on: tuple[str, ...] = ()
+    strict: bool = False
 
     @functools.cached_property
     def fingerprint(self) -> dict[str, str]:
@@ -145,6 +149,19 @@ def build_spec(
         graders = tuple(as_grader(g, named_graders) for g in declared)
     except GraderError as exc:
         raise EvalSpecError(str(exc)) from None
+    fail_on = kwargs.get("fail_on") or ()
+    if isinstance(fail_on, str):
+        fail_on = (fail_on,)
+    from .gates import GateError, parse_gate
+
+    try:
+        for expression in fail_on:
+            parse_gate(expression)
+    except GateError as exc:
+        raise EvalSpecError(str(exc)) from None
+    strict = kwargs.get("strict", False)
+    if not isinstance(strict, bool):
+        raise EvalSpecError(f"strict must be True or False, got {strict!r}")
     if graders and prompt is None:
         raise EvalSpecError(
             "graders= grade the declared prompt's completion: add prompt=... (or call "
@@ -164,6 +181,8 @@ def build_spec(
         schema=schema,
         skipped_models=skipped,
         graders=graders,
+        fail_on=tuple(fail_on),
+        strict=strict,
     )
 
 
@@ -283,6 +302,8 @@ class CaseState:
             duration_s=round(self.duration_s, 6),
             note=self.note,
             fingerprint=self.param.spec.fingerprint,
+            fail_on=list(self.param.spec.fail_on),
+            strict=self.param.spec.strict,
             judge_calls=len(self.judge_calls),
             judge_tokens=sum(c.usage.total_tokens for c in self.judge_calls),
             judge_cost=(

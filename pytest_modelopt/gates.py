@@ -68,9 +68,12 @@ class Gate(BaseModel):
     value: float
     relative: bool = False
     eval: str | None = None
+    exact: bool = False  # ``eval`` is a name (from the eval's own marker), not a glob
 
     def applies_to(self, name: str) -> bool:
-        return self.eval is None or fnmatch.fnmatchcase(name, self.eval)
+        if self.eval is None:
+            return True
+        return name == self.eval if self.exact else fnmatch.fnmatchcase(name, self.eval)
 
 
 class GateResult(BaseModel):

@@ -81,6 +81,8 @@ class CaseRecord(_Record):
     duration_s: float = 0.0
     note: str | None = None
     fingerprint: dict[str, str] = Field(default_factory=dict)
+    fail_on: list[str] = Field(default_factory=list)  # the eval's own gates (its marker)
+    strict: bool = False  # its threshold applies to the pass rate's lower bound
     judge_calls: int = 0
     judge_tokens: int = 0
     judge_cost: float | None = None
@@ -138,6 +140,10 @@ class EvalSummary(_Record):
     threshold: float | None
     verdict: Verdict
     note: str | None = None
+    strict: bool = False
+    pass_rate_low: float | None = None
+    pass_rate_high: float | None = None
+    fail_on: list[str] = Field(default_factory=list)
     judge_calls: int = 0
     judge_cost: float | None = None
     graders: list[GraderSummary] = Field(default_factory=list)

@@ -234,6 +234,12 @@ class EvalSession:
         """Comparison with the baseline (a saved run, or a model of this run) and the gates."""
         settings = self.settings
         gates = parse_gates([*settings.gates.fail_on, *settings.fail_on])
+        for row in summary.evals:  # an eval's own gates, from its marker
+            gates += [
+                parse_gate(g).model_copy(update={"eval": row.eval, "exact": True})
+                for g in row.fail_on
+            ]
+        gates = list(dict.fromkeys(gates))
         results = check_run(gates, summary.evals)
         comparison: Comparison | None = None
         tolerance, alpha = settings.gates.tolerance, settings.gates.alpha

@@ -20,7 +20,7 @@ from .records import (
     sort_cases,
     utcnow,
 )
-from .stats import mean, percentile
+from .stats import mean, percentile, wilson_interval
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -54,6 +54,9 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
     thresholds = {r.threshold for r in records}
     threshold = max((t for t in thresholds if t is not None), default=None)
     passed = sum(case_rates)
+    strict = any(r.strict for r in records)
+    interval = wilson_interval(passed, len(case_rates)) if case_rates else None
+    gated = interval.low if strict and interval is not None else pass_rate
     return EvalSummary(
         eval=eval_name,
         model=model,
@@ -72,7 +75,11 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         latency_p50=percentile(latencies, 50),
         latency_p95=percentile(latencies, 95),
         threshold=threshold,
-        verdict=_verdict(pass_rate, threshold, len(records), pending, errors),
+        verdict=_verdict(gated, threshold, len(records), pending, errors),
+        strict=strict,
+        pass_rate_low=interval.low if interval else None,
+        pass_rate_high=interval.high if interval else None,
+        fail_on=sorted({g for r in records for g in r.fail_on}),
         note=next((r.note for r in records if r.status == "pending" and r.note), None),
         judge_calls=sum(r.judge_calls for r in records),
         judge_cost=judge_cost if judged else None,

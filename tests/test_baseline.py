@@ -163,3 +163,33 @@ def test_junit_xml_carries_scores_and_verdicts(project: Project, server: FakeOpe
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["modelopt_status"] == "failed"
     assert props["modelopt_grade_string_check"] == "0.0"
+
+
+def test_marker_gates_and_strict_thresholds(project: Project, server: FakeOpenAI) -> None:
+    project.dataset("d.jsonl", [{"id": f"c{i}", "q": f"q{i}"} for i in range(20)])
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        """
+        import pytest
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", threshold=0.9, strict=True)
+        def test_strict(completion, case):
+            assert completion.text == case["q"] or case["id"] == "c0"
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", fail_on=["errors==0", "score>=1.1"])
+        def test_gated(completion):
+            pass
+        """
+    )
+    result = project.run()
+    assert result.ret == 1
+    # 20 of 20 pass, but the Wilson lower bound of 20/20 is 0.839 < 0.9
+    result.stdout.fnmatch_lines(
+        [
+            "*test_suite::test_strict*100.0%*FAIL (lower bound < 0.9)*",
+            "FAILED eval test_suite::test_strict on gpt-4.1-mini: the lower bound of the pass "
+            "rate 83.9% is 6.1% below its threshold 90% (20 of 20 cases passed)",
+            "FAILED gate score>=1.1 on test_suite::test_gated [[]gpt-4.1-mini[]]: *",
+        ]
+    )
+    assert "on test_suite::test_strict [[]gpt-4.1-mini[]]: score" not in result.stdout.str()

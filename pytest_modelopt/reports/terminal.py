@@ -39,10 +39,11 @@ def _count(value: float) -> str:
 
 
 def _verdict(row: EvalSummary) -> str:
+    bound = "lower bound " if row.strict else ""
     if row.verdict == "pass":
-        return f"PASS (>= {row.threshold:g})"
+        return f"PASS ({bound}>= {row.threshold:g})"
     if row.verdict == "fail":
-        return f"FAIL (< {row.threshold:g})"
+        return f"FAIL ({bound}< {row.threshold:g})"
     return {"pending": "PENDING", "error": "ERROR", "none": "-"}[row.verdict]
 
 
@@ -104,10 +105,13 @@ def failure_lines(summary: RunSummary, show_command: str) -> list[str]:
     for row in summary.evals:
         if row.verdict != "fail" or row.pass_rate is None or row.threshold is None:
             continue
-        short = row.threshold - row.pass_rate
+        measured = (
+            row.pass_rate_low if row.strict and row.pass_rate_low is not None else (row.pass_rate)
+        )
+        what = "the lower bound of the pass rate" if row.strict else "pass rate"
         out.append(
-            f"FAILED eval {row.eval} on {row.model}: pass rate {row.pass_rate:.1%} is "
-            f"{short:.1%} below its threshold {row.threshold:.0%} "
+            f"FAILED eval {row.eval} on {row.model}: {what} {measured:.1%} is "
+            f"{row.threshold - measured:.1%} below its threshold {row.threshold:.0%} "
             f"({_count(row.passed)} of {row.graded} cases passed"
             + (f", {row.errors} errors" if row.errors else "")
             + ")"
