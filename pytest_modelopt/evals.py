@@ -253,7 +253,6 @@ class CaseState:
     assert_reason: str | None = None
     note: str | None = None
     judge_calls: list[Completion] = field(default_factory=list)
-    declared_completion: Completion | None = None
 
     declared: bool = False
 

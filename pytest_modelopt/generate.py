@@ -188,9 +188,12 @@ class CompletionGenerator:
         completion, job.completion = job.completion, None  # memory stays flat
         return completion
 
-    def rendered_input(self, job_id: str) -> Any:
-        request = self._jobs[job_id].request
-        return request[3] if request is not None else None
+    def take_input(self, job_id: str) -> Any:
+        """The rendered messages of a job whose result was taken; then forget the job."""
+        job = self._jobs[job_id]
+        rendered = job.request[3] if job.request is not None else None
+        job.request = None
+        return rendered
 
     def stop(self) -> None:
         self._stopping = True
@@ -279,7 +282,8 @@ class CompletionGenerator:
         if first is not job:
             self._settle(first, job)
             return
-        cache = self.client.cache
+        # Claims only matter when other processes share the cache (xdist workers).
+        cache = None if self.hold else self.client.cache
         claimed = cache is None or not cache.writes_enabled or cache.claim(key)
         try:
             if not claimed:  # another worker is sending it; its answer lands in the cache

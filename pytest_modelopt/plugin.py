@@ -142,7 +142,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     ev = config.stash.get(SESSION, None)
-    if ev is None or ev.resume_from is None:
+    if ev is None:
+        return
+    for item in items:  # declared graders grade the completion, even if the test never asks
+        state = _state(item)
+        fixturenames = getattr(item, "fixturenames", None)
+        needs = state is not None and state.param.spec.graders and fixturenames is not None
+        if needs and "completion" not in fixturenames:  # type: ignore[operator]
+            fixturenames.append("completion")  # type: ignore[union-attr]
+    if ev.resume_from is None:
         return
     done = finished_cases(ev.resume_from)
     keep = [item for item in items if item.nodeid not in done]
@@ -260,14 +268,6 @@ def llm(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> Bo
     )
 
 
-@pytest.fixture(autouse=True)
-def _modelopt_declared_completion(request: pytest.FixtureRequest) -> None:
-    """An eval with declared graders needs its completion even if the test never asks."""
-    state = _state(request.node) if isinstance(request.node, pytest.Item) else None
-    if state is not None and state.param.spec.graders:
-        state.declared_completion = request.getfixturevalue("completion")
-
-
 @pytest.fixture
 def model(llm: BoundModel) -> BoundModel:
     """Another name for ``llm``."""
@@ -302,7 +302,7 @@ def completion(
     nodeid = request.node.nodeid
     if generator is not None and nodeid in generator:
         result = generator.result(nodeid)
-        state.add_call(result, generator.rendered_input(nodeid), declared=True)
+        state.add_call(result, generator.take_input(nodeid), declared=True)
         return result
     api, body, context, messages = _declared_request(session, state, case)
     result = session.client.call(api, body, context, prepared=True)
@@ -442,12 +442,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     with grading(ctx):
         result = yield
         if state is not None and state.param.spec.graders:
-            _apply_declared_graders(state)
+            _apply_declared_graders(item, state)
     return result
 
 
-def _apply_declared_graders(state: CaseState) -> None:
-    completion = state.declared_completion
+def _apply_declared_graders(item: pytest.Item, state: CaseState) -> None:
+    funcargs: dict[str, Any] = getattr(item, "funcargs", None) or {}
+    completion = funcargs.get("completion")
     case_item = state.param.case if state.param.case is not None else {}
     for grader in state.param.spec.graders:
         state.grades.append(grader.grade(completion, case_item))
@@ -536,6 +537,7 @@ def _apply_outcome(
         session = item.config.stash[SESSION]
         session.write(record)
         report.user_properties.extend(_junit_properties(record))
+        del item.stash[STATE]  # the record is on disk: memory stays flat
         item.config.hook.pytest_modelopt_case_result(record=record)
 
 
