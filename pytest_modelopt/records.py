@@ -143,6 +143,8 @@ class EvalSummary(_Record):
     strict: bool = False
     pass_rate_low: float | None = None
     pass_rate_high: float | None = None
+    score_low: float | None = None
+    score_high: float | None = None
     fail_on: list[str] = Field(default_factory=list)
     judge_calls: int = 0
     judge_cost: float | None = None

@@ -20,7 +20,7 @@ from .records import (
     sort_cases,
     utcnow,
 )
-from .stats import mean, percentile, wilson_interval
+from .stats import mean, mean_interval, percentile, wilson_interval
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -57,6 +57,7 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
     strict = any(r.strict for r in records)
     interval = wilson_interval(passed, len(case_rates)) if case_rates else None
     gated = interval.low if strict and interval is not None else pass_rate
+    score_interval = mean_interval(case_scores) if len(case_scores) > 1 else None
     return EvalSummary(
         eval=eval_name,
         model=model,
@@ -79,6 +80,8 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         strict=strict,
         pass_rate_low=interval.low if interval else None,
         pass_rate_high=interval.high if interval else None,
+        score_low=score_interval.low if score_interval else None,
+        score_high=score_interval.high if score_interval else None,
         fail_on=sorted({g for r in records for g in r.fail_on}),
         note=next((r.note for r in records if r.status == "pending" and r.note), None),
         judge_calls=sum(r.judge_calls for r in records),

@@ -18,6 +18,12 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _rate_ci(row: EvalSummary) -> str:
+    if row.pass_rate is None or row.pass_rate_low is None or row.pass_rate_high is None:
+        return _rate(row.pass_rate)
+    return f"{row.pass_rate:.1%} [{row.pass_rate_low:.0%}, {row.pass_rate_high:.0%}]"
+
+
 def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -56,7 +62,7 @@ COLUMNS: list[Column] = [
             str(r.cases) if r.samples == r.cases else f"{r.cases}x{r.samples // max(r.cases, 1)}"
         ),
     ),
-    ("pass rate", lambda r: _rate(r.pass_rate)),
+    ("pass rate [95% CI]", lambda r: _rate_ci(r)),
     ("score", lambda r: _num(r.mean_score)),
     ("errors", lambda r: str(r.errors)),
     ("tokens", lambda r: f"{r.prompt_tokens + r.completion_tokens:,}"),
@@ -78,7 +84,7 @@ def table_lines(rows: Sequence[EvalSummary], extra: Sequence[Column] = ()) -> li
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     numeric = {
         "cases",
-        "pass rate",
+        "pass rate [95% CI]",
         "score",
         "errors",
         "tokens",
