@@ -339,3 +339,27 @@ def compare_models(
         alpha=alpha,
         evals=results,
     )
+
+
+Tone = Literal["bad", "warn", "good", "none"]
+
+
+def headline(comparison: Comparison, failed_gates: int) -> tuple[Tone, str]:
+    """The one-line verdict every report leads with, and its tone."""
+    regressed = comparison.regressed
+    if failed_gates or regressed:
+        parts = []
+        if regressed:
+            parts.append(f"{len(regressed)} eval{'s' * (len(regressed) != 1)} regressed")
+        if failed_gates:
+            parts.append(f"{failed_gates} gate{'s' * (failed_gates != 1)} failed")
+        return "bad", ", ".join(parts)
+    if not comparison.evals:
+        return "none", "No evals were compared"
+    inconclusive = [e for e in comparison.evals if e.verdict == "inconclusive"]
+    if inconclusive:
+        return "warn", f"No regression found; {len(inconclusive)} inconclusive"
+    improved = [e for e in comparison.evals if e.verdict == "improved"]
+    if improved:
+        return "good", f"No regression; {len(improved)} improved"
+    return "good", "No regression"

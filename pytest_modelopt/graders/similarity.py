@@ -21,12 +21,12 @@ import re
 import threading
 import warnings
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-METRICS: tuple[str, ...] = (
+Metric = Literal[
     "cosine",
     "fuzzy_match",
     "bleu",
@@ -38,7 +38,8 @@ METRICS: tuple[str, ...] = (
     "rouge_4",
     "rouge_5",
     "rouge_l",
-)
+]
+METRICS: tuple[str, ...] = get_args(Metric)
 LOCAL_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "cosine")
 
 # Where Debian's ``wordnet-base`` puts the WordNet 3.0 database; the variable overrides it.

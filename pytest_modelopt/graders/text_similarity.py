@@ -13,23 +13,11 @@ from pydantic import model_validator
 
 from . import context
 from .base import DEFAULT_INPUT, Grade, Grader, GraderError, render, sample_namespace
+from .similarity import Metric
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-Metric = Literal[
-    "cosine",
-    "fuzzy_match",
-    "bleu",
-    "gleu",
-    "meteor",
-    "rouge_1",
-    "rouge_2",
-    "rouge_3",
-    "rouge_4",
-    "rouge_5",
-    "rouge_l",
-]
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-large"
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ..compare import CASES_SHOWN
+from ..compare import headline as compare_headline
 
 if TYPE_CHECKING:
     from ..compare import CaseDiff, Comparison, EvalComparison
@@ -206,24 +207,11 @@ def _el(tag: str, text: str = "", title: str = "", **attrs: float | str) -> SvgE
 
 def headline(comparison: Comparison, gates: list[GateResult]) -> tuple[str, str]:
     """(tone, text): tone is ``bad``, ``warn``, ``good`` or ``none``."""
-    failed = [g for g in gates if not g.passed]
-    regressed = comparison.regressed
-    inconclusive = [e for e in comparison.evals if e.verdict == "inconclusive"]
-    if failed or regressed:
-        parts = []
-        if regressed:
-            parts.append(f"{len(regressed)} eval{'s' * (len(regressed) != 1)} regressed")
-        if failed:
-            parts.append(f"{len(failed)} gate{'s' * (len(failed) != 1)} failed")
-        return "bad", "✗ " + ", ".join(parts)
-    if not comparison.evals:
-        return "none", "No evals were compared"
-    if inconclusive:
-        return "warn", f"⚠ No regression found; {len(inconclusive)} inconclusive"
-    improved = [e for e in comparison.evals if e.verdict == "improved"]
-    if improved:
-        return "good", f"▲ No regression; {len(improved)} improved"
-    return "good", "✓ No regression"
+    tone, text = compare_headline(comparison, sum(not g.passed for g in gates))
+    symbol = {"bad": "✗ ", "warn": "⚠ ", "good": "✓ ", "none": ""}[tone]
+    if tone == "good" and "improved" in text:
+        symbol = "▲ "
+    return tone, symbol + text
 
 
 def _summary_row(row: EvalComparison) -> SummaryRow:

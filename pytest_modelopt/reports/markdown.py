@@ -49,19 +49,11 @@ def _delta(row: EvalComparison) -> str:
 
 
 def headline(comparison: Comparison, gates: list[GateResult]) -> str:
-    failed = [g for g in gates if not g.passed]
-    regressed = comparison.regressed
-    inconclusive = [e for e in comparison.evals if e.verdict == "inconclusive"]
-    if failed or regressed:
-        parts = []
-        if regressed:
-            parts.append(f"{len(regressed)} eval{'s' * (len(regressed) != 1)} regressed")
-        if failed:
-            parts.append(f"{len(failed)} gate{'s' * (len(failed) != 1)} failed")
-        return "### ❌ " + ", ".join(parts)
-    if inconclusive:
-        return f"### ⚠️ no regression found; {len(inconclusive)} inconclusive"
-    return "### ✅ no regression"
+    from ..compare import headline as compare_headline
+
+    tone, text = compare_headline(comparison, sum(not g.passed for g in gates))
+    icon = {"bad": "❌", "warn": "⚠️", "good": "✅", "none": "✅"}[tone]
+    return f"### {icon} {text}"
 
 
 def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str:
