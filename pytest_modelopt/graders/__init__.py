@@ -28,12 +28,13 @@ from .judges import LabelModel, ScoreModel, refusal
 from .local import ContainsAll, ContainsAny, JsonMatch, JsonSchema, Length, Numeric, Regex
 from .multi import Multi
 from .python import Python
-from .similarity import Metric
 from .string_check import StringCheck
 from .text_similarity import TextSimilarity
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from .similarity import Metric
 
 G = TypeVar("G", bound=Grader)
 
