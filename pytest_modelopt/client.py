@@ -391,9 +391,10 @@ class ModelClient:
         context: CallContext | None = None,
         *,
         prepared: bool = False,
+        key: str | None = None,
     ) -> Completion:
         body, context = self._maybe_prepare(api, params, context, prepared)
-        key, replayed = self._lookup(api, body, context)
+        key, replayed = self._lookup(api, body, context, key)
         if replayed is not None:
             return replayed
         attempt = 0
@@ -441,12 +442,16 @@ class ModelClient:
         return body, context
 
     def _lookup(
-        self, api: str, body: dict[str, Any], context: CallContext
+        self, api: str, body: dict[str, Any], context: CallContext, key: str | None = None
     ) -> tuple[str | None, Completion | None]:
-        """A recorded answer if the cache has one; else check that a live call can be made."""
-        key = None
-        if self.cache is not None and self.cache.mode != "off":
-            key = cache_key(ENDPOINTS[api], body, context.sample)
+        """A recorded answer if the cache has one; else check that a live call can be made.
+
+        ``key``: the body's cache key when the caller has computed it already.
+        """
+        if self.cache is None or self.cache.mode == "off":
+            key = None
+        else:
+            key = key or cache_key(ENDPOINTS[api], body, context.sample)
             entry = self.cache.get(key)
             if entry is not None:
                 completion = self._finish(api, body, entry.response, entry.latency_s)

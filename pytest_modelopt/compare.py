@@ -237,10 +237,11 @@ def decide(results: list[EvalComparison], *, tolerance: float, alpha: float) -> 
     ):
         result.p_adjusted = adjusted
     for result in results:
-        result.verdict, result.why = _verdict(result, tolerance, alpha)
+        result.verdict, result.why = verdict_for(result, tolerance, alpha)
 
 
-def _verdict(r: EvalComparison, tolerance: float, alpha: float) -> tuple[Verdict, str]:
+def verdict_for(r: EvalComparison, tolerance: float, alpha: float) -> tuple[Verdict, str]:
+    """The verdict and its reason at this tolerance (gates may ask for another one)."""
     if r.delta is None or r.p_adjusted is None:
         return "inconclusive", r.why or "nothing to compare"
     significant = r.p_adjusted < alpha

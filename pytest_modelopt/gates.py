@@ -198,9 +198,9 @@ def _compared(gate: Gate, row: EvalComparison, comparison: Comparison) -> GateRe
     model = row.candidate.model
     if gate.metric == "regression":
         if abs(gate.value - comparison.tolerance) > 1e-12:
-            from .compare import _verdict
+            from .compare import verdict_for
 
-            verdict, why = _verdict(row, gate.value, comparison.alpha)
+            verdict, why = verdict_for(row, gate.value, comparison.alpha)
         else:
             verdict, why = row.verdict, row.why
         passed = verdict != "regressed"

@@ -47,6 +47,7 @@ class Job:
     error: BaseException | None = None
     remote: bool = False  # another worker claimed it: read it from the cache
     request: tuple[str, dict[str, Any], CallContext, Any] | None = None
+    key: str | None = None  # the request's cache key, computed once
 
 
 class AdaptiveLimiter:
@@ -273,7 +274,7 @@ class CompletionGenerator:
             self._finish(job, None, exc)
             return
         api, body, context, _ = job.request
-        key = cache_key(ENDPOINTS[api], body, context.sample)
+        key = job.key = cache_key(ENDPOINTS[api], body, context.sample)
         with self._lock:
             first = self._by_request.setdefault(key, job)
             if first is not job and not first.done.is_set():
@@ -292,7 +293,7 @@ class CompletionGenerator:
                 self._finish(job, None, None)
                 return
             try:
-                completion = await self.client.acall(api, body, context, prepared=True)
+                completion = await self.client.acall(api, body, context, prepared=True, key=key)
             except ModelCallError as exc:
                 self._finish(job, None, exc)
             else:
@@ -319,10 +320,9 @@ class CompletionGenerator:
             progress.replayed += counted.cached
             progress.sent += not counted.cached
             progress.cost += counted.cost or 0.0
-        if job.request is not None:
-            api, body, context, _ = job.request
+        if job.key is not None:
             with self._lock:
-                followers = self._followers.pop(cache_key(ENDPOINTS[api], body, context.sample), [])
+                followers = self._followers.pop(job.key, [])
             for follower in followers:
                 self._settle(job, follower)
         job.done.set()
