@@ -24,6 +24,10 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 ENV_PREFIX = "MODELOPT_"
+# MODELOPT_* variables that are not settings: the scripts' and the WordNet location.
+OTHER_VARIABLES = frozenset(
+    {"MODELOPT_VENV", "MODELOPT_WHEEL_CACHE", "MODELOPT_SKIP_LOCAL", "MODELOPT_WORDNET_DIR"}
+)
 CLI_PREFIX = "--eval-"
 
 
@@ -336,7 +340,7 @@ def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     known = {key.upper(): key for key in config_keys() if key not in ("prices", "graders", "gates")}
     out: dict[str, str] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:
             continue
         key = name[len(ENV_PREFIX) :]
         if key not in known:

@@ -138,3 +138,8 @@ def test_models_from_env_and_cli(project: Project, monkeypatch: pytest.MonkeyPat
     result.stdout.fnmatch_lines(["*test_m[[]env-a[]]", "*test_m[[]env-b[]]"])
     result = project.run("--collect-only", "-q", "--eval-models", "cli-x")
     result.stdout.fnmatch_lines(["*test_m[[]cli-x[]]"])
+
+
+def test_the_projects_own_variables_are_not_settings(tmp_path: Path) -> None:
+    env = {"MODELOPT_VENV": "/x/.venv", "MODELOPT_WORDNET_DIR": "/w", "MODELOPT_TIMEOUT": "3"}
+    assert load_settings(tmp_path, {}, env).timeout == 3
