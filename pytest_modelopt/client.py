@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
     from .config import Price
+    from .sender import Sender
 
 ENDPOINTS = {"chat": "/chat/completions", "responses": "/responses", "embeddings": "/embeddings"}
 MAX_RETRY_AFTER = 120.0
@@ -235,6 +236,12 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Map an SDK or parsing exception to an error kind and whether retrying can help."""
+    from .sender import SenderFailure
+
+    if isinstance(exc, SenderFailure):  # classified by the sender process already
+        return exc.failure
+    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
+        return Failure("malformed", f"unreadable response: {exc}", None, True)
     import openai
 
     if isinstance(exc, openai.APITimeoutError):
@@ -255,8 +262,6 @@ def classify(exc: BaseException) -> Failure:
         if status == 404:
             return Failure("not_found", message, status, False)
         return Failure("bad_request", message, status, False)
-    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
-        return Failure("malformed", f"unreadable response: {exc}", None, True)
     return Failure("client", f"{type(exc).__name__}: {exc}", None, False)
 
 
@@ -392,24 +397,30 @@ class ModelClient:
         *,
         prepared: bool = False,
         key: str | None = None,
+        sender: Sender | None = None,
     ) -> Completion:
+        """``sender``: send each attempt from that helper process instead of this one."""
         body, context = self._maybe_prepare(api, params, context, prepared)
         key, replayed = self._lookup(api, body, context, key)
         if replayed is not None:
             return replayed
         attempt = 0
-        client = self._async_client()
+        client = self._async_client() if sender is None else None
         while True:
             started = time.perf_counter()
             try:
-                response = await client.post(
-                    ENDPOINTS[api],
-                    cast_to=_response_class(),
-                    body=body,
-                    options={"timeout": self.timeout, "max_retries": 0},
-                )
-                data = json.loads(response.content)
-                return self._finish(api, body, data, time.perf_counter() - started, key, context)
+                if client is None:
+                    assert sender is not None
+                    content, latency = await sender.post(ENDPOINTS[api], body, self.timeout)
+                else:
+                    response = await client.post(
+                        ENDPOINTS[api],
+                        cast_to=_response_class(),
+                        body=body,
+                        options={"timeout": self.timeout, "max_retries": 0},
+                    )
+                    content, latency = response.content, time.perf_counter() - started
+                return self._finish(api, body, json.loads(content), latency, key, context)
             except Exception as exc:
                 delay = self._retry_delay(exc, attempt, context)
             await asyncio.sleep(delay)
@@ -543,6 +554,12 @@ class ModelClient:
     def sdk(self) -> OpenAI:
         """The official SDK client behind this one (for Files, Batches, Fine-tuning...)."""
         return self._sync_client()
+
+    def sender(self) -> Sender:
+        """A helper process that sends this client's requests (see sender.py)."""
+        from .sender import Sender
+
+        return Sender(base_url=self.base_url, api_key=self._api_key)
 
     def secrets(self) -> tuple[str, ...]:
         """What ``redact`` must remove from any message this client's calls produce."""

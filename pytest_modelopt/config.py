@@ -114,6 +114,15 @@ class Settings(BaseModel):
         description="Most model calls in flight at once when generating declared completions.",
         json_schema_extra=_cli("N"),
     )
+    sender: Literal["auto", "process", "thread"] = Field(
+        default="auto",
+        description=(
+            "Where declared completions are sent from: a helper process (the SDK's CPU runs"
+            " on another core), a thread of this one, or auto (process with 2+ cores and"
+            " 16+ requests, in a run without xdist)."
+        ),
+        json_schema_extra=_cli("WHERE"),
+    )
     batch: Literal["off", "run", "submit", "collect"] = Field(
         default="off",
         description=(

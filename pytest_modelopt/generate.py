@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .client import CallContext, Completion, ModelClient
+    from .sender import Sender
 
 
 @dataclass
@@ -39,9 +40,9 @@ class Job:
     """One declared request; ``build`` renders it (in the generator's thread)."""
 
     id: str
-    build: Callable[[], tuple[str, dict[str, Any], CallContext, Any]]
+    build: Callable[[], tuple[str, dict[str, Any], CallContext, Any]] | None
     index: int = 0
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False  # set under the generator's condition
     started: bool = False
     completion: Completion | None = None
     error: BaseException | None = None
@@ -100,6 +101,7 @@ class Progress:
     sent: int = 0
     replayed: int = 0
     cost: float = 0.0
+    helper: bool = False  # sent from a helper process (sender.py)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -112,7 +114,7 @@ class Progress:
         return (
             f"generated {self.done}/{self.total} declared completions in {self.elapsed:.1f}s "
             f"({rate:.1f}/s; {self.sent} sent, {self.replayed} replayed, {self.errors} errors"
-            f", ${self.cost:.4f})"
+            f", ${self.cost:.4f}{'; sent from a helper process' if self.helper else ''})"
         )
 
 
@@ -132,8 +134,10 @@ class CompletionGenerator:
         concurrency: int = 32,
         hold: bool = True,
         offset: float = 0.0,
+        sender: Sender | None = None,
     ) -> None:
         self.client = client
+        self.sender = sender
         self.limiter = AdaptiveLimiter(concurrency)
         self.hold = hold
         self.window = 4 * concurrency if hold else None
@@ -147,6 +151,7 @@ class CompletionGenerator:
         self._started = 0
         self._taken = 0
         self._lock = threading.Lock()
+        self._finished = threading.Condition(self._lock)  # one for all jobs: memory stays flat
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -161,7 +166,7 @@ class CompletionGenerator:
         for index, job in enumerate(self._order):
             job.index = index
             self._jobs[job.id] = job
-        self.progress = Progress(total=len(jobs))
+        self.progress = Progress(total=len(jobs), helper=self.sender is not None)
         if jobs:
             self._thread = threading.Thread(
                 target=asyncio.run,
@@ -179,7 +184,8 @@ class CompletionGenerator:
             if not job.started:
                 self._urgent.append(job)
         self._poke()
-        job.done.wait()
+        with self._finished:
+            self._finished.wait_for(lambda: job.done)
         if job.error is not None:
             raise job.error
         if job.completion is None:
@@ -191,7 +197,7 @@ class CompletionGenerator:
 
     def take_input(self, job_id: str) -> Any:
         """The rendered messages of a job whose result was taken; then forget the job."""
-        job = self._jobs[job_id]
+        job = self._jobs.pop(job_id)
         rendered = job.request[3] if job.request is not None else None
         job.request = None
         return rendered
@@ -256,10 +262,14 @@ class CompletionGenerator:
         finally:
             self.client.on_failure = previous
             self.progress.finished = time.monotonic()
-            for job in self._order:  # stopped early: no test may wait forever
-                if not job.done.is_set():
-                    job.error = job.error or ModelCallError("client", "generation was stopped")
-                    job.done.set()
+            if self.sender is not None:
+                await self.sender.close()
+            with self._finished:
+                for job in self._order:  # stopped early: no test may wait forever
+                    if not job.done:
+                        job.error = job.error or ModelCallError("client", "generation was stopped")
+                        job.done = True
+                self._finished.notify_all()
 
     async def _one(self, job: Job) -> None:
         try:
@@ -268,8 +278,10 @@ class CompletionGenerator:
             await self.limiter.__aexit__()
 
     async def _generate(self, job: Job) -> None:
+        build, job.build = job.build, None  # it holds the case's state: let it go
         try:
-            job.request = job.build()
+            assert build is not None
+            job.request = build()
         except Exception as exc:  # a prompt that does not render: that case's error
             self._finish(job, None, exc)
             return
@@ -277,7 +289,7 @@ class CompletionGenerator:
         key = job.key = cache_key(ENDPOINTS[api], body, context.sample)
         with self._lock:
             first = self._by_request.setdefault(key, job)
-            if first is not job and not first.done.is_set():
+            if first is not job and not first.done:
                 self._followers.setdefault(key, []).append(job)
                 return
         if first is not job:
@@ -293,7 +305,9 @@ class CompletionGenerator:
                 self._finish(job, None, None)
                 return
             try:
-                completion = await self.client.acall(api, body, context, prepared=True, key=key)
+                completion = await self.client.acall(
+                    api, body, context, prepared=True, key=key, sender=self.sender
+                )
             except ModelCallError as exc:
                 self._finish(job, None, exc)
             else:
@@ -325,14 +339,18 @@ class CompletionGenerator:
                 followers = self._followers.pop(job.key, [])
             for follower in followers:
                 self._settle(job, follower)
-        job.done.set()
+        with self._finished:
+            job.done = True
+            self._finished.notify_all()
 
     def _settle(self, first: Job, follower: Job) -> None:
         """A duplicate request shares the first one's answer (before anyone takes it)."""
         follower.error = first.error
         follower.completion = first.completion
         self.progress.done += 1
-        follower.done.set()
+        with self._finished:
+            follower.done = True
+            self._finished.notify_all()
 
     def _on_failure(self, failure: Failure) -> None:
         if failure.kind == "rate_limit":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
@@ -348,7 +349,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _run_batch(session, ev, jobs)
     workerinput = getattr(session.config, "workerinput", None)
     if workerinput is None:
-        ev.generator = CompletionGenerator(ev.client, concurrency=ev.settings.concurrency)
+        ev.generator = CompletionGenerator(
+            ev.client,
+            concurrency=ev.settings.concurrency,
+            sender=ev.client.sender() if _use_sender(ev.settings.sender, len(jobs)) else None,
+        )
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and session.config.get_verbosity() >= 0:
             reporter.write_line(
@@ -366,6 +371,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         )
     if ev.generator is not None:
         ev.generator.start(jobs)
+
+
+def _use_sender(setting: str, jobs: int) -> bool:
+    """A helper process pays off once there is a second core and enough requests."""
+    if setting == "auto":
+        return (os.cpu_count() or 1) > 1 and jobs >= 16
+    return setting == "process"
 
 
 def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:

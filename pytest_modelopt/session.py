@@ -145,6 +145,7 @@ class EvalSession:
         wanted: dict[str, BatchRequest] = {}
         for job in jobs:
             try:
+                assert job.build is not None
                 api, body, context, _ = job.build()
             except Exception:  # a prompt that does not render errors its case later
                 continue

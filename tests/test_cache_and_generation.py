@@ -8,14 +8,14 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
-from pytest_modelopt.client import CallContext, ModelClient
+from pytest_modelopt.client import CallContext, ModelCallError, ModelClient
 from pytest_modelopt.generate import CompletionGenerator, Job
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
@@ -204,10 +204,21 @@ def jobs_for(n: int) -> list[Job]:
     return [Job(f"job{i}", build(i)) for i in range(n)]
 
 
-def test_generation_is_concurrent_and_bounded(server: FakeOpenAI) -> None:
+@pytest.fixture(params=["thread", "process"])
+def sender(request: pytest.FixtureRequest) -> str:
+    """Declared requests go out from the generator's thread, or from a helper process."""
+    return str(request.param)
+
+
+def generator_for(client: ModelClient, sender: str, concurrency: int) -> CompletionGenerator:
+    helper = client.sender() if sender == "process" else None
+    return CompletionGenerator(client, concurrency=concurrency, sender=helper)
+
+
+def test_generation_is_concurrent_and_bounded(server: FakeOpenAI, sender: str) -> None:
     server.latency = 0.2
     client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0)
-    generator = CompletionGenerator(client, concurrency=8)
+    generator = generator_for(client, sender, 8)
     generator.start(jobs_for(32))
     texts = [generator.result(f"job{i}").text for i in range(32)]
     generator.stop()
@@ -227,11 +238,13 @@ def test_generation_streams_within_a_window(server: FakeOpenAI) -> None:
     generator.stop()
 
 
-def test_rate_limits_halve_concurrency_and_every_case_completes(server: FakeOpenAI) -> None:
+def test_rate_limits_halve_concurrency_and_every_case_completes(
+    server: FakeOpenAI, sender: str
+) -> None:
     server.latency = 0.05
     server.fault("429", times=12, retry_after=0.05)
     client = ModelClient(base_url=server.base_url, timeout=10, max_retries=8)
-    generator = CompletionGenerator(client, concurrency=16)
+    generator = generator_for(client, sender, 16)
     generator.start(jobs_for(48))
     texts = [generator.result(f"job{i}").text for i in range(48)]
     generator.stop()
@@ -239,6 +252,78 @@ def test_rate_limits_halve_concurrency_and_every_case_completes(server: FakeOpen
     assert generator.limiter.limit < 16 or generator.limiter.peak <= 16
     assert server.max_in_flight <= 16
     assert generator.progress.errors == 0
+
+
+def test_faults_end_as_the_same_errors_from_a_thread_and_from_the_sender(
+    server: FakeOpenAI,
+) -> None:
+    """500s, timeouts and truncated JSON are retried, then become errors on their own jobs
+    only; the sender process classifies them exactly as the in-process client does."""
+    outcomes = {}
+    for where in ("thread", "process"):
+        server.reset()
+        server.latency = 0.0
+        server.fault("500", times=None, contains="q1")  # q0..q9: "q1" names one job
+        server.fault("timeout", times=None, contains="q2", delay=3.0)
+        server.fault("malformed", times=None, contains="q3")
+        server.fault("429", times=4, retry_after=0.01)
+        client = ModelClient(base_url=server.base_url, timeout=0.5, max_retries=1)
+        generator = generator_for(client, where, 4)
+        generator.start(jobs_for(10))
+        seen: list[str] = []
+        for i in range(10):
+            try:
+                seen.append(generator.result(f"job{i}").text)
+            except ModelCallError as exc:
+                seen.append(f"{exc.kind} after {exc.attempts}")
+        generator.stop()
+        outcomes[where] = seen
+        assert generator.progress.done == 10
+    expected = [f"q{i}" for i in range(10)]
+    expected[1], expected[2], expected[3] = "server after 2", "timeout after 2", "malformed after 2"
+    assert outcomes["thread"] == expected
+    assert outcomes["process"] == expected
+
+
+def test_a_killed_sender_is_restarted_and_no_job_is_lost(server: FakeOpenAI) -> None:
+    server.latency = 0.3
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=2)
+    helper = client.sender()
+    generator = CompletionGenerator(client, concurrency=4, sender=helper)
+    generator.start(jobs_for(8))
+    deadline = time.monotonic() + 20
+    while helper._proc is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # its first requests are in flight
+    assert helper._proc is not None
+    helper._proc.kill()
+    texts = [generator.result(f"job{i}").text for i in range(8)]
+    generator.stop()
+    assert texts == [f"q{i}" for i in range(8)]
+    assert generator.progress.errors == 0
+
+
+def test_the_suite_gives_the_same_records_with_the_sender_and_without(
+    project: Project, server: FakeOpenAI
+) -> None:
+    mixed_suite(project, server)
+    models = ("--eval-models", "gpt-4.1-mini,missing-model", "--eval-record", "off", "-v")
+    timing = {"latency_s", "latency_p50", "latency_p95"}  # live calls: only timing differs
+
+    def view() -> Any:
+        evals, cases = comparable(project)
+        return [
+            [{k: v for k, v in row.items() if k not in timing} for row in rows]
+            for rows in (evals, cases)
+        ]
+
+    threaded = project.run("-p", "no:xdist", "--eval-sender", "thread", *models)
+    threaded_view = view()
+    helped = project.run("-p", "no:xdist", "--eval-sender", "process", *models)
+    assert "sent from a helper process" in helped.stdout.str()
+    assert "sent from a helper process" not in threaded.stdout.str()
+    assert view() == threaded_view
+    assert threaded.parseoutcomes() == helped.parseoutcomes()
 
 
 # -- xdist, merge, resume ---------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
-from tests.support.fake_openai import CREATED, FakeOpenAI, fake_embedding
+from tests.support.fake_openai import CREATED, FakeOpenAI, count_tokens, fake_embedding
 from tests.support.openapi import spec_available, validate_request, validate_response
 
 if TYPE_CHECKING:
@@ -581,3 +581,307 @@ def test_validate_request_reports_readable_errors() -> None:
         validate_request("/chat/completions", {"model": MODEL})
     with pytest.raises(LookupError):
         validate_request("/v1/no/such/path", {})
+
+
+# -- fine-tuning -------------------------------------------------------------------------------
+
+_SFT_ROW = {
+    "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+}
+
+
+def upload_fine_tune(client: openai.OpenAI, rows: list[Any], name: str = "train.jsonl") -> str:
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    return client.files.create(file=(name, data), purpose="fine-tune").id
+
+
+def job_json(client: openai.OpenAI, job_id: str) -> dict[str, Any]:
+    raw = client.fine_tuning.jobs.with_raw_response.retrieve(job_id)
+    data: dict[str, Any] = json.loads(raw.content)
+    return data
+
+
+def test_fine_tuning_job_walks_its_states_per_poll(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    training_file = upload_fine_tune(client, [_SFT_ROW] * 10)
+    raw = client.fine_tuning.jobs.with_raw_response.create(
+        model=MODEL, training_file=training_file, suffix="math", metadata={"k": "v"}
+    )
+    created = json.loads(raw.content)
+    job_id = created["id"]
+    states = [created["status"]] + [job_json(client, job_id)["status"] for _ in range(6)]
+    assert states == [
+        "validating_files",
+        "queued",
+        "running",
+        "running",
+        "running",
+        "succeeded",
+        "succeeded",  # a finished job stays as it is
+    ]
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    assert job.fine_tuned_model == f"ft:{MODEL}:modelopt:math:{job.fine_tuned_model[-8:]}"  # type: ignore[index]
+    assert job.hyperparameters.n_epochs == 3  # "auto" resolved once the files validated
+    assert job.trained_tokens == 3 * 10 * count_tokens(json.dumps(_SFT_ROW))  # 3 epochs
+    assert job.error is None
+    assert job.metadata == {"k": "v"}
+
+    events = list(client.fine_tuning.jobs.list_events(job_id, limit=5))  # pages of five
+    assert events[0].message == "The job has successfully completed"
+    assert events[-1].message == f"Created fine-tuning job: {job_id}"
+    metrics = [e.data for e in reversed(events) if e.type == "metrics"]
+    losses = [m["train_loss"] for m in metrics]  # type: ignore[index]
+    assert len(losses) == 3
+    assert losses == sorted(losses, reverse=True)
+    checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job_id))
+    assert [c.step_number for c in checkpoints] == [3, 2, 1]
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{job.fine_tuned_model}:ckpt-step-3"
+    assert checkpoints[0].metrics.train_loss == losses[-1]
+
+
+def test_fine_tuning_files_are_checked_against_the_jobs_method(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    def failure(method: Any, rows: list[Any], **kwargs: Any) -> dict[str, Any] | None:
+        job = client.fine_tuning.jobs.create(
+            model=MODEL, training_file=upload_fine_tune(client, rows), method=method, **kwargs
+        )
+        data = job_json(client, job.id)
+        assert data["status"] == ("failed" if data["error"] else "queued")
+        error: dict[str, Any] | None = data["error"]
+        return error
+
+    sft, dpo = {"type": "supervised"}, {"type": "dpo"}
+    rft = {"type": "reinforcement", "reinforcement": {"grader": {"type": "string_check"}}}
+    preference = {
+        "input": {"messages": [{"role": "user", "content": "2+2?"}]},
+        "preferred_output": [{"role": "assistant", "content": "4"}],
+        "non_preferred_output": [{"role": "assistant", "content": "5"}],
+    }
+    prompt = {"messages": [{"role": "user", "content": "2+2?"}], "answer": "4"}
+    assert failure(sft, [_SFT_ROW] * 10) is None
+    assert failure(dpo, [preference] * 10) is None
+    assert failure(rft, [prompt] * 10) is None
+
+    error = failure(sft, [_SFT_ROW] * 9)
+    assert error == {
+        "code": "invalid_training_file",
+        "message": "The job failed due to an invalid training file. Training file has 9 "
+        "example(s), but must have at least 10 examples.",
+        "param": "training_file",
+    }
+    two_preferred = {**preference, "preferred_output": preference["preferred_output"] * 2}
+    problems = {
+        "Line 1, key 'input': expected": failure(dpo, [_SFT_ROW] * 10),
+        "Line 2, key 'preferred_output': expected a list of exactly one": failure(
+            dpo, [preference, two_preferred] + [preference] * 8
+        ),
+        "Line 1, key 'messages': expected a non-empty list": failure(sft, [preference] * 10),
+        "message 2: missing or empty 'content'": failure(
+            sft, [{"messages": [*_SFT_ROW["messages"][:1], {"role": "assistant"}]}] * 10
+        ),
+        "'weight' must be 0 or 1": failure(
+            sft,
+            [
+                {
+                    "messages": [
+                        *_SFT_ROW["messages"][:1],
+                        {"role": "assistant", "content": "4", "weight": 2},
+                    ]
+                }
+            ]
+            * 10,
+        ),
+        "the last message must be from the user": failure(rft, [_SFT_ROW] * 10),
+        "Line 1 is not a dictionary": failure(sft, ["a JSON string"] * 10),
+    }
+    for expected, error in problems.items():
+        assert error is not None, expected
+        assert error["code"] == "invalid_training_file"
+        assert expected in error["message"]
+
+    bad_validation = failure(
+        sft, [_SFT_ROW] * 10, validation_file=upload_fine_tune(client, [preference])
+    )
+    assert bad_validation is not None
+    assert bad_validation["code"] == "invalid_validation_file"
+    assert bad_validation["param"] == "validation_file"
+
+
+def test_fine_tuning_rejects_bad_requests_at_once(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    with pytest.raises(openai.BadRequestError, match=r"Must be \.jsonl"):
+        client.files.create(file=("train.csv", b"a,b\n"), purpose="fine-tune")
+    good = upload_fine_tune(client, [_SFT_ROW] * 10)
+    batch_line = {"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {}}
+    batch_file = client.files.create(
+        file=("b.jsonl", json.dumps(batch_line).encode()), purpose="batch"
+    ).id
+
+    def rejected(body: dict[str, Any]) -> tuple[int, str | None]:
+        status, reply = http(server, "POST", "/v1/fine_tuning/jobs", body)
+        return status, reply["error"]["param"]
+
+    assert rejected({"model": MODEL}) == (400, "training_file")
+    assert rejected({"training_file": good}) == (400, "model")
+    assert rejected({"model": MODEL, "training_file": "file-nope"}) == (400, "training_file")
+    assert rejected({"model": MODEL, "training_file": batch_file}) == (400, "training_file")
+    base = {"model": MODEL, "training_file": good}
+    assert rejected({**base, "validation_file": "file-nope"}) == (400, "validation_file")
+    assert rejected({**base, "suffix": "x" * 65}) == (400, "suffix")
+    assert rejected({**base, "seed": -1}) == (400, "seed")
+    assert rejected({**base, "metadata": {"k": 1}}) == (400, "metadata")
+    assert rejected({**base, "method": {"type": "lora"}}) == (400, "method.type")
+    reinforcement = {"type": "reinforcement", "reinforcement": {}}
+    assert rejected({**base, "method": reinforcement}) == (400, "method.reinforcement.grader")
+    reinforcement["reinforcement"] = {"grader": {"type": "label_model"}}
+    assert rejected({**base, "method": reinforcement}) == (
+        400,
+        "method.reinforcement.grader.type",
+    )
+    server.known_models = {"gpt-4.1"}
+    status, reply = http(server, "POST", "/v1/fine_tuning/jobs", base)
+    assert (status, reply["error"]["code"]) == (400, "model_not_available")
+    assert server.fine_tuning_jobs == []
+
+
+def test_fine_tuning_without_access_is_a_403(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    server.fine_tuning_access = False
+    training_file = upload_fine_tune(client, [_SFT_ROW] * 10)
+    with pytest.raises(openai.PermissionDeniedError) as excinfo:
+        client.fine_tuning.jobs.create(model=MODEL, training_file=training_file)
+    assert excinfo.value.status_code == 403
+    assert excinfo.value.code == "fine_tuning_not_available"
+    assert "does not have access to fine-tuning" in excinfo.value.message
+    assert list(client.fine_tuning.jobs.list()) == []  # listing still works
+    if spec_available():
+        validate_response("ErrorResponse", excinfo.value.response.json())
+
+
+def test_fine_tuning_list_filters_on_metadata_and_pages(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    training_file = upload_fine_tune(client, [_SFT_ROW] * 10)
+    ids = [
+        client.fine_tuning.jobs.create(
+            model=MODEL, training_file=training_file, metadata=metadata
+        ).id
+        for metadata in ({"run": "a", "x": "1"}, {"run": "b"}, None, {"run": "a"})
+    ]
+    jobs = client.fine_tuning.jobs
+    assert [j.id for j in jobs.list(metadata={"run": "a"})] == [ids[3], ids[0]]
+    assert [j.id for j in jobs.list(metadata={"run": "a", "x": "1"})] == [ids[0]]
+    assert [j.id for j in jobs.list(metadata={"run": "c"})] == []
+    _, body = http(server, "GET", "/v1/fine_tuning/jobs?metadata=null")
+    assert [j["id"] for j in body["data"]] == [ids[2]]
+    first = jobs.list(limit=3)
+    assert ([j.id for j in first.data], first.has_more) == (ids[::-1][:3], True)
+    assert [j.id for j in jobs.list(limit=3, after=ids[1]).data] == [ids[0]]
+    assert jobs.list(after="ftjob-unknown").data == []  # never a loop for a client
+    assert [j.id for j in jobs.list()] == ids[::-1]
+
+
+def test_fine_tuning_cancel_pause_resume(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    training_file = upload_fine_tune(client, [_SFT_ROW] * 10)
+    jobs = client.fine_tuning.jobs
+    first = jobs.create(model=MODEL, training_file=training_file).id
+    assert jobs.cancel(first).status == "cancelled"
+    assert job_json(client, first)["status"] == "cancelled"
+    with pytest.raises(openai.BadRequestError, match="its status is 'cancelled'"):
+        jobs.cancel(first)
+
+    second = jobs.create(model=MODEL, training_file=training_file).id
+    with pytest.raises(openai.BadRequestError, match="Cannot pause"):
+        jobs.pause(second)  # validating_files: not running yet
+    states = [job_json(client, second)["status"] for _ in range(3)]
+    assert states == ["queued", "running", "running"]
+    assert jobs.pause(second).status == "paused"  # type: ignore[comparison-overlap]
+    assert [job_json(client, second)["status"] for _ in range(2)] == ["paused", "paused"]
+    assert jobs.resume(second).status == "queued"
+    steps = [job_json(client, second)["status"] for _ in range(4)]
+    assert steps == ["running", "running", "succeeded", "succeeded"]  # on from step 1
+    with pytest.raises(openai.NotFoundError, match="Could not find fine-tuning job"):
+        jobs.retrieve("ftjob-nope")
+    assert http(server, "GET", f"/v1/fine_tuning/jobs/{second}/nope")[0] == 404
+
+
+def test_fine_tuning_can_be_switched_off_and_is_reset(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    training_file = upload_fine_tune(client, [_SFT_ROW] * 10)
+    client.fine_tuning.jobs.create(model=MODEL, training_file=training_file)
+    server.fine_tuning_enabled = False
+    status, body = http(server, "GET", "/v1/fine_tuning/jobs")
+    assert (status, body["error"]["message"]) == (404, "Invalid URL (GET /v1/fine_tuning/jobs)")
+    server.fine_tuning_access = False
+    server.fine_tuning_steps = 9
+    server.reset()
+    assert server.fine_tuning_jobs == []
+    assert (server.fine_tuning_enabled, server.fine_tuning_access) == (True, True)
+    assert server.fine_tuning_steps == 3
+    assert list(client.fine_tuning.jobs.list()) == []
+
+
+@needs_spec
+def test_fine_tuning_bodies_match_the_spec(server: FakeOpenAI, client: openai.OpenAI) -> None:
+    training_file = upload_fine_tune(client, [_SFT_ROW] * 10)
+    validation_file = upload_fine_tune(client, [_SFT_ROW] * 2, "valid.jsonl")
+    grader = {
+        "type": "string_check",
+        "name": "g",
+        "input": "a",
+        "reference": "b",
+        "operation": "eq",
+    }
+    methods: list[Any] = [
+        {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 2}}},
+        {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1, "learning_rate_multiplier": 0.5}}},
+        {"type": "reinforcement", "reinforcement": {"grader": grader}},
+    ]
+    job_ids = []
+    for method in methods:
+        rows: list[Any] = [_SFT_ROW] * 10
+        if method["type"] == "reinforcement":
+            rows = [{"messages": _SFT_ROW["messages"][:1], "answer": "4"}] * 10
+        raw = client.fine_tuning.jobs.with_raw_response.create(
+            model=MODEL,
+            training_file=training_file
+            if method["type"] == "supervised"
+            else upload_fine_tune(client, rows),
+            validation_file=validation_file if method["type"] == "supervised" else None,
+            method=method,
+            suffix="s",
+            seed=7,
+            metadata={"k": "v"},
+        )
+        validate_response("FineTuningJob", json.loads(raw.content))
+        job_ids.append(raw.parse().id)
+    failed = client.fine_tuning.jobs.create(
+        model=MODEL, training_file=upload_fine_tune(client, [_SFT_ROW])
+    ).id
+    for job_id in [*job_ids, failed]:
+        for _ in range(6):
+            validate_response("FineTuningJob", job_json(client, job_id))
+        events = client.fine_tuning.jobs.with_raw_response.list_events(job_id, limit=100)
+        validate_response("ListFineTuningJobEventsResponse", json.loads(events.content))
+        checkpoints = client.fine_tuning.jobs.checkpoints.with_raw_response.list(job_id)
+        validate_response("ListFineTuningJobCheckpointsResponse", json.loads(checkpoints.content))
+    assert job_json(client, failed)["status"] == "failed"
+    listed = client.fine_tuning.jobs.with_raw_response.list(metadata={"k": "v"})
+    validate_response("ListPaginatedFineTuningJobsResponse", json.loads(listed.content))
+    for request in server.requests:
+        if request.method == "POST" and request.path == "/v1/fine_tuning/jobs":
+            validate_request(request.path, request.body)
+
+
+@needs_spec
+def test_exclusive_bounds_of_openapi_3_0_are_read_as_exclusive() -> None:
+    def body(beta: float) -> dict[str, Any]:
+        method = {"type": "dpo", "dpo": {"hyperparameters": {"beta": beta}}}
+        return {"model": MODEL, "training_file": "file-1", "method": method}
+
+    validate_request("/v1/fine_tuning/jobs", body(0.2))  # read as `> True` this was refused
+    with pytest.raises(AssertionError, match="less than or equal to the minimum of 0"):
+        validate_request("/v1/fine_tuning/jobs", body(0))

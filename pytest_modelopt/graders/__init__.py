@@ -8,6 +8,7 @@ formula naming an unknown grader) raises ``GraderError`` naming the grader.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -24,8 +25,9 @@ from .base import (
     grader_types,
     sample_namespace,
 )
-from .judges import LabelModel, ScoreModel, refusal
-from .local import ContainsAll, ContainsAny, JsonMatch, JsonSchema, Length, Numeric, Regex
+
+# These modules share their names with the constructors below, so they are imported before
+# the functions are defined (a later import would rebind the name to the module).
 from .multi import Multi
 from .python import Python
 from .string_check import StringCheck
@@ -34,7 +36,33 @@ from .text_similarity import TextSimilarity
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from .judges import LabelModel, ScoreModel, refusal
+    from .local import ContainsAll, ContainsAny, JsonMatch, JsonSchema, Length, Numeric, Regex
     from .similarity import Metric
+
+# The judges and the local rules are imported when first used.
+_FAMILIES = {
+    "LabelModel": "judges",
+    "ScoreModel": "judges",
+    "refusal": "judges",
+    "ContainsAll": "local",
+    "ContainsAny": "local",
+    "JsonMatch": "local",
+    "JsonSchema": "local",
+    "Length": "local",
+    "Numeric": "local",
+    "Regex": "local",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _FAMILIES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 G = TypeVar("G", bound=Grader)
 
@@ -87,6 +115,8 @@ def score_model(
     name: str = "",
 ) -> ScoreModel:
     """An LLM judge scoring within ``range``; ``input`` is a template or a list of messages."""
+    from .judges import ScoreModel
+
     return _make(
         ScoreModel,
         input=input,
@@ -107,6 +137,8 @@ def label_model(
     name: str = "",
 ) -> LabelModel:
     """An LLM judge choosing one of ``labels``; passes on one of ``passing_labels``."""
+    from .judges import LabelModel
+
     return _make(
         LabelModel,
         input=input,
@@ -150,6 +182,8 @@ def regex(
     name: str = "",
 ) -> Regex:
     """The output contains (``search``) or is (``fullmatch``) a match of ``pattern``."""
+    from .local import Regex
+
     return _make(Regex, pattern=pattern, flags=flags, mode=mode, input=input, name=name)
 
 
@@ -161,6 +195,8 @@ def contains_all(
     name: str = "",
 ) -> ContainsAll:
     """Every value appears in the output; the score is the share that do."""
+    from .local import ContainsAll
+
     return _make(
         ContainsAll, values=list(values), case_sensitive=case_sensitive, input=input, name=name
     )
@@ -174,6 +210,8 @@ def contains_any(
     name: str = "",
 ) -> ContainsAny:
     """At least one value appears in the output."""
+    from .local import ContainsAny
+
     return _make(
         ContainsAny, values=list(values), case_sensitive=case_sensitive, input=input, name=name
     )
@@ -184,6 +222,8 @@ def json_schema(
 ) -> JsonSchema:
     """The output is JSON that validates against a JSON Schema or a pydantic model."""
     value = schema if isinstance(schema, type) else dict(schema)
+    from .local import JsonSchema
+
     return _make(JsonSchema, json_schema=value, input=input, name=name)
 
 
@@ -198,6 +238,8 @@ def json_match(
     """Field-wise equality with ``expected`` (a mapping or a template such as
     ``"{{ item.answer }}"``); ``tolerance`` gives a number's absolute tolerance, or
     ``"ignore_case"`` for a string. The score is the share of fields that match."""
+    from .local import JsonMatch
+
     return _make(
         JsonMatch,
         expected=expected,
@@ -217,6 +259,8 @@ def numeric(
     name: str = "",
 ) -> Numeric:
     """The number in the output equals ``reference`` within the tolerances."""
+    from .local import Numeric
+
     return _make(
         Numeric, reference=reference, abs_tol=abs_tol, rel_tol=rel_tol, input=input, name=name
     )
@@ -234,6 +278,8 @@ def length(
     name: str = "",
 ) -> Length:
     """A length budget in words, characters or completion tokens (tokens need a Completion)."""
+    from .local import Length
+
     return _make(
         Length,
         min_words=min_words,

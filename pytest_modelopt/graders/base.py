@@ -95,7 +95,19 @@ class Grader(BaseModel):
         return Grade(name=self.label, score=score, passed=passed, reason=reason, **extra)
 
 
+_FAMILY_MODULES = ("judges", "local", "multi", "python", "string_check", "text_similarity")
+
+
+def _load_families() -> None:
+    """Register every grader type; the package imports families lazily."""
+    import importlib
+
+    for module in _FAMILY_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+
+
 def grader_types() -> list[str]:
+    _load_families()
     return sorted(_registry)
 
 
@@ -104,6 +116,8 @@ def from_openai(data: Mapping[str, Any]) -> Grader:
     if not isinstance(data, Mapping):
         raise GraderError(f"a grader must be a mapping with a 'type', got {type(data).__name__}")
     kind = data.get("type")
+    if str(kind) not in _registry:
+        _load_families()
     cls = _registry.get(str(kind))
     if cls is None:
         known = ", ".join(grader_types())

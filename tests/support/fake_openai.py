@@ -8,7 +8,9 @@ The server runs its own asyncio loop in a daemon thread, so synchronous tests ca
 it directly and subprocesses (pytest-xdist workers, benchmarks) reach it over HTTP.
 It also serves the Files and Batch APIs (``/v1/files``, ``/v1/batches``) in memory, so
 batch submission can be tested end to end; ``batches_enabled = False`` turns them off
-(a compatible server without them). Run it standalone with::
+(a compatible server without them). Fine-tuning jobs (``/v1/fine_tuning/jobs*``) run on a
+deterministic per-poll state machine over those files; ``fine_tuning_access = False`` is an
+organisation that may no longer create jobs. Run it standalone with::
 
     python tests/support/fake_openai.py --port 0 --latency 0.1
 
@@ -91,6 +93,32 @@ _FILE_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_dat
 _BATCH_TERMINAL: Final = frozenset({"completed", "failed", "expired", "cancelled"})
 #: A batch expires this long after it was created (``completion_window`` "24h").
 _BATCH_WINDOW_S: Final = 24 * 3600
+#: Fine-tuning job statuses after which a job never changes.
+_FT_TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled"})
+#: ``method.type`` values (spec ``FineTuneMethod``).
+_FT_METHODS: Final = ("supervised", "dpo", "reinforcement")
+#: Grader types a reinforcement job takes (spec ``FineTuneReinforcementMethod.grader``).
+_RFT_GRADERS: Final = frozenset(
+    {"string_check", "text_similarity", "python", "score_model", "multi"}
+)
+#: "Your file must have at least 10 lines" (SFT guide); the same for DPO and RFT.
+_FT_MIN_EXAMPLES: Final = 10
+_SFT_ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_SFT_MESSAGE_KEYS: Final = frozenset(
+    {"role", "content", "name", "tool_calls", "tool_call_id", "function_call", "weight", "refusal"}
+)
+#: RFT prompts: the guide names developer/user/assistant/tool; system is what a chat
+#: template renders, and reasoning models read it as developer.
+_RFT_ROLES: Final = frozenset({"system", "developer", "user", "assistant", "tool"})
+#: What "auto" hyperparameters resolve to once a job's files are validated.
+_FT_AUTO: Final = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8, "beta": 0.1}
+#: The 403 an organisation without fine-tuning gets. OpenAI publishes no exact wording for
+#: the 2026 wind-down; this follows its error shape and says what its notice says.
+NO_FINE_TUNING_ACCESS: Final = (
+    "Your organization does not have access to fine-tuning. Self-serve fine-tuning is being "
+    "wound down: organizations that have not fine-tuned before can no longer create "
+    "fine-tuning jobs."
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     raw: bytes
+    #: The raw query string (``limit=2&metadata%5Bk%5D=v``), "" when there is none.
+    query: str = ""
 
 
 @dataclass
@@ -216,6 +246,96 @@ class _Batch:
         """Move to ``status``, with its ``<status>_at`` time (deterministic, never the clock)."""
         self.status = status
         self.times[f"{status}_at"] = CREATED + 1 + len(self.times)
+
+
+@dataclass
+class _FineTuneJob:
+    """One fine-tuning job: validating_files -> queued -> running -> succeeded (or failed)."""
+
+    id: str
+    model: str
+    training_file: str
+    validation_file: str | None
+    method: dict[str, Any]  # {"type": ..., "<type>": {"hyperparameters": {...}, ...}}
+    metadata: dict[str, str] | None
+    suffix: str | None
+    seed: int
+    #: (error code, message, param) found in the files at creation: the job fails on them.
+    problem: tuple[str, str, str] | None
+    #: Tokens in the training file (whitespace words), for ``trained_tokens``.
+    tokens: int
+    total_steps: int = 3
+    status: str = "validating_files"
+    step: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    error: dict[str, Any] | None = None
+    fine_tuned_model: str | None = None
+    finished_at: int | None = None
+    trained_tokens: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return str(self.method["type"])
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        settings = self.method.setdefault(self.kind, {})
+        hyperparameters: dict[str, Any] = settings.setdefault("hyperparameters", {})
+        return hyperparameters
+
+    @property
+    def model_name(self) -> str:
+        """``ft:<base>:<org>:<suffix>:<id8>``, the name OpenAI gives the trained model."""
+        return f"ft:{self.model}:modelopt:{self.suffix or ''}:{_digest('ft', self.id)[:8]}"
+
+    def clock(self) -> int:
+        """The next deterministic timestamp: one second per event."""
+        return CREATED + len(self.events)
+
+    def event(
+        self, message: str, *, level: str = "info", data: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append(
+            {
+                "object": "fine_tuning.job.event",
+                "id": f"ftevent-{_digest(self.id, len(self.events))[:20]}",
+                "created_at": self.clock(),
+                "level": level,
+                "message": message,
+                "data": data or {},
+                "type": "metrics" if data and "step" in data else "message",
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``FineTuningJob`` object (every field the spec requires, nulls included)."""
+        hyper = self.hyperparameters
+        return {
+            "object": "fine_tuning.job",
+            "id": self.id,
+            "model": self.model,
+            "created_at": CREATED,
+            "finished_at": self.finished_at,
+            "fine_tuned_model": self.fine_tuned_model,
+            "organization_id": "org-modelopt",
+            "result_files": [],
+            "status": self.status,
+            "validation_file": self.validation_file,
+            "training_file": self.training_file,
+            "hyperparameters": {
+                name: hyper.get(name, "auto")
+                for name in ("batch_size", "learning_rate_multiplier", "n_epochs")
+            },
+            "trained_tokens": self.trained_tokens,
+            "error": self.error,
+            "integrations": [],
+            "seed": self.seed,
+            "estimated_finish": None,
+            "method": self.method,
+            "metadata": self.metadata,
+            **({"user_provided_suffix": self.suffix} if self.suffix else {}),
+        }
 
 
 def count_tokens(text: str) -> int:
@@ -371,6 +491,19 @@ class FakeOpenAI:
     apply; ``fault``s and ``latency`` do not: they model the transport of live calls) and
     the output/error files are written. A line whose url differs from the batch's
     endpoint, or whose model differs from line 1's, makes the batch ``failed``.
+
+    Fine-tuning: a ``purpose="fine-tune"`` upload must be ``.jsonl``; ``POST
+    /v1/fine_tuning/jobs`` checks the files against the format of the job's method (SFT
+    ``messages`` with an assistant turn, DPO ``input`` / ``preferred_output`` /
+    ``non_preferred_output``, RFT ``messages`` ending in a user turn; at least 10
+    examples). Each ``GET /v1/fine_tuning/jobs/{id}`` moves the job one step:
+    validating_files -> queued (or ``failed`` with ``error.code`` ``invalid_training_file``
+    when the file does not conform) -> running, then ``fine_tuning_steps`` retrievals each
+    add a metrics event (falling ``train_loss``) and a checkpoint, and the last one makes it
+    ``succeeded`` with ``fine_tuned_model`` ``ft:<base>:modelopt:<suffix>:<id8>``. Events,
+    checkpoints and the job list are newest first with ``after`` / ``limit`` cursors; the
+    list filters on ``metadata[k]=v``. Cancel, pause and resume work from the states OpenAI
+    allows them in.
     """
 
     def __init__(
@@ -399,8 +532,17 @@ class FakeOpenAI:
         self.batch_steps: int = 3
         #: The next N batch retrievals answer 500: an outage while a client polls.
         self.batch_retrieve_errors: int = 0
+        #: When False the fine-tuning API answers 404, like a server without it.
+        self.fine_tuning_enabled: bool = True
+        #: When False, creating a fine-tuning job is a 403: an organisation without access.
+        self.fine_tuning_access: bool = True
+        #: Retrievals a job spends ``running`` (one metrics event and checkpoint each).
+        self.fine_tuning_steps: int = 3
+        #: The next N job creations create the job, then answer 500: a reply lost on the way.
+        self.fine_tuning_lost_replies: int = 0
         self._files: dict[str, _File] = {}
         self._batches: dict[str, _Batch] = {}
+        self._ft_jobs: dict[str, _FineTuneJob] = {}
         self._serial = 0
         self._host = host
         self._port = port
@@ -577,8 +719,13 @@ class FakeOpenAI:
             self.batches_enabled = True
             self.batch_steps = 3
             self.batch_retrieve_errors = 0
+            self.fine_tuning_enabled = True
+            self.fine_tuning_access = True
+            self.fine_tuning_steps = 3
+            self.fine_tuning_lost_replies = 0
             self._files.clear()
             self._batches.clear()
+            self._ft_jobs.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -606,12 +753,17 @@ class FakeOpenAI:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
             raw=raw,
+            query=request.query_string,
         )
         with self._lock:
             self._requests.append(record)
 
         if self.require_key and not _has_bearer(request.headers):
             return _invalid_key(request.headers)
+        if self.fine_tuning_enabled and request.path.startswith("/v1/fine_tuning/jobs"):
+            tuning = self._serve_fine_tuning(request, raw, body)
+            if tuning is not None:
+                return tuning
         if self.batches_enabled:
             platform = await self._serve_platform(request, raw, body)
             if platform is not None:
@@ -717,6 +869,14 @@ class FakeOpenAI:
                 "invalid_value",
                 "purpose",
             )
+        if purpose == "fine-tune" and not filename.endswith(".jsonl"):
+            return _error(
+                400,
+                "Invalid file format for Fine-Tuning API. Must be .jsonl",
+                "invalid_request_error",
+                "invalid_file_format",
+                "file",
+            )
         if purpose == "batch":
             problem = _batch_file_problem(data)
             if problem is not None:
@@ -787,21 +947,8 @@ class FakeOpenAI:
                 "completion_window",
             )
         metadata = body.get("metadata")
-        if metadata is not None and not (
-            isinstance(metadata, dict)
-            and len(metadata) <= 16
-            and all(
-                isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
-            )
-        ):
-            return _error(
-                400,
-                "Invalid 'metadata': at most 16 string pairs, keys <= 64 and values <= 512 "
-                "characters.",
-                "invalid_request_error",
-                "invalid_value",
-                "metadata",
-            )
+        if _bad_metadata(metadata):
+            return _invalid_metadata()
         file = self._get_file(body["input_file_id"])
         if file is None or file.purpose != "batch":
             why = "does not exist" if file is None else f"has purpose {file.purpose!r}"
@@ -970,6 +1117,275 @@ class FakeOpenAI:
             batch.stamp("cancelling")
         return web.json_response(batch.to_json())
 
+    # -- Fine-tuning API ------------------------------------------------------------------
+
+    @property
+    def fine_tuning_jobs(self) -> list[dict[str, Any]]:
+        """Every fine-tuning job as the API shows it, oldest first (without advancing it)."""
+        with self._lock:
+            jobs = list(self._ft_jobs.values())
+        return [job.to_json() for job in jobs]
+
+    def _serve_fine_tuning(
+        self, request: web.Request, raw: bytes, body: Any
+    ) -> web.Response | None:
+        """``/v1/fine_tuning/jobs*``; None for any other path (which then answers 404)."""
+        parts = request.path.split("/")[3:]  # "", "v1", "fine_tuning", "jobs", ...
+        if parts[:1] != ["jobs"] or "" in parts or len(parts) > 3:
+            return None
+        method, rest, query = request.method, parts[1:], request.query
+        if not rest:
+            if method == "POST":
+                if raw and body is None:
+                    return _error(
+                        400,
+                        "We could not parse the JSON body of your request.",
+                        "invalid_request_error",
+                    )
+                return self._create_ft_job(body)
+            if method == "GET":
+                return self._list_ft_jobs(query)
+            return None
+        action = rest[1] if len(rest) == 2 else None
+        routes = {
+            ("GET", None),
+            ("POST", "cancel"),
+            ("POST", "pause"),
+            ("POST", "resume"),
+            ("GET", "events"),
+            ("GET", "checkpoints"),
+        }
+        if (method, action) not in routes:
+            return None
+        with self._lock:
+            job = self._ft_jobs.get(rest[0])
+        if job is None:
+            return _error(
+                404,
+                f"Could not find fine-tuning job {rest[0]!r}.",
+                "invalid_request_error",
+                "fine_tuning_job_not_found",
+                "fine_tuning_job_id",
+            )
+        if action is None:
+            with self._lock:
+                self._advance_ft_job(job)
+                return web.json_response(job.to_json())
+        if action == "events":
+            return web.json_response(
+                _cursor_page(job.events[::-1], query.get("after"), query.get("limit"), 20)
+            )
+        if action == "checkpoints":
+            return web.json_response(
+                _cursor_page(job.checkpoints[::-1], query.get("after"), query.get("limit"), 10)
+            )
+        return self._change_ft_job(job, action)
+
+    def _create_ft_job(self, body: Any) -> web.Response:
+        if not self.fine_tuning_access:
+            return _error(
+                403, NO_FINE_TUNING_ACCESS, "invalid_request_error", "fine_tuning_not_available"
+            )
+        if not isinstance(body, dict):
+            return _error(400, "The request body must be a JSON object.", "invalid_request_error")
+        for name in ("model", "training_file"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                return _error(
+                    400,
+                    f"Missing required parameter: '{name}'.",
+                    "invalid_request_error",
+                    "missing_required_parameter",
+                    name,
+                )
+        model = body["model"]
+        with self._lock:
+            tuned = {job.fine_tuned_model for job in self._ft_jobs.values()}
+        known = self.known_models
+        if known is not None and model not in known and model not in tuned:
+            return _error(
+                400,
+                f"Model {model} is not available for fine-tuning or does not exist.",
+                "invalid_request_error",
+                "model_not_available",
+                "model",
+            )
+        suffix, seed, metadata = body.get("suffix"), body.get("seed"), body.get("metadata")
+        if suffix is not None and not (isinstance(suffix, str) and 1 <= len(suffix) <= 64):
+            return _error(
+                400,
+                "Invalid 'suffix': expected a string of 1 to 64 characters.",
+                "invalid_request_error",
+                "invalid_value",
+                "suffix",
+            )
+        if seed is not None and not (
+            isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= 2_147_483_647
+        ):
+            return _error(
+                400,
+                "Invalid 'seed': expected an integer from 0 to 2147483647.",
+                "invalid_request_error",
+                "invalid_value",
+                "seed",
+            )
+        if _bad_metadata(metadata):
+            return _invalid_metadata()
+        method, why = _ft_method(body)
+        if why is not None:
+            return why
+        kind = str(method["type"])
+        files: dict[str, _File] = {}
+        for name in ("training_file", "validation_file"):
+            file_id = body.get(name)
+            if file_id is None:
+                continue
+            file = self._get_file(file_id) if isinstance(file_id, str) else None
+            if file is None or file.purpose != "fine-tune":
+                why_not = "does not exist" if file is None else f"has purpose {file.purpose!r}"
+                return _error(
+                    400,
+                    f"Invalid '{name}': {file_id!r} {why_not}; upload it with purpose 'fine-tune'.",
+                    "invalid_request_error",
+                    "invalid_value",
+                    name,
+                )
+            files[name] = file
+        problem: tuple[str, str, str] | None = None
+        found = _ft_file_problem(kind, files["training_file"].data, "Training", _FT_MIN_EXAMPLES)
+        if found is not None:
+            detail = f"The job failed due to an invalid training file. {found}"
+            problem = ("invalid_training_file", detail, "training_file")
+        elif "validation_file" in files:
+            found = _ft_file_problem(kind, files["validation_file"].data, "Validation", 1)
+            if found is not None:
+                detail = f"The job failed due to an invalid validation file. {found}"
+                problem = ("invalid_validation_file", detail, "validation_file")
+        job_id = self._new_id("ftjob-fake")
+        job = _FineTuneJob(
+            id=job_id,
+            model=model,
+            training_file=files["training_file"].id,
+            validation_file=files["validation_file"].id if "validation_file" in files else None,
+            method=method,
+            metadata=None if metadata is None else dict(metadata),
+            suffix=suffix,
+            seed=int(_digest("seed", job_id)[:7], 16) if seed is None else seed,
+            problem=problem,
+            tokens=count_tokens(files["training_file"].data.decode("utf-8", "replace")),
+            total_steps=max(1, self.fine_tuning_steps),
+        )
+        job.event(f"Created fine-tuning job: {job_id}")
+        validating = f"Validating training file: {job.training_file}"
+        if job.validation_file:
+            validating += f" and validation file: {job.validation_file}"
+        job.event(validating)
+        with self._lock:
+            self._ft_jobs[job_id] = job
+            lost = self.fine_tuning_lost_replies > 0
+            if lost:
+                self.fine_tuning_lost_replies -= 1
+        if lost:
+            return _error(
+                500,
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+            )
+        return web.json_response(job.to_json())
+
+    def _list_ft_jobs(self, query: Mapping[str, str]) -> web.Response:
+        """Newest first; ``metadata[k]=v`` keeps jobs with every such pair, ``metadata=null``
+        jobs without metadata."""
+        wanted = {
+            key[len("metadata[") : -1]: value
+            for key, value in query.items()
+            if key.startswith("metadata[") and key.endswith("]")
+        }
+        only_null = query.get("metadata") == "null"
+        with self._lock:
+            jobs = list(reversed(self._ft_jobs.values()))
+            items = [
+                job.to_json()
+                for job in jobs
+                if (
+                    job.metadata is None
+                    if only_null
+                    else all((job.metadata or {}).get(k) == v for k, v in wanted.items())
+                )
+            ]
+        return web.json_response(
+            _cursor_page(items, query.get("after"), query.get("limit"), 20, ids=False)
+        )
+
+    def _advance_ft_job(self, job: _FineTuneJob) -> None:
+        """One retrieval's worth of progress. Caller holds the lock."""
+        if job.status == "validating_files":
+            if job.problem is not None:
+                code, message, param = job.problem
+                job.status, job.error = "failed", {"code": code, "message": message, "param": param}
+                job.finished_at = job.clock()
+                job.event(message, level="error")
+                return
+            hyper = job.hyperparameters
+            for name, value in _FT_AUTO.items():
+                if (name != "beta" or job.kind == "dpo") and hyper.get(name, "auto") == "auto":
+                    hyper[name] = value
+            job.status = "queued"
+            job.event("Files validated, moving job to queued state")
+        elif job.status == "queued":
+            job.status = "running"
+            job.event("Fine-tuning job started")
+        elif job.status == "running":
+            job.step += 1
+            metrics, checkpoint_metrics, text = _ft_metrics(job)
+            job.event(f"Step {job.step}/{job.total_steps}: {text}", data=metrics)
+            job.checkpoints.append(
+                {
+                    "object": "fine_tuning.job.checkpoint",
+                    "id": f"ftckpt_{_digest(job.id, job.step)[:24]}",
+                    "created_at": job.clock(),
+                    "fine_tuned_model_checkpoint": f"{job.model_name}:ckpt-step-{job.step}",
+                    "fine_tuning_job_id": job.id,
+                    "step_number": job.step,
+                    "metrics": checkpoint_metrics,
+                }
+            )
+            del job.checkpoints[:-3]  # like OpenAI, only the last three are kept
+            job.event(f"Checkpoint created at step {job.step}")
+            if job.step >= job.total_steps:
+                job.fine_tuned_model = job.model_name
+                n_epochs = job.hyperparameters.get("n_epochs")
+                job.trained_tokens = job.tokens * (n_epochs if isinstance(n_epochs, int) else 1)
+                job.event(f"New fine-tuned model created: {job.fine_tuned_model}")
+                job.status = "succeeded"
+                job.finished_at = job.clock()
+                job.event("The job has successfully completed")
+
+    def _change_ft_job(self, job: _FineTuneJob, action: str) -> web.Response:
+        """Cancel, pause or resume: allowed only from the states OpenAI allows them in."""
+        allowed = {
+            "cancel": ("validating_files", "queued", "running", "paused"),
+            "pause": ("running",),
+            "resume": ("paused",),
+        }[action]
+        with self._lock:
+            if job.status not in allowed:
+                return _error(
+                    400,
+                    f"Cannot {action} fine-tuning job {job.id}: its status is '{job.status}'.",
+                    "invalid_request_error",
+                    "invalid_job_status",
+                )
+            if action == "cancel":
+                job.status = "cancelled"
+                job.event("The job was cancelled")
+            elif action == "pause":
+                job.status = "paused"
+                job.event("The job was paused")
+            else:
+                job.status = "queued"
+                job.event("The job was resumed")
+            return web.json_response(job.to_json())
+
     async def _serve_model(
         self, endpoint: str, path: str, body: Any, *, batch: bool = False
     ) -> web.Response:
@@ -1129,6 +1545,26 @@ class FakeOpenAI:
         return _Reply(user_text)
 
 
+def _bad_metadata(metadata: Any) -> bool:
+    """Whether ``metadata`` breaks OpenAI's rule: at most 16 string pairs, keys <= 64 and
+    values <= 512 characters (None is fine)."""
+    return metadata is not None and not (
+        isinstance(metadata, dict)
+        and len(metadata) <= 16
+        and all(isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items())
+    )
+
+
+def _invalid_metadata() -> web.Response:
+    return _error(
+        400,
+        "Invalid 'metadata': at most 16 string pairs, keys <= 64 and values <= 512 characters.",
+        "invalid_request_error",
+        "invalid_value",
+        "metadata",
+    )
+
+
 def _no_such(kind: str, object_id: str) -> web.Response:
     return _error(404, f"No such {kind}: '{object_id}'", "invalid_request_error")
 
@@ -1192,6 +1628,233 @@ def _batch_file_problem(data: bytes) -> str | None:
 def _batch_problem(code: str, message: str, param: str, line: int) -> dict[str, Any]:
     """One entry of a failed batch's ``errors.data`` (spec ``BatchError``)."""
     return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _cursor_page(
+    items: list[dict[str, Any]],
+    after: str | None,
+    limit: str | None,
+    default: int,
+    *,
+    ids: bool = True,
+) -> dict[str, Any]:
+    """One page of a cursor list: the items after the one with id ``after`` (an unknown
+    ``after`` is an empty page, so a client can never loop), at most ``limit`` of them."""
+    if after is not None:
+        known = [item["id"] for item in items]
+        items = items[known.index(after) + 1 :] if after in known else []
+    size = min(int(limit), 100) if limit and limit.isdigit() and int(limit) > 0 else default
+    page = items[:size]
+    data: dict[str, Any] = {"object": "list", "data": page, "has_more": len(items) > size}
+    if ids:
+        data["first_id"] = page[0]["id"] if page else None
+        data["last_id"] = page[-1]["id"] if page else None
+    return data
+
+
+def _ft_method(body: dict[str, Any]) -> tuple[dict[str, Any], web.Response | None]:
+    """The job's ``method`` (supervised when absent), or the 400 that rejects it."""
+    raw = body.get("method")
+    if raw is None:
+        raw = {"type": "supervised"}
+    if not isinstance(raw, dict) or raw.get("type") not in _FT_METHODS:
+        got = raw.get("type") if isinstance(raw, dict) else raw
+        return {}, _error(
+            400,
+            f"Invalid value for 'method.type': {got!r}. Expected one of {list(_FT_METHODS)}.",
+            "invalid_request_error",
+            "invalid_value",
+            "method.type",
+        )
+    method = json.loads(json.dumps(raw))  # a private copy: the job resolves "auto" in it
+    kind = method["type"]
+    settings = method.setdefault(kind, {})
+    if not isinstance(settings, dict):
+        return {}, _error(
+            400,
+            f"Invalid value for 'method.{kind}': expected an object.",
+            "invalid_request_error",
+            "invalid_value",
+            f"method.{kind}",
+        )
+    legacy = body.get("hyperparameters")  # deprecated top-level form, supervised only
+    if kind == "supervised" and isinstance(legacy, dict):
+        settings.setdefault("hyperparameters", dict(legacy))
+    if kind == "reinforcement":
+        grader = settings.get("grader")
+        if not isinstance(grader, dict):
+            return {}, _error(
+                400,
+                "Missing required parameter: 'method.reinforcement.grader'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "method.reinforcement.grader",
+            )
+        if grader.get("type") not in _RFT_GRADERS:
+            return {}, _error(
+                400,
+                f"Invalid value for 'method.reinforcement.grader.type': {grader.get('type')!r}. "
+                f"Expected one of {sorted(_RFT_GRADERS)}.",
+                "invalid_request_error",
+                "invalid_value",
+                "method.reinforcement.grader.type",
+            )
+    return method, None
+
+
+def _ft_examples(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """A fine-tuning file's lines as JSON objects, or why it is not JSONL."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return [], "The file is not UTF-8 encoded."
+    lines = text.split("\n")
+    if lines and not lines[-1].strip():
+        lines.pop()
+    examples: list[dict[str, Any]] = []
+    jsonl = "Expected file to have JSONL format, where every line is a valid JSON dictionary."
+    for number, line in enumerate(lines, 1):
+        try:
+            item = json.loads(line)
+        except ValueError:
+            return [], f"{jsonl} Line {number} is not valid JSON."
+        if not isinstance(item, dict):
+            return [], f"{jsonl} Line {number} is not a dictionary."
+        examples.append(item)
+    return examples, None
+
+
+def _has_content(content: Any) -> bool:
+    if isinstance(content, str):
+        return bool(content.strip())
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(part, dict) and isinstance(part.get("type"), str) for part in content)
+    )
+
+
+def _message_problem(message: Any, number: int, roles: frozenset[str]) -> str | None:
+    """What is wrong with one chat message of a training example, or None."""
+    where = f"message {number}"
+    if not isinstance(message, dict):
+        return f"{where} is not a dictionary."
+    role = message.get("role")
+    if role not in roles:
+        return f"{where}: unrecognized role {role!r}; expected one of {sorted(roles)}."
+    extra = sorted(set(message) - _SFT_MESSAGE_KEYS)
+    if extra:
+        return f"{where}: unrecognized key {extra[0]!r}."
+    calls = message.get("tool_calls") or message.get("function_call")
+    if not (role == "assistant" and calls and message.get("content") is None) and not (
+        _has_content(message.get("content"))
+    ):
+        return f"{where}: missing or empty 'content'."
+    weight = message.get("weight")
+    if "weight" in message and (role != "assistant" or type(weight) is not int or weight > 1):
+        return f"{where}: 'weight' must be 0 or 1, and only on assistant messages."
+    return None
+
+
+def _messages_problem(messages: Any, key: str, roles: frozenset[str]) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return f"key {key!r}: expected a non-empty list of messages."
+    for number, message in enumerate(messages, 1):
+        problem = _message_problem(message, number, roles)
+        if problem is not None:
+            return f"key {key!r}, {problem}"
+    return None
+
+
+def _sft_problem(example: dict[str, Any]) -> str | None:
+    """Chat format: ``messages`` with at least one assistant turn (the trained part)."""
+    messages = example.get("messages")
+    problem = _messages_problem(messages, "messages", _SFT_ROLES)
+    if problem is not None:
+        return problem
+    if not any(m.get("role") == "assistant" for m in messages):
+        return "key 'messages': at least one message must be from the assistant."
+    if "tools" in example and not isinstance(example["tools"], list):
+        return "key 'tools': expected a list."
+    return None
+
+
+def _dpo_problem(example: dict[str, Any]) -> str | None:
+    """Preference format: ``input.messages`` plus one preferred and one non-preferred answer."""
+    input_ = example.get("input")
+    if not isinstance(input_, dict):
+        return "key 'input': expected an object with 'messages'."
+    problem = _messages_problem(input_.get("messages"), "input.messages", _SFT_ROLES)
+    if problem is not None:
+        return problem
+    if input_["messages"][-1].get("role") == "assistant":
+        return "key 'input.messages': the last message must not be from the assistant."
+    for key in ("preferred_output", "non_preferred_output"):
+        output = example.get(key)
+        if not isinstance(output, list) or len(output) != 1:
+            return f"key {key!r}: expected a list of exactly one assistant message."
+        problem = _message_problem(output[0], 1, frozenset({"assistant"}))
+        if problem is not None:
+            return f"key {key!r}, {problem}"
+        if not isinstance(output[0].get("content"), str):
+            return f"key {key!r}: the assistant message must be text."
+    return None
+
+
+def _rft_problem(example: dict[str, Any]) -> str | None:
+    """Reinforcement format: a prompt ending in a user turn; other keys are the grader's."""
+    messages = example.get("messages")
+    problem = _messages_problem(messages, "messages", _RFT_ROLES)
+    if problem is not None:
+        return problem
+    if messages[-1].get("role") != "user":
+        return "key 'messages': the last message must be from the user."
+    if "tools" in example and not isinstance(example["tools"], list):
+        return "key 'tools': expected a list."
+    return None
+
+
+def _ft_file_problem(kind: str, data: bytes, what: str, minimum: int) -> str | None:
+    """Why a fine-tuning file does not fit ``kind``'s format (naming the line), or None."""
+    examples, problem = _ft_examples(data)
+    if problem is not None:
+        return problem
+    check = {"supervised": _sft_problem, "dpo": _dpo_problem, "reinforcement": _rft_problem}[kind]
+    for number, example in enumerate(examples, 1):
+        problem = check(example)
+        if problem is not None:
+            return f"Invalid file format. Line {number}, {problem}"
+    if len(examples) < minimum:
+        return (
+            f"{what} file has {len(examples)} example(s), but must have at least "
+            f"{minimum} examples."
+        )
+    return None
+
+
+def _ft_metrics(job: _FineTuneJob) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(metrics event data, checkpoint metrics, event text) for the job's current step:
+    the loss falls (the reward rises) with every step."""
+    step, decay = job.step, 0.6**job.step
+    if job.kind == "reinforcement":
+        reward = round(1 - decay, 4)
+        data = {
+            "step": step,
+            "total_steps": job.total_steps,
+            "scores": {"train_reward_mean": reward},
+        }
+        return data, {"step": float(step)}, f"train reward mean={reward}"
+    metrics: dict[str, Any] = {
+        "step": step,
+        "train_loss": round(1.6 * decay, 4),
+        "train_mean_token_accuracy": round(1 - 0.5 * decay, 4),
+    }
+    text = f"training loss={metrics['train_loss']}"
+    if job.validation_file:
+        metrics["valid_loss"] = round(1.7 * decay, 4)
+        metrics["valid_mean_token_accuracy"] = round(1 - 0.55 * decay, 4)
+        text += f", validation loss={metrics['valid_loss']}"
+    return {**metrics, "total_steps": job.total_steps}, {**metrics, "step": float(step)}, text
 
 
 def _jsonl(items: list[dict[str, Any]]) -> bytes:

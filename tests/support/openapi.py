@@ -47,7 +47,7 @@ SPEC_PATH: Final = Path(__file__).resolve().parents[3] / "shared" / "data" / "op
 #: Base URI the whole spec is registered under, so JSON pointers into it resolve.
 _BASE_URI: Final = "urn:openai-openapi"
 #: Bump when the YAML -> JSON conversion changes, so stale caches are not reused.
-_CACHE_VERSION: Final = "1"
+_CACHE_VERSION: Final = "2"
 _MAX_MESSAGE: Final = 300
 
 _lock = threading.Lock()
@@ -70,6 +70,9 @@ def _normalize(node: Any) -> Any:
       ``EasyInputMessage`` and an ``InputMessage``), the API picks one by its
       ``discriminator``, and "exactly one" would reject what the API takes. Bodies
       that match no branch still fail.
+    - OpenAPI 3.0's boolean ``exclusiveMinimum: true`` beside ``minimum: 0`` (e.g. the
+      fine-tuning ``learning_rate_multiplier`` and DPO ``beta``) is, in JSON Schema, a
+      bound of ``True`` == 1 that rejects 0.2; it becomes ``exclusiveMinimum: 0``.
     """
     if isinstance(node, list):
         return [_normalize(item) for item in node]
@@ -82,6 +85,10 @@ def _normalize(node: Any) -> Any:
             out["allOf"] = [*out.get("allOf", []), {"anyOf": branches}]
         else:
             out["anyOf"] = branches
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        # A false flag is just dropped; a true one takes over its bound's value.
+        if isinstance(out.get(exclusive), bool) and out.pop(exclusive) and bound in out:
+            out[exclusive] = out.pop(bound)
     nullable = out.get("nullable")
     if isinstance(nullable, bool):
         del out["nullable"]

@@ -1,0 +1,182 @@
+"""Send declared requests from a helper process, so the SDK's CPU runs on another core.
+
+The official SDK spends a few milliseconds of CPU on each request (building options,
+httpx, parsing). In the pytest process that CPU shares one interpreter lock with the test
+loop, so generation and tests add up instead of overlapping. The plugin therefore hands
+each prepared request (the request hook already applied, the cache already missed) to a
+child process running ``AsyncOpenAI``; the child sends it once and answers with the raw
+response body or a classified failure. Retries, backoff, the rate limiter, the cache and
+costs all stay in the parent, exactly as for in-process calls.
+
+Protocol: JSON lines. Parent → child ``{"id", "path", "body", "timeout"}``; child → parent
+``{"id", "status", "content", "latency"}`` on an answer, ``{"id", "failure": {...}}`` on a
+failed attempt. The API key reaches the child through its environment only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import Failure
+
+# A line can carry a long prompt or answer; asyncio's default limit is 64 KiB.
+LINE_LIMIT = 64 * 1024 * 1024
+
+
+class SenderFailure(Exception):
+    """One failed attempt, already classified by the child (or: the child itself died)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class Sender:
+    """The parent's side: one child per event loop, started on the first request."""
+
+    def __init__(self, *, base_url: str | None, api_key: str | None) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self._proc: asyncio.subprocess.Process | None = None
+        self._starting: asyncio.Lock | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self._reader: asyncio.Task[None] | None = None
+
+    async def post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[bytes, float]:
+        """The response body and latency of one attempt; ``SenderFailure`` otherwise."""
+        proc = await self._ensure()
+        self._next_id += 1
+        request_id = self._next_id
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        line = json.dumps({"id": request_id, "path": path, "body": body, "timeout": timeout})
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(line.encode() + b"\n")
+            await proc.stdin.drain()
+            answer = await future
+        finally:
+            self._pending.pop(request_id, None)
+        if "failure" in answer:
+            from .client import Failure
+
+            raise SenderFailure(Failure(**answer["failure"]))
+        return answer["content"].encode(), float(answer["latency"])
+
+    async def _ensure(self) -> asyncio.subprocess.Process:
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._proc is None or self._proc.returncode is not None:
+                env = dict(os.environ)
+                if self.api_key:
+                    env["OPENAI_API_KEY"] = self.api_key
+                self._proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "pytest_modelopt.sender",
+                    *([self.base_url] if self.base_url else []),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    env=env,
+                    limit=LINE_LIMIT,
+                )
+                self._reader = asyncio.create_task(self._read(self._proc))
+            return self._proc
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while True:
+            raw = await proc.stdout.readline()
+            if not raw:
+                break
+            answer = json.loads(raw)
+            future = self._pending.get(answer["id"])
+            if future is not None and not future.done():
+                future.set_result(answer)
+        code = await proc.wait()
+        from .client import Failure
+
+        died = Failure("connection", f"the sender process exited ({code})", None, True)
+        for future in list(self._pending.values()):  # retried: the next attempt respawns it
+            if not future.done():
+                future.set_result({"failure": asdict(died)})
+
+    async def close(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        assert proc.stdin is not None
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+# -- the child ---------------------------------------------------------------------------
+
+
+async def _serve(base_url: str | None) -> None:
+    from openai import AsyncOpenAI
+
+    from .client import _response_class, classify
+
+    key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
+    response_class = _response_class()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout.buffer
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(request: dict[str, Any]) -> None:
+        started = loop.time()
+        try:
+            response = await client.post(
+                request["path"],
+                cast_to=response_class,
+                body=request["body"],
+                options={"timeout": request["timeout"], "max_retries": 0},
+            )
+            answer: dict[str, Any] = {
+                "id": request["id"],
+                "status": response.status_code,
+                "content": response.content.decode("utf-8", errors="replace"),
+                "latency": loop.time() - started,
+            }
+        except Exception as exc:
+            answer = {"id": request["id"], "failure": asdict(classify(exc))}
+        out.write(json.dumps(answer).encode() + b"\n")
+        out.flush()
+
+    while raw := await reader.readline():
+        task = asyncio.create_task(one(json.loads(raw)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await client.close()
+
+
+def main(argv: list[str]) -> int:
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        asyncio.run(_serve(argv[0] if argv else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
