@@ -71,6 +71,33 @@ class GateSettings(BaseModel):
         return value
 
 
+class FinetuneSettings(BaseModel):
+    """``[tool.modelopt.finetune]``: how training sets are built and jobs launched."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field(default="openai", description="openai, local, export, or a plugin's.")
+    method: Literal["sft", "dpo", "rft"] = "sft"
+    holdout: float = Field(default=0.2, ge=0, lt=1, description="Share of cases never trained on.")
+    validation: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Share of train cases kept for the job's validation file.",
+    )
+    salt: str = Field(default="modelopt", min_length=1, description="Seeds the holdout split.")
+    min_score: float | None = Field(default=None, description="Only answers scoring this much.")
+    evals: list[str] = Field(default_factory=list, description="Eval names or globs to learn from.")
+    auto_launch: bool = Field(default=False, description="Launch paid jobs without --yes in CI.")
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    training_prices: dict[str, float] = Field(
+        default_factory=dict, description="USD per million training tokens, by base model."
+    )
+    lora: bool = Field(default=False, description="local backend: train LoRA adapters (merged).")
+    max_steps: int | None = Field(default=None, ge=1, description="local backend: stop early.")
+    poll_interval: float = Field(default=10.0, ge=0, description="Seconds between job polls.")
+
+
 class Settings(BaseModel):
     """Every setting of the plugin. Fields marked ``cli`` also get an ``--eval-*`` option."""
 
@@ -212,6 +239,41 @@ class Settings(BaseModel):
     graders: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Named graders in OpenAI's grader JSON (config file only).",
+    )
+    store: bool = Field(
+        default=False,
+        description=(
+            "Send Chat Completions calls with store=true and metadata naming eval and case,"
+            " and tag them with their verdicts, for `modelopt distill --source stored`."
+        ),
+        json_schema_extra={"cli": True, "metavar": "BOOL", "const": "true"},
+    )
+    distill_to: str | None = Field(
+        default=None,
+        description=(
+            "After the run, if the gates passed, train this student model on the passing"
+            " answers (see [tool.modelopt.finetune])."
+        ),
+        json_schema_extra=_cli("STUDENT"),
+    )
+    finetune_backend: str | None = Field(
+        default=None,
+        description="Backend for --eval-distill-to: openai, local, export (default: config).",
+        json_schema_extra=_cli("NAME"),
+    )
+    finetune_method: Literal["sft", "dpo", "rft"] | None = Field(
+        default=None,
+        description="Training method for --eval-distill-to: sft, dpo or rft.",
+        json_schema_extra=_cli("METHOD"),
+    )
+    yes: bool = Field(
+        default=False,
+        description="Launch a paid fine-tuning job without asking (CI needs this or auto_launch).",
+        json_schema_extra={"cli": True, "metavar": "BOOL", "const": "true"},
+    )
+    finetune: FinetuneSettings = Field(
+        default_factory=FinetuneSettings,
+        description="[tool.modelopt.finetune]: backend, method, holdout, ... (config file only).",
     )
 
     @field_validator("graders")

@@ -244,6 +244,7 @@ class CaseState:
     nodeid: str
     case_id: str
     grades: list[Grade] = field(default_factory=list)
+    graders: list[dict[str, Any] | None] = field(default_factory=list)  # beside each grade
     calls: list[Completion] = field(default_factory=list)
     input: Any = None
     output: str | None = None
@@ -263,6 +264,14 @@ class CaseState:
             self.input, self.output = input, completion.text
             self.declared = self.declared or declared
 
+    def add_grade(self, grade: Grade, grader: Grader) -> None:
+        """A grade, and the grader that gave it as OpenAI JSON when it has one."""
+        self.grades.append(grade)
+        try:
+            self.graders.append(grader.to_openai())
+        except GraderError:  # a Python function
+            self.graders.append(None)
+
     def add_judge_call(self, completion: Completion) -> None:
         self.judge_calls.append(completion)
 
@@ -270,7 +279,11 @@ class CaseState:
         usage = sum((c.usage for c in self.calls), Usage())
         costs = [c.cost for c in self.calls]
         judge_costs = [c.cost for c in self.judge_calls]
-        grades = [GradeRecord(**g.model_dump()) for g in self.grades]
+        definitions = self.graders + [None] * (len(self.grades) - len(self.graders))
+        grades = [
+            GradeRecord(**g.model_dump(), grader=d)
+            for g, d in zip(self.grades, definitions, strict=True)
+        ]
         if self.status == "failed" and self.assert_reason is not None:
             grades.append(
                 GradeRecord(name="assert", score=0.0, passed=False, reason=self.assert_reason)
@@ -287,6 +300,7 @@ class CaseState:
             threshold=self.param.spec.threshold,
             input=self.input,
             output=self.output,
+            item=dict(self.param.case) if self.param.case is not None else None,
             grades=grades,
             error=self.error,
             latency_s=sum(c.latency_s for c in self.calls) if self.calls else None,

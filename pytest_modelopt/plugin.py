@@ -424,13 +424,15 @@ def grade(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> 
     named = request.config.stash[SESSION].named_graders
 
     def _grade(output: Any, grader: Any, *, name: str | None = None) -> Grade:
-        result = as_grader(grader, named).grade(output, item)
+        built = as_grader(grader, named)
+        result = built.grade(output, item)
         if name:
             result = result.model_copy(update={"name": name})
+            built = built.model_copy(update={"name": name})
         if state is None:
             assert result.passed, f"{result.name}: {result.reason}"
         else:
-            state.grades.append(result)
+            state.add_grade(result, built)
         return result
 
     return _grade
@@ -463,7 +465,7 @@ def _apply_declared_graders(item: pytest.Item, state: CaseState) -> None:
     completion = funcargs.get("completion")
     case_item = state.param.case if state.param.case is not None else {}
     for grader in state.param.spec.graders:
-        state.grades.append(grader.grade(completion, case_item))
+        state.add_grade(grader.grade(completion, case_item), grader)
 
 
 # -- outcomes -------------------------------------------------------------------------

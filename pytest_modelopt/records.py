@@ -44,6 +44,8 @@ class GradeRecord(_Record):
     reason: str = ""
     error: str | None = None
     sub_scores: dict[str, float] = Field(default_factory=dict)
+    # the grader as OpenAI grader JSON (None: a Python function): what RFT rewards with
+    grader: dict[str, Any] | None = None
 
 
 class ErrorRecord(_Record):
@@ -72,6 +74,7 @@ class CaseRecord(_Record):
     threshold: float | None = None
     input: Any = None
     output: str | None = None
+    item: dict[str, Any] | None = None  # the dataset row's fields: what graders read as item
     grades: list[GradeRecord] = Field(default_factory=list)
     error: ErrorRecord | None = None
     latency_s: float | None = None
@@ -178,7 +181,8 @@ class RunWriter:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def append(self, record: CaseRecord) -> None:
-        os.write(self._fd, (record.model_dump_json() + "\n").encode("utf-8"))
+        # fallback=str: a dataset field of an exotic type is kept as text, never a crash
+        os.write(self._fd, (record.model_dump_json(fallback=str) + "\n").encode("utf-8"))
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -448,6 +448,58 @@ def test_a_server_without_fine_tuning_is_named_before_any_upload(
     assert uploads(server) == []
 
 
+def test_a_rejected_key_is_not_mistaken_for_no_access(
+    server: FakeOpenAI, backend: OpenAIBackend, tmp_path: Path
+) -> None:
+    server.fine_tuning_fault(
+        401, "Incorrect API key provided: sk-test-***cdef.", code="invalid_api_key"
+    )
+    with pytest.raises(BackendError) as excinfo:
+        backend.launch(make_launch(tmp_path), tmp_path)
+    message = str(excinfo.value)
+    assert message.startswith("listing fine-tuning jobs failed: HTTP 401: Incorrect API key")
+    assert "check OPENAI_API_KEY" in message
+    assert "--backend local" not in message
+    assert uploads(server) == []
+
+
+def test_a_key_echoed_by_the_server_is_redacted(
+    server: FakeOpenAI, backend: OpenAIBackend, tmp_path: Path
+) -> None:
+    server.fine_tuning_fault(400, f"Header Authorization: Bearer {TEST_KEY} is malformed")
+    with pytest.raises(BackendError, match=r"HTTP 400: Header Authorization: \*\*\*") as excinfo:
+        backend.launch(make_launch(tmp_path), tmp_path)
+    assert TEST_KEY not in str(excinfo.value)
+    assert "SECRET" not in str(excinfo.value)
+
+
+def test_a_key_without_the_fine_tuning_scope_gets_the_alternatives(
+    server: FakeOpenAI, backend: OpenAIBackend, tmp_path: Path
+) -> None:
+    server.fine_tuning_fault(
+        401,
+        "You have insufficient permissions for this operation. "
+        "Missing scopes: api.fine_tuning.jobs.read.",
+    )
+    with pytest.raises(BackendError, match="Missing scopes") as excinfo:
+        backend.launch(make_launch(tmp_path), tmp_path)
+    assert "--backend local" in str(excinfo.value)
+    assert "--backend export" in str(excinfo.value)
+
+
+def test_follow_rides_out_a_server_error_while_polling(
+    server: FakeOpenAI, backend: OpenAIBackend, tmp_path: Path
+) -> None:
+    job = backend.launch(make_launch(tmp_path), tmp_path)
+    server.fine_tuning_fault(503, "The engine is currently overloaded.", times=2)
+    with pytest.raises(BackendError, match="HTTP 503") as excinfo:
+        backend.refresh(job)
+    assert excinfo.value.retryable
+    final, events = run_to_end(backend, job)
+    assert final.status == "succeeded"
+    assert events[-1].message == "The job has successfully completed"
+
+
 def test_a_missing_key_is_a_backend_error(
     server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -26,7 +26,7 @@ MANIFEST_SCHEMA_VERSION = 1
 Method = Literal["sft", "dpo", "rft"]
 # OpenAI's ``method.type`` for each of ours.
 OPENAI_METHOD: dict[str, str] = {"sft": "supervised", "dpo": "dpo", "rft": "reinforcement"}
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "exported"})
 
 
 class _Model(BaseModel):

@@ -10,7 +10,10 @@ It also serves the Files and Batch APIs (``/v1/files``, ``/v1/batches``) in memo
 batch submission can be tested end to end; ``batches_enabled = False`` turns them off
 (a compatible server without them). Fine-tuning jobs (``/v1/fine_tuning/jobs*``) run on a
 deterministic per-poll state machine over those files; ``fine_tuning_access = False`` is an
-organisation that may no longer create jobs. Run it standalone with::
+organisation that may no longer create jobs. Chat completions sent with ``store: true`` are
+kept and served by the stored-completions API (``GET /v1/chat/completions``, ``.../{id}``,
+``.../{id}/messages``, update and delete); ``stored_completions_enabled = False`` turns it
+off. Run it standalone with::
 
     python tests/support/fake_openai.py --port 0 --latency 0.1
 
@@ -338,6 +341,52 @@ class _FineTuneJob:
         }
 
 
+@dataclass
+class _StoredCompletion:
+    """A chat completion created with ``store: true``: the answer, its metadata and the
+    request's messages (as ``ChatCompletionStoreMessage`` objects, oldest first)."""
+
+    payload: dict[str, Any]
+    metadata: dict[str, str]
+    messages: list[dict[str, Any]]
+
+    @property
+    def id(self) -> str:
+        return str(self.payload["id"])
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``CreateChatCompletionResponse`` with its current ``metadata``."""
+        return {**self.payload, "metadata": dict(self.metadata)}
+
+
+def _store_messages(completion_id: str, messages: list[Any]) -> list[dict[str, Any]]:
+    """A request's messages as OpenAI lists them: ``<completion id>-<n>`` ids, text
+    ``content``, and the ``content_parts`` array when the content was one."""
+    out: list[dict[str, Any]] = []
+    for number, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts = None
+        if isinstance(content, list):
+            parts = [
+                part
+                for part in content
+                if isinstance(part, dict) and part.get("type") in ("text", "image_url")
+            ]
+        out.append(
+            {
+                "id": f"{completion_id}-{number}",
+                "role": message.get("role"),
+                "content": _content_text(content) if content is not None else None,
+                "refusal": None,
+                "name": message.get("name"),
+                "content_parts": parts or None,
+            }
+        )
+    return out
+
+
 def count_tokens(text: str) -> int:
     """Deterministic stand-in for a tokenizer: whitespace-separated words."""
     return len(text.split())
@@ -540,9 +589,15 @@ class FakeOpenAI:
         self.fine_tuning_steps: int = 3
         #: The next N job creations create the job, then answer 500: a reply lost on the way.
         self.fine_tuning_lost_replies: int = 0
+        #: When False the stored-completions API answers 404 (``store`` is then ignored),
+        #: like vLLM, Ollama and most compatible servers.
+        self.stored_completions_enabled: bool = True
+        self._stored: dict[str, _StoredCompletion] = {}  # insertion order: oldest first
+        self._stored_faults: list[tuple[int, str, str | None]] = []
         self._files: dict[str, _File] = {}
         self._batches: dict[str, _Batch] = {}
         self._ft_jobs: dict[str, _FineTuneJob] = {}
+        self._ft_faults: list[tuple[int, str, str | None]] = []
         self._serial = 0
         self._host = host
         self._port = port
@@ -723,9 +778,13 @@ class FakeOpenAI:
             self.fine_tuning_access = True
             self.fine_tuning_steps = 3
             self.fine_tuning_lost_replies = 0
+            self.stored_completions_enabled = True
+            self._stored.clear()
+            self._stored_faults.clear()
             self._files.clear()
             self._batches.clear()
             self._ft_jobs.clear()
+            self._ft_faults.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -768,6 +827,10 @@ class FakeOpenAI:
             platform = await self._serve_platform(request, raw, body)
             if platform is not None:
                 return platform
+        if self.stored_completions_enabled and request.path.startswith("/v1/chat/completions"):
+            stored = self._serve_stored(request, raw, body)
+            if stored is not None:
+                return stored
         endpoint = _MODEL_ENDPOINTS.get(request.path)
         if request.method == "POST" and endpoint is not None:
             if raw and body is None:
@@ -1126,6 +1189,16 @@ class FakeOpenAI:
             jobs = list(self._ft_jobs.values())
         return [job.to_json() for job in jobs]
 
+    def fine_tuning_fault(
+        self, status: int, message: str, *, code: str | None = None, times: int = 1
+    ) -> None:
+        """Answer the next ``times`` fine-tuning requests with this error, in OpenAI's shape:
+        e.g. a 401 "Missing scopes" of a restricted key, or a 503 while a client polls."""
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._ft_faults.extend([(status, message, code)] * times)
+
     def _serve_fine_tuning(
         self, request: web.Request, raw: bytes, body: Any
     ) -> web.Response | None:
@@ -1134,6 +1207,12 @@ class FakeOpenAI:
         if parts[:1] != ["jobs"] or "" in parts or len(parts) > 3:
             return None
         method, rest, query = request.method, parts[1:], request.query
+        with self._lock:
+            fault = self._ft_faults.pop(0) if self._ft_faults else None
+        if fault is not None:
+            status, message, code = fault
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            return _error(status, message, kind, code)
         if not rest:
             if method == "POST":
                 if raw and body is None:
@@ -1386,6 +1465,150 @@ class FakeOpenAI:
                 job.event("The job was resumed")
             return web.json_response(job.to_json())
 
+    # -- Stored chat completions ----------------------------------------------------------
+
+    @property
+    def stored_completions(self) -> list[dict[str, Any]]:
+        """Every stored chat completion as the API shows it, oldest first."""
+        with self._lock:
+            return [stored.to_json() for stored in self._stored.values()]
+
+    def stored_completions_fault(
+        self, status: int, message: str, *, code: str | None = None, times: int = 1
+    ) -> None:
+        """Answer the next ``times`` stored-completions requests (list, retrieve, messages,
+        update, delete; not creation) with this error, in OpenAI's shape."""
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        with self._lock:
+            self._stored_faults.extend([(status, message, code)] * times)
+
+    def _store_completion(self, path: str, body: dict[str, Any], payload: dict[str, Any]) -> None:
+        """Keep a ``store: true`` completion. Ids are content hashes, so a repeated request
+        gets a salted one: stored completions, like OpenAI's, never share an id."""
+        metadata = body.get("metadata")
+        with self._lock:
+            salt = 0
+            while payload["id"] in self._stored:
+                salt += 1
+                payload["id"] = f"chatcmpl-{_digest(path, [body, salt])}"
+            self._stored[payload["id"]] = _StoredCompletion(
+                payload=json.loads(json.dumps(payload)),
+                metadata=dict(metadata) if isinstance(metadata, dict) else {},
+                messages=_store_messages(payload["id"], body["messages"]),
+            )
+
+    def _serve_stored(self, request: web.Request, raw: bytes, body: Any) -> web.Response | None:
+        """``GET /v1/chat/completions``, ``GET|POST|DELETE /v1/chat/completions/{id}`` and
+        ``GET /v1/chat/completions/{id}/messages``; None for anything else (creation)."""
+        rest = request.path.split("/")[4:]  # "", "v1", "chat", "completions", ...
+        method, query = request.method, request.query
+        routes = {
+            (0, "GET"): "list",
+            (1, "GET"): "retrieve",
+            (1, "POST"): "update",
+            (1, "DELETE"): "delete",
+        }
+        action = routes.get((len(rest), method))
+        if len(rest) == 2 and rest[1] == "messages" and method == "GET":
+            action = "messages"
+        if action is None or "" in rest:
+            return None
+        with self._lock:
+            fault = self._stored_faults.pop(0) if self._stored_faults else None
+        if fault is not None:
+            status, message, code = fault
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            return _error(status, message, kind, code)
+        order = query.get("order", "asc")
+        if action in ("list", "messages") and order not in ("asc", "desc"):
+            return _error(
+                400,
+                f"Invalid value for 'order': {order!r}. Expected one of ['asc', 'desc'].",
+                "invalid_request_error",
+                "invalid_value",
+                "order",
+            )
+        if action == "list":
+            return self._list_stored(query, order)
+        with self._lock:
+            stored = self._stored.get(rest[0])
+        if stored is None:
+            return _error(
+                404,
+                f"Chat completion {rest[0]!r} not found. Only completions created with "
+                "store=true are kept.",
+                "invalid_request_error",
+                "not_found",
+                "completion_id",
+            )
+        if action == "retrieve":
+            with self._lock:
+                return web.json_response(stored.to_json())
+        if action == "messages":
+            messages = stored.messages if order == "asc" else stored.messages[::-1]
+            return web.json_response(
+                _cursor_page(list(messages), query.get("after"), query.get("limit"), 20)
+            )
+        if action == "delete":
+            with self._lock:
+                self._stored.pop(stored.id, None)
+            return web.json_response(
+                {"object": "chat.completion.deleted", "id": stored.id, "deleted": True}
+            )
+        return self._update_stored(stored, raw, body)
+
+    def _list_stored(self, query: Mapping[str, str], order: str) -> web.Response:
+        """Stored completions, oldest first (``order=asc``), with every ``metadata[k]=v``
+        pair and the ``model`` asked for."""
+        wanted = {
+            key[len("metadata[") : -1]: value
+            for key, value in query.items()
+            if key.startswith("metadata[") and key.endswith("]")
+        }
+        model = query.get("model")
+        with self._lock:
+            items = [
+                stored.to_json()
+                for stored in self._stored.values()
+                if (model is None or stored.payload["model"] == model)
+                and all(stored.metadata.get(k) == v for k, v in wanted.items())
+            ]
+        if order == "desc":
+            items.reverse()
+        return web.json_response(_cursor_page(items, query.get("after"), query.get("limit"), 20))
+
+    def _update_stored(self, stored: _StoredCompletion, raw: bytes, body: Any) -> web.Response:
+        """Replace the metadata, the only field OpenAI lets a client change."""
+        if raw and body is None:
+            return _error(
+                400, "We could not parse the JSON body of your request.", "invalid_request_error"
+            )
+        if not isinstance(body, dict) or "metadata" not in body:
+            return _error(
+                400,
+                "Missing required parameter: 'metadata'.",
+                "invalid_request_error",
+                "missing_required_parameter",
+                "metadata",
+            )
+        extra = sorted(set(body) - {"metadata"})
+        if extra:
+            return _error(
+                400,
+                f"Unrecognized request argument supplied: {extra[0]}. Only 'metadata' can be "
+                "modified.",
+                "invalid_request_error",
+                "unknown_parameter",
+                extra[0],
+            )
+        metadata = body["metadata"]
+        if _bad_metadata(metadata):
+            return _invalid_metadata()
+        with self._lock:
+            stored.metadata = dict(metadata or {})
+            return web.json_response(stored.to_json())
+
     async def _serve_model(
         self, endpoint: str, path: str, body: Any, *, batch: bool = False
     ) -> web.Response:
@@ -1426,6 +1649,8 @@ class FakeOpenAI:
                 "missing_required_parameter",
                 "messages",
             )
+        if endpoint == "chat" and _bad_metadata(body.get("metadata")):
+            return _invalid_metadata()
 
         if endpoint == "chat":
             user_text, texts = _chat_texts(body)
@@ -1460,6 +1685,8 @@ class FakeOpenAI:
                     return _error(500, str(exc), "server_error")
                 if endpoint == "chat":
                     payload = _chat_payload(body, model, reply, texts, digest)
+                    if body.get("store") is True and self.stored_completions_enabled:
+                        self._store_completion(path, body, payload)
                 else:
                     payload = _responses_payload(body, model, reply, texts, digest)
             text = json.dumps(payload)

@@ -105,7 +105,11 @@ class OpenAIBackend:
         uploaded.append(training_file)
         validation_file = None
         if manifest.validation_file:
-            validation_file = self._upload(launch_dir / manifest.validation_file, manifest.name)
+            try:
+                validation_file = self._upload(launch_dir / manifest.validation_file, manifest.name)
+            except BackendError:
+                self._delete_files(uploaded)  # no job will use the training file either
+                raise
             uploaded.append(validation_file)
         params: dict[str, Any] = {
             "model": manifest.base_model,
@@ -185,24 +189,32 @@ class OpenAIBackend:
 
     def _secrets(self) -> tuple[str, ...]:
         key = self._sdk.api_key if self._sdk is not None else self._api_key
-        return (key,) if key else ()
+        # A placeholder such as "x" or " " (key-less local servers) is no secret, and
+        # replacing it everywhere would shred the message.
+        return (key,) if key and len(key.strip()) >= 8 else ()
 
     def _redact(self, text: str) -> str:
         return redact(text, self._secrets())
 
-    def _error(self, exc: Exception, doing: str, *, creating: bool = False) -> BackendError:
+    def _error(
+        self, exc: Exception, doing: str, *, creating: bool = False, tuning: bool = True
+    ) -> BackendError:
         """One message for an SDK failure: what failed, the status and why, what to do.
 
-        ``creating``: the call lists or creates jobs, where a 401 (other than a wrong key),
-        403 or 404 means the organisation (or the server) has no fine-tuning.
+        ``tuning``: a fine-tuning endpoint, where a 403, or a 401 for missing permissions
+        (a restricted key's "Missing scopes"), means no fine-tuning for this organisation
+        or key. ``creating``: the call lists or creates jobs, where a 404 means the same,
+        or a server without the API.
         """
         failure = classify(exc)
         why = self._redact(failure.message).rstrip(". ")
-        code = _error_code(exc)
         status = failure.status
-        no_access = status == 403 or (
-            creating and (status == 404 or (status == 401 and code != "invalid_api_key"))
+        permissions = (
+            status == 401
+            and _error_code(exc) != "invalid_api_key"
+            and ("permission" in why.lower() or "scope" in why.lower())
         )
+        no_access = tuning and (status == 403 or permissions or (creating and status == 404))
         if no_access:
             where = (
                 "this server has no fine-tuning API"
@@ -275,7 +287,7 @@ class OpenAIBackend:
                 file=(filename, path.read_bytes(), "application/jsonl"), purpose="fine-tune"
             )
         except Exception as exc:
-            raise self._error(exc, f"uploading {path.name}") from None
+            raise self._error(exc, f"uploading {path.name}", tuning=False) from None
         return uploaded.id
 
     def _create(

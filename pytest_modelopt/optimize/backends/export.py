@@ -1,0 +1,49 @@
+"""The ``export`` backend: the validated files and their manifest, and no job.
+
+For providers without a backend here (or a human in the loop): the launch directory is the
+deliverable. Its manifest still says which cases the data holds, so a model trained from it
+elsewhere is scored on the holdout like any other.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..base import BackendError, JobEvent, JobInfo, Manifest, write_job
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class ExportBackend:
+    name = "export"
+
+    def launch(self, manifest: Manifest, launch_dir: Path) -> JobInfo:
+        job = JobInfo(
+            backend=self.name,
+            id=f"export-{manifest.dataset_sha256[:12]}",
+            status="exported",
+            base_model=manifest.base_model,
+            method=manifest.method,
+            dataset_sha256=manifest.dataset_sha256,
+            created_at=time.time(),
+            finished_at=time.time(),
+            launch_dir=str(launch_dir.resolve()),
+            serve_hint=(
+                f"upload {launch_dir / manifest.train_file} to your provider; once trained, "
+                "register the model: modelopt jobs register "
+                f"{launch_dir} MODEL_NAME, then pytest --eval-models MODEL_NAME"
+            ),
+        )
+        write_job(launch_dir, job)
+        return job
+
+    def refresh(self, job: JobInfo) -> JobInfo:
+        return job
+
+    def events(self, job: JobInfo, after: str | None = None) -> list[JobEvent]:
+        return []
+
+    def cancel(self, job: JobInfo) -> JobInfo:
+        raise BackendError("an exported training set has no job to cancel")

@@ -1,0 +1,370 @@
+"""Training sets from run records: SFT, DPO and RFT examples in OpenAI's formats.
+
+Every case record already holds the rendered prompt (``input``), the model's answer
+(``output``), its grades (with each grader as OpenAI JSON) and the dataset row (``item``).
+That is all distillation needs:
+
+- **SFT**: the teacher's *passing* answers, as ``{"messages": prompt + answer}``.
+- **DPO**: for one case and one prompt, a passing answer preferred over a failing one
+  (from ``samples > 1`` or from two models), as ``input`` / ``preferred_output`` /
+  ``non_preferred_output``.
+- **RFT**: the case's prompt and fields, with the eval's own graders as the reward.
+
+The split into train and holdout is by case id and deterministic (a hash, not a random
+draw), so the same case is held out in every eval, every run and every later launch:
+a model is never scored on a case it trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from ..records import CaseRecord
+    from .base import Method
+
+RESERVED_RFT_KEYS = frozenset({"messages", "tools"})
+
+
+class TrainingDataError(Exception):
+    """The records cannot make this training set; the message says what to change."""
+
+
+def in_holdout(case_id: str, fraction: float, salt: str = "modelopt") -> bool:
+    """Whether a case is held out: the same answer for the same id, everywhere."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(f"{salt}\0{case_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+@dataclass
+class TrainingSet:
+    """Examples ready to write, with what they came from and what was left out and why."""
+
+    method: Method
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    validation: list[dict[str, Any]] = field(default_factory=list)
+    case_ids: list[str] = field(default_factory=list)  # the trained cases, one per example
+    holdout_cases: list[str] = field(default_factory=list)
+    evals: list[str] = field(default_factory=list)
+    grader: dict[str, Any] | None = None  # rft: the reward
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> how many records
+    notes: list[str] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which records feed a training set."""
+
+    teacher: str | None = None  # sft / rft: whose answers; None: the run's only model
+    evals: Sequence[str] = ()  # eval names or globs; empty: every eval
+    min_score: float | None = None
+    holdout_fraction: float = 0.2
+    salt: str = "modelopt"
+    validation_fraction: float = 0.0  # of the train cases, for the backend's validation file
+
+
+def _chosen(records: Iterable[CaseRecord], selection: Selection) -> list[CaseRecord]:
+    out = []
+    for record in records:
+        if selection.evals and not any(fnmatchcase(record.eval, g) for g in selection.evals):
+            continue
+        out.append(record)
+    return out
+
+
+def _messages(record: CaseRecord) -> list[dict[str, Any]] | None:
+    """The rendered prompt as chat messages, or None when it is not a list of them."""
+    value = record.input
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list) or not value:
+        return None
+    messages = []
+    for message in value:
+        if not isinstance(message, dict) or "role" not in message:
+            return None
+        messages.append({k: v for k, v in message.items() if k in ("role", "content", "name")})
+    return messages
+
+
+def _teacher(records: Sequence[CaseRecord], teacher: str | None) -> str:
+    models = sorted({r.model for r in records})
+    if teacher is not None:
+        if teacher not in models:
+            raise TrainingDataError(
+                f"the run has no cases of model {teacher!r} (it has {', '.join(models) or 'none'})"
+            )
+        return teacher
+    if len(models) != 1:
+        raise TrainingDataError(
+            f"the run has {len(models)} models ({', '.join(models)}): say whose answers to "
+            "learn from with --teacher MODEL"
+        )
+    return models[0]
+
+
+def _passes(record: CaseRecord, min_score: float | None) -> bool:
+    if record.status != "passed":
+        return False
+    score = record.score
+    return min_score is None or (score is not None and score >= min_score)
+
+
+def _split(out: TrainingSet, case_id: str, selection: Selection, example: dict[str, Any]) -> None:
+    if in_holdout(case_id, selection.holdout_fraction, selection.salt):
+        if case_id not in out.holdout_cases:
+            out.holdout_cases.append(case_id)
+        out.skip("held out")
+        return
+    if in_holdout(case_id, selection.validation_fraction, selection.salt + "/validation"):
+        out.validation.append(example)
+    else:
+        out.examples.append(example)
+    out.case_ids.append(case_id)
+
+
+def _hooked(
+    example: dict[str, Any],
+    record: CaseRecord,
+    method: str,
+    hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None,
+) -> dict[str, Any] | None:
+    return example if hook is None else hook(example, record, method)
+
+
+def sft(
+    records: Iterable[CaseRecord],
+    selection: Selection,
+    hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None = None,
+) -> TrainingSet:
+    """The teacher's passing answers, one example per (eval, case): its best sample."""
+    chosen = _chosen(records, selection)
+    teacher = _teacher(chosen, selection.teacher)
+    out = TrainingSet(method="sft")
+    best: dict[tuple[str, str], CaseRecord] = {}
+    for record in chosen:
+        if record.model != teacher:
+            continue
+        if not _passes(record, selection.min_score):
+            out.skip("did not pass" if record.status != "passed" else "below --min-score")
+            continue
+        if record.output is None or _messages(record) is None:
+            out.skip("no recorded prompt or answer")
+            continue
+        key = (record.eval, record.case_id)
+        current = best.get(key)
+        if current is None or (record.score or 0) > (current.score or 0):
+            best[key] = record
+    seen: set[str] = set()
+    for (eval_name, case_id), record in sorted(best.items()):
+        messages = _messages(record)
+        assert messages is not None
+        assert record.output is not None
+        example = _hooked(
+            {
+            "messages": [*messages, {"role": "assistant", "content": record.output}]
+        },
+            record,
+            "sft",
+            hook,
+        )
+        if example is None:
+            out.skip("dropped by the pytest_modelopt_training_example hook")
+            continue
+        fingerprint = json.dumps(example, sort_keys=True)
+        if fingerprint in seen:
+            out.skip("duplicate of another example")
+            continue
+        seen.add(fingerprint)
+        _split(out, case_id, selection, example)
+        if eval_name not in out.evals:
+            out.evals.append(eval_name)
+    return out
+
+
+def dpo(
+    records: Iterable[CaseRecord],
+    selection: Selection,
+    hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None = None,
+) -> TrainingSet:
+    """Per case and prompt, the best passing answer preferred over the worst failing one.
+
+    Answers of every model in the run count (samples of one model, or a strong and a weak
+    model on the same prompt); ``selection.teacher``, when given, must be the preferred side.
+    """
+    out = TrainingSet(method="dpo")
+    groups: dict[tuple[str, str, str], list[CaseRecord]] = defaultdict(list)
+    for record in _chosen(records, selection):
+        messages = _messages(record)
+        if record.output is None or messages is None or record.status not in ("passed", "failed"):
+            out.skip("no graded answer")
+            continue
+        prompt = json.dumps(messages, sort_keys=True)
+        groups[(record.eval, record.case_id, prompt)].append(record)
+    for (eval_name, case_id, _), group in sorted(groups.items()):
+        good = [
+            r
+            for r in group
+            if _passes(r, selection.min_score)
+            and (selection.teacher is None or r.model == selection.teacher)
+        ]
+        bad = [
+            r for r in group if r.status == "failed" and r.output not in {g.output for g in good}
+        ]
+        if not good or not bad:
+            out.skip("no passing-and-failing pair")
+            continue
+        preferred = max(good, key=lambda r: (r.score or 0.0, r.model, r.sample))
+        rejected = min(bad, key=lambda r: (r.score or 0.0, r.model, r.sample))
+        messages = _messages(preferred)
+        assert messages is not None
+        example = _hooked(
+            {
+            "input": {"messages": messages},
+            "preferred_output": [{"role": "assistant", "content": preferred.output}],
+            "non_preferred_output": [{"role": "assistant", "content": rejected.output}],
+        },
+            preferred,
+            "dpo",
+            hook,
+        )
+        if example is None:
+            out.skip("dropped by the pytest_modelopt_training_example hook")
+            continue
+        _split(out, case_id, selection, example)
+        if eval_name not in out.evals:
+            out.evals.append(eval_name)
+    return out
+
+
+def rft(
+    records: Iterable[CaseRecord],
+    selection: Selection,
+    hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None = None,
+) -> TrainingSet:
+    """The cases' prompts and fields, rewarded by the eval's own graders.
+
+    One eval at a time: a job has one grader, and it is this eval's, rebuilt from the
+    graders recorded on its cases with the case's fields put back as ``{{ item.x }}``.
+    """
+    chosen = _chosen(records, selection)
+    evals = sorted({r.eval for r in chosen})
+    if len(evals) != 1:
+        raise TrainingDataError(
+            f"RFT trains against one eval's graders; the selection has {len(evals)} evals "
+            f"({', '.join(evals) or 'none'}): pick one with --eval NAME"
+        )
+    model = _teacher(chosen, selection.teacher)  # whose run holds the prompts: any one model
+    cases = {}
+    for record in chosen:
+        if record.model == model and record.sample == 0 and record.status in ("passed", "failed"):
+            cases[record.case_id] = record
+    out = TrainingSet(method="rft", evals=evals)
+    out.grader, out.notes = reward_grader(list(cases.values()))
+    for case_id, record in sorted(cases.items()):
+        messages = _messages(record)
+        if messages is None or messages[-1]["role"] != "user":
+            out.skip("prompt does not end with a user message")
+            continue
+        fields = dict(record.item or {})
+        clash = RESERVED_RFT_KEYS & set(fields)
+        if clash:
+            raise TrainingDataError(
+                f"case {case_id}: the dataset field {sorted(clash)[0]!r} is reserved in RFT "
+                "training files (messages, tools): rename it in the dataset"
+            )
+        example = _hooked({"messages": messages, **fields}, record, "rft", hook)
+        if example is None:
+            out.skip("dropped by the pytest_modelopt_training_example hook")
+            continue
+        _split(out, case_id, selection, example)
+    return out
+
+
+BUILDERS = {"sft": sft, "dpo": dpo, "rft": rft}
+
+
+# -- the RFT reward -------------------------------------------------------------------
+
+
+def _templated(value: Any, item: dict[str, Any]) -> Any:
+    """A grader's JSON with every string equal to one of the case's fields as its template."""
+    if isinstance(value, dict):
+        return {k: _templated(v, item) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_templated(v, item) for v in value]
+    if isinstance(value, str) and "{{" not in value:
+        matches = sorted(
+            k for k, v in item.items() if isinstance(v, (str, int, float)) and str(v) == value
+        )
+        if len(matches) == 1 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", matches[0]):
+            return "{{ item." + matches[0] + " }}"
+    return value
+
+
+def reward_grader(records: Sequence[CaseRecord]) -> tuple[dict[str, Any], list[str]]:
+    """One OpenAI grader that gives every case the grade its recorded graders gave.
+
+    A grader built per case with a case's value (``string_check(reference=case["x"])``)
+    becomes ``reference: "{{ item.x }}"``; it must then read the same for every case.
+    Graders that graded only some cases, or that are Python functions, are left out (and
+    said so); several graders become a ``multi`` grader averaging them.
+    """
+    notes: list[str] = []
+    by_name: dict[str, list[dict[str, Any] | None]] = defaultdict(list)
+    for record in records:
+        for grade in record.grades:
+            if grade.name == "assert":
+                continue
+            by_name[grade.name].append(
+                _templated(grade.grader, record.item or {}) if grade.grader else None
+            )
+    kept: dict[str, dict[str, Any]] = {}
+    for name, definitions in sorted(by_name.items()):
+        if any(d is None for d in definitions):
+            notes.append(f"grader {name!r} is a Python function: left out of the reward")
+            continue
+        if len(definitions) < len(records):
+            notes.append(
+                f"grader {name!r} graded {len(definitions)} of {len(records)} cases: "
+                "left out of the reward"
+            )
+            continue
+        distinct = {json.dumps(d, sort_keys=True) for d in definitions}
+        if len(distinct) > 1:
+            notes.append(
+                f"grader {name!r} differs between cases beyond their fields: left out of the "
+                "reward (declare it with {{ item.<field> }} templates)"
+            )
+            continue
+        kept[name] = json.loads(distinct.pop())
+    if not kept:
+        raise TrainingDataError(
+            "no grader of this eval can be the reward: "
+            + ("; ".join(notes) if notes else "its cases have only plain asserts")
+            + ". Grade with graders.* (string_check, score_model, ...) to train with RFT."
+        )
+    if len(kept) == 1:
+        return next(iter(kept.values())), notes
+    names = {name: re.sub(r"\W", "_", name) for name in kept}
+    graders = {names[name]: {**grader, "name": names[name]} for name, grader in kept.items()}
+    formula = "(" + " + ".join(graders) + f") / {len(graders)}"
+    return {
+        "type": "multi",
+        "name": "reward",
+        "graders": graders,
+        "calculate_output": formula,
+    }, notes
