@@ -323,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="optional: run this command with OPENAI_BASE_URL set, then stop the server",
     )
     serve.set_defaults(fn=cmd_serve_local)
+
+    from .optimize.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

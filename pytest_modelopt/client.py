@@ -296,8 +296,10 @@ class ModelClient:
         on_request: RequestHook | None = None,
         environ: Mapping[str, str] | None = None,
         cache: ResponseCache | None = None,
+        store: bool = False,
     ) -> None:
         env = os.environ if environ is None else environ
+        self.store = store  # eval calls go out with store=true and metadata naming the case
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
@@ -448,6 +450,13 @@ class ModelClient:
             raise ValueError(f"unknown api {api!r}; expected one of {sorted(ENDPOINTS)}")
         body = dict(params)
         context = context or CallContext(endpoint=ENDPOINTS[api], model=str(body.get("model")))
+        if self.store and api == "chat" and context.eval is not None:
+            body["store"] = True
+            body["metadata"] = {
+                **(body.get("metadata") or {}),
+                "modelopt_eval": context.eval[:512],
+                "modelopt_case": str(context.case_id)[:512],
+            }
         if self.on_request is not None:
             self.on_request(body, context)
         return body, context

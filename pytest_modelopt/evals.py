@@ -254,6 +254,7 @@ class CaseState:
     assert_reason: str | None = None
     note: str | None = None
     judge_calls: list[Completion] = field(default_factory=list)
+    completion_id: str | None = None
 
     declared: bool = False
 
@@ -262,6 +263,8 @@ class CaseState:
         self.calls.append(completion)
         if declared or not self.declared:
             self.input, self.output = input, completion.text
+            response_id = (completion.response or {}).get("id")
+            self.completion_id = str(response_id) if response_id else None
             self.declared = self.declared or declared
 
     def add_grade(self, grade: Grade, grader: Grader) -> None:
@@ -301,6 +304,7 @@ class CaseState:
             input=self.input,
             output=self.output,
             item=dict(self.param.case) if self.param.case is not None else None,
+            completion_id=self.completion_id,
             grades=grades,
             error=self.error,
             latency_s=sum(c.latency_s for c in self.calls) if self.calls else None,

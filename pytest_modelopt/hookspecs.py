@@ -11,9 +11,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pluggy
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .client import CallContext
+    from .config import Settings
+    from .optimize.base import Backend, JobInfo, Manifest
     from .records import CaseRecord, RunSummary
+
+hookspec = pluggy.HookspecMarker("pytest")
 
 
 def pytest_modelopt_request(request: dict[str, Any], context: CallContext) -> None:
@@ -39,3 +47,34 @@ def pytest_modelopt_summary_columns() -> list[tuple[str, Any]]:  # type: ignore[
 
 def pytest_modelopt_summary_sections(summary: RunSummary) -> list[tuple[str, str]]:  # type: ignore[empty-body]
     """Extra sections printed after the summary table: ``[(title, text), ...]``."""
+
+
+# -- optimize: distillation and fine-tuning ---------------------------------------------
+# Also called by the `modelopt` command, which loads plugins from the `modelopt` entry-point
+# group (a conftest.py is seen only inside a pytest session).
+
+
+def pytest_modelopt_training_example(
+    example: dict[str, Any], record: CaseRecord, method: str
+) -> bool | None:
+    """Filter, transform or redact one training example before it is written.
+
+    ``example`` is in OpenAI's format for ``method`` (sft, dpo, rft): change it in place
+    (e.g. strip a customer's e-mail address); return False to leave it out. ``record`` is
+    the case it came from.
+    """
+
+
+@hookspec(firstresult=True)
+def pytest_modelopt_finetune_backend(name: str, settings: Settings) -> Backend | None:
+    """The fine-tuning backend called ``name``: return one to add a provider (Together,
+    Fireworks, Azure...). The first non-None answer wins; the shipped ones come last."""
+
+
+def pytest_modelopt_finetune_launch(manifest: Manifest, launch_dir: Path) -> bool | None:
+    """Just before a launch, after validation: return False to veto it, or adjust
+    ``manifest.hyperparameters`` in place."""
+
+
+def pytest_modelopt_finetune_job(job: JobInfo) -> None:
+    """Called with every job launched (or found again for the same data)."""

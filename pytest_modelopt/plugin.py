@@ -7,7 +7,7 @@ import functools
 import os
 from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -39,6 +39,9 @@ from .reports.terminal import (
 )
 from .session import EvalSession
 from .summary import failing_evals
+
+if TYPE_CHECKING:
+    from .optimize.flow import Finetuner
 
 SESSION = pytest.StashKey[EvalSession]()
 STATE = pytest.StashKey[CaseState]()
@@ -151,12 +154,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         needs = state is not None and state.param.spec.graders and fixturenames is not None
         if needs and "completion" not in fixturenames:  # type: ignore[operator]
             fixturenames.append("completion")  # type: ignore[union-attr]
+    _skip_trained_cases(config, ev, items)
     if ev.resume_from is None:
         return
     done = finished_cases(ev.resume_from)
     keep = [item for item in items if item.nodeid not in done]
     if len(keep) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item.nodeid in done])
+        items[:] = keep
+
+
+def _skip_trained_cases(config: pytest.Config, ev: EvalSession, items: list[pytest.Item]) -> None:
+    """A fine-tuned model is scored only on cases it did not train on (its manifest says)."""
+    root = ev.settings.dir / "finetune"
+    if not root.is_dir():
+        return
+    from .optimize.launch import trained_on
+
+    trained: dict[str, set[str]] = {}
+    for model in ev.settings.models:
+        found = trained_on(model, root)
+        if found is not None:
+            launch_dir, manifest = found
+            trained[model] = set(manifest.trained_cases)
+            ev.holdout_notes[model] = (
+                f"{model} trained on {len(manifest.trained_cases)} cases "
+                f"({_relative(launch_dir, config.rootpath)}/manifest.json): "
+                "it is scored only on the others"
+            )
+    if not trained:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        state = _state(item)
+        skip = state is not None and state.case_id in trained.get(state.param.model, ())
+        (drop if skip else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 
@@ -406,6 +441,18 @@ def _needs_completion(item: pytest.Item, state: CaseState) -> bool:
     return "completion" in getattr(item, "fixturenames", ()) or bool(spec.graders)
 
 
+@pytest.fixture(scope="session")
+def finetune(request: pytest.FixtureRequest) -> Finetuner:
+    """Build training sets from runs and launch fine-tuning jobs, with this session's
+    settings and hooks (see docs/optimize.md)."""
+    from .optimize.flow import Finetuner
+
+    config = request.config
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    say = reporter.write_line if reporter is not None else print
+    return Finetuner(config.stash[SESSION].settings, config.hook, say=say)
+
+
 GradeFn = Callable[..., Grade]
 
 
@@ -630,6 +677,44 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     )
     if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if ev.settings.store:
+        _tag_stored_verdicts(ev)
+    if ev.settings.distill_to and summary is not None:
+        from .optimize.flow import Finetuner
+
+        try:
+            ev.distill_lines = Finetuner(ev.settings, session.config.hook).after_run(
+                ev.run_dir,
+                student=ev.settings.distill_to,
+                models=list(ev.settings.models),
+                passed=not failed,
+            )
+        except Exception as exc:  # never crash the end of a session
+            ev.distill_lines = [f"distillation failed: {type(exc).__name__}: {exc}"]
+
+
+def _tag_stored_verdicts(ev: EvalSession) -> None:
+    """Stored completions learn their case's verdict, for `modelopt distill --source stored`."""
+    from .optimize.stored import tag_verdicts
+    from .records import read_cases
+
+    tags = [
+        (
+            case.completion_id,
+            {
+                "modelopt_eval": case.eval[:512],
+                "modelopt_case": case.case_id[:512],
+                "modelopt_verdict": case.status,
+            },
+        )
+        for case in read_cases(ev.run_dir)
+        if case.completion_id and case.status in ("passed", "failed", "error")
+    ]
+    if tags:
+        try:
+            ev.store_warnings = tag_verdicts(ev.client.sdk(), tags)
+        except Exception as exc:
+            ev.store_warnings = [f"could not tag stored completions: {exc}"]
 
 
 def pytest_terminal_summary(
@@ -672,6 +757,14 @@ def pytest_terminal_summary(
         for title, text in sections:
             tr.write_sep("-", title)
             tr.write_line(text)
+    for note in ev.holdout_notes.values():
+        tr.write_line(f"modelopt: {note}")
+    for warning in ev.store_warnings[:5]:
+        tr.write_line(f"modelopt: store: {warning}", yellow=True)
+    if ev.distill_lines:
+        tr.write_sep("-", f"distill into {ev.settings.distill_to}")
+        for line in ev.distill_lines:
+            tr.write_line(line)
     run_dir = _relative(ev.run_dir, config.rootpath)
     report = ev.report
     if report is not None and report.comparison is not None:

@@ -75,6 +75,7 @@ class CaseRecord(_Record):
     input: Any = None
     output: str | None = None
     item: dict[str, Any] | None = None  # the dataset row's fields: what graders read as item
+    completion_id: str | None = None  # the answer's id at the provider (stored completions)
     grades: list[GradeRecord] = Field(default_factory=list)
     error: ErrorRecord | None = None
     latency_s: float | None = None

@@ -66,6 +66,9 @@ class EvalSession:
         self.finish_error: str | None = None
         self.named_graders = settings.named_graders()
         self.structured_output_level: dict[str, int] = {}  # shared by every case's judges
+        self.holdout_notes: dict[str, str] = {}  # fine-tuned model -> what it is scored on
+        self.distill_lines: list[str] = []  # --eval-distill-to's outcome, for the summary
+        self.store_warnings: list[str] = []
 
     @property
     def runs_dir(self) -> Path:
@@ -89,6 +92,7 @@ class EvalSession:
                 provider=self.settings.provider,
                 prices=self.settings.prices,
                 on_request=self.on_request,
+                store=self.settings.store,
             )
         return self._client
 

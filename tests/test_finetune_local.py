@@ -225,7 +225,11 @@ def jobs(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
                 "learning_rate_multiplier": 1000,
             },
         ),
-        "lora": ("sft", LocalBackend(max_steps=4, lora=True), {**sft_hp, "lora_r": 4}),
+        "lora": (
+            "sft",
+            LocalBackend(max_steps=4, lora=True),
+            {**sft_hp, "learning_rate_multiplier": 50, "lora_r": 4},
+        ),
     }
     launched = {}
     with pytest.MonkeyPatch.context() as mp:

@@ -174,9 +174,7 @@ def sft(
         assert messages is not None
         assert record.output is not None
         example = _hooked(
-            {
-            "messages": [*messages, {"role": "assistant", "content": record.output}]
-        },
+            {"messages": [*messages, {"role": "assistant", "content": record.output}]},
             record,
             "sft",
             hook,
@@ -233,10 +231,10 @@ def dpo(
         assert messages is not None
         example = _hooked(
             {
-            "input": {"messages": messages},
-            "preferred_output": [{"role": "assistant", "content": preferred.output}],
-            "non_preferred_output": [{"role": "assistant", "content": rejected.output}],
-        },
+                "input": {"messages": messages},
+                "preferred_output": [{"role": "assistant", "content": preferred.output}],
+                "non_preferred_output": [{"role": "assistant", "content": rejected.output}],
+            },
             preferred,
             "dpo",
             hook,

@@ -98,8 +98,7 @@ def _message_issues(messages: Any, line: int, where: str) -> list[Issue]:
             issues.append(
                 _error(
                     "unrecognized_role",
-                    f"{at} has role {role!r} (expected one of "
-                    f"{', '.join(sorted(MESSAGE_ROLES))})",
+                    f"{at} has role {role!r} (expected one of {', '.join(sorted(MESSAGE_ROLES))})",
                     line=line,
                 )
             )

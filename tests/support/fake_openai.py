@@ -63,11 +63,14 @@ __all__ = [
     "FaultKind",
     "RecordedRequest",
     "ReplyText",
+    "StoredAction",
     "count_tokens",
     "fake_embedding",
 ]
 
 FaultKind: TypeAlias = Literal["429", "500", "503", "timeout", "malformed", "404", "401"]
+#: The stored-completions requests a ``stored_completions_fault`` can aim at.
+StoredAction: TypeAlias = Literal["list", "retrieve", "messages", "update", "delete"]
 #: A reply: fixed text, or a function of the request body (called on the server thread).
 ReplyText: TypeAlias = str | Callable[[dict[str, Any]], str]
 
@@ -593,7 +596,7 @@ class FakeOpenAI:
         #: like vLLM, Ollama and most compatible servers.
         self.stored_completions_enabled: bool = True
         self._stored: dict[str, _StoredCompletion] = {}  # insertion order: oldest first
-        self._stored_faults: list[tuple[int, str, str | None]] = []
+        self._stored_faults: list[tuple[str | None, int, str, str | None]] = []
         self._files: dict[str, _File] = {}
         self._batches: dict[str, _Batch] = {}
         self._ft_jobs: dict[str, _FineTuneJob] = {}
@@ -827,7 +830,10 @@ class FakeOpenAI:
             platform = await self._serve_platform(request, raw, body)
             if platform is not None:
                 return platform
-        if self.stored_completions_enabled and request.path.startswith("/v1/chat/completions"):
+        if self.stored_completions_enabled and (
+            request.path == "/v1/chat/completions"
+            or request.path.startswith("/v1/chat/completions/")
+        ):
             stored = self._serve_stored(request, raw, body)
             if stored is not None:
                 return stored
@@ -1474,14 +1480,23 @@ class FakeOpenAI:
             return [stored.to_json() for stored in self._stored.values()]
 
     def stored_completions_fault(
-        self, status: int, message: str, *, code: str | None = None, times: int = 1
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        times: int = 1,
+        action: StoredAction | None = None,
     ) -> None:
-        """Answer the next ``times`` stored-completions requests (list, retrieve, messages,
-        update, delete; not creation) with this error, in OpenAI's shape."""
+        """Answer the next ``times`` stored-completions requests (``action``: only those of
+        list, retrieve, messages, update or delete; None: any; never creation) with this
+        error, in OpenAI's shape."""
         if times < 1:
             raise ValueError("times must be >= 1")
+        if action is not None and action not in get_args(StoredAction):
+            raise ValueError(f"unknown action {action!r}; expected one of {get_args(StoredAction)}")
         with self._lock:
-            self._stored_faults.extend([(status, message, code)] * times)
+            self._stored_faults.extend([(action, status, message, code)] * times)
 
     def _store_completion(self, path: str, body: dict[str, Any], payload: dict[str, Any]) -> None:
         """Keep a ``store: true`` completion. Ids are content hashes, so a repeated request
@@ -1503,21 +1518,23 @@ class FakeOpenAI:
         ``GET /v1/chat/completions/{id}/messages``; None for anything else (creation)."""
         rest = request.path.split("/")[4:]  # "", "v1", "chat", "completions", ...
         method, query = request.method, request.query
-        routes = {
+        routes: dict[tuple[int, str], StoredAction] = {
             (0, "GET"): "list",
             (1, "GET"): "retrieve",
             (1, "POST"): "update",
             (1, "DELETE"): "delete",
         }
-        action = routes.get((len(rest), method))
+        action: StoredAction | None = routes.get((len(rest), method))
         if len(rest) == 2 and rest[1] == "messages" and method == "GET":
             action = "messages"
         if action is None or "" in rest:
             return None
         with self._lock:
-            fault = self._stored_faults.pop(0) if self._stored_faults else None
+            fault = next((f for f in self._stored_faults if f[0] in (None, action)), None)
+            if fault is not None:
+                self._stored_faults.remove(fault)
         if fault is not None:
-            status, message, code = fault
+            _, status, message, code = fault
             kind = "server_error" if status >= 500 else "invalid_request_error"
             return _error(status, message, kind, code)
         order = query.get("order", "asc")

@@ -287,8 +287,11 @@ class LocalBackend:
         return fresh
 
     def events(self, job: JobInfo, after: str | None = None) -> list[JobEvent]:
-        """Events after cursor ``after``: the ``seq`` of the last one seen (in ``data``)."""
-        start = int(after) if after else 0
+        """Events after ``after``, the ``id`` of the last one seen (its line in events.jsonl)."""
+        try:
+            start = int(after) if after else 0
+        except ValueError:
+            raise BackendError(f"job {job.id}: {after!r} is not a local event id") from None
         return [event for seq, event in _read_events(_work_of(job)) if seq > start]
 
     def cancel(self, job: JobInfo) -> JobInfo:
@@ -445,9 +448,10 @@ def _read_events(work: Path) -> Iterator[tuple[int, JobEvent]]:
             if not line.endswith("\n"):
                 return  # the child is still writing this one
             try:
-                yield seq, JobEvent.model_validate_json(line)
+                event = JobEvent.model_validate_json(line)
             except ValueError:
                 continue
+            yield seq, event if event.id else event.model_copy(update={"id": str(seq)})
 
 
 # -- the child: data ------------------------------------------------------------------
@@ -628,7 +632,7 @@ def training_plan(manifest: Manifest, config: RunConfig, examples: int) -> dict[
         "use_cpu": on_cpu,
         "bf16": False if on_cpu else None,
         "fp16": False,
-        "gradient_checkpointing": not on_cpu,
+        "activation_checkpointing": not on_cpu,  # gradient_checkpointing before transformers 5.2x
         "lr_scheduler_type": "linear",
         "warmup_steps": 0,
     }
@@ -661,10 +665,7 @@ class _Recorder:
     def event(self, message: str, data: dict[str, Any] | None = None, level: str = "info") -> None:
         self.seq += 1
         event = JobEvent(
-            created_at=time.time(),
-            level=level,
-            message=message,
-            data={"seq": self.seq, **(data or {})},
+            created_at=time.time(), id=str(self.seq), level=level, message=message, data=data
         )
         with (self.work / "events.jsonl").open("a", encoding="utf-8") as out:
             out.write(event.model_dump_json() + "\n")
@@ -758,6 +759,16 @@ def _peft_config(manifest: Manifest) -> Any:
     )
 
 
+def _trl_config(cls: Any, **kwargs: Any) -> Any:
+    """A TRL config from the plan, the checkpointing flag spelt as this transformers has it."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    if "activation_checkpointing" in kwargs and "activation_checkpointing" not in names:
+        kwargs["gradient_checkpointing"] = kwargs.pop("activation_checkpointing")
+    return cls(**kwargs)
+
+
 def _supports_assistant_mask(tokenizer: Any) -> bool:
     from trl.chat_template_utils import get_training_chat_template, has_generation_markers
 
@@ -801,7 +812,8 @@ def _build_trainer(
                 "conversation, not only the assistant turns",
                 level="warn",
             )
-        args = SFTConfig(
+        args = _trl_config(
+            SFTConfig,
             **plan,
             max_length=max_length,
             assistant_only_loss=assistant_only,
@@ -818,7 +830,8 @@ def _build_trainer(
         from trl import DPOConfig, DPOTrainer
 
         valid_rows = dpo_rows(valid) if valid else []
-        args = DPOConfig(
+        args = _trl_config(
+            DPOConfig,
             **plan,
             beta=float(_hp(hyper, "beta", 0.1)),
             max_length=max_length,
@@ -838,7 +851,8 @@ def _build_trainer(
     generations = int(_hp(hyper, "num_generations", 4))
     prompts_per_step = plan.pop("per_device_train_batch_size")
     plan["per_device_eval_batch_size"] = prompts_per_step * generations
-    args = GRPOConfig(
+    args = _trl_config(
+        GRPOConfig,
         **plan,
         per_device_train_batch_size=prompts_per_step * generations,  # completions per step
         num_generations=generations,

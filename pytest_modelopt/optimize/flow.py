@@ -1,0 +1,211 @@
+"""One distillation or fine-tuning flow, with the settings and the hooks of whoever runs it.
+
+``modelopt distill`` and ``modelopt finetune`` (hooks from the ``modelopt`` entry-point
+group), ``--eval-distill-to`` and the ``finetune`` fixture (pytest's hooks, conftest.py
+included) all go through ``Finetuner``, so they build, check, confirm and launch alike.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..records import read_cases, read_run_info
+from .backends import BUILTIN, builtin_backend
+from .base import BackendError, JobEvent, JobInfo
+from .launch import LaunchRefused, Prepared, confirm_launch, launch, prepare
+from .training_data import Selection, TrainingDataError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+
+    from ..config import Settings
+    from ..records import CaseRecord
+    from .base import Backend, Manifest, Method
+
+
+def plugin_hooks() -> Any:
+    """The hook relay for runs outside pytest: our hookspecs, plugins from entry points."""
+    import pluggy
+
+    from .. import hookspecs
+
+    manager = pluggy.PluginManager("pytest")
+    manager.add_hookspecs(hookspecs)
+    manager.load_setuptools_entrypoints("modelopt")
+    return manager.hook
+
+
+class Finetuner:
+    """Builds training sets from runs and launches them (the ``finetune`` fixture)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        hook: Any = None,
+        say: Callable[[str], None] = print,
+        ask: Callable[[str], str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.hook = hook
+        self.say = say
+        self.ask = ask
+
+    @property
+    def root(self) -> Path:
+        """Where launch directories go: ``.modelopt/finetune/``."""
+        return self.settings.dir / "finetune"
+
+    def backend(self, name: str | None = None) -> Backend:
+        name = name or self.settings.finetune_backend or self.settings.finetune.backend
+        found = None
+        if self.hook is not None:
+            found = self.hook.pytest_modelopt_finetune_backend(name=name, settings=self.settings)
+        found = found or builtin_backend(name, self.settings)
+        if found is None:
+            raise BackendError(
+                f"no fine-tuning backend {name!r}: the shipped ones are {', '.join(BUILTIN)}; "
+                "others come from a plugin implementing pytest_modelopt_finetune_backend"
+            )
+        return found
+
+    def _example_hook(self) -> Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None]:
+        hook = self.hook
+
+        def apply(
+            example: dict[str, Any], record: CaseRecord, method: str
+        ) -> dict[str, Any] | None:
+            if hook is None:
+                return example
+            answers = hook.pytest_modelopt_training_example(
+                example=example, record=record, method=method
+            )
+            return None if any(answer is False for answer in answers) else example
+
+        return apply
+
+    def prepare(
+        self,
+        records: Iterable[CaseRecord],
+        *,
+        base_model: str,
+        method: Method | None = None,
+        teacher: str | None = None,
+        source_run: str | None = None,
+        out: Path | None = None,
+        evals: Iterable[str] | None = None,
+        min_score: float | None = None,
+    ) -> Prepared:
+        ft = self.settings.finetune
+        method = method or self.settings.finetune_method or ft.method
+        selection = Selection(
+            teacher=teacher,
+            evals=tuple(evals if evals is not None else ft.evals),
+            min_score=min_score if min_score is not None else ft.min_score,
+            holdout_fraction=ft.holdout,
+            salt=ft.salt,
+            validation_fraction=ft.validation,
+        )
+        return prepare(
+            records,
+            method=method,
+            base_model=base_model,
+            selection=selection,
+            root=self.root,
+            source_run=source_run,
+            out=out,
+            hyperparameters=dict(ft.hyperparameters),
+            training_prices=dict(ft.training_prices),
+            hook=self._example_hook(),
+        )
+
+    def prepare_run(self, run_dir: Path, **kwargs: Any) -> Prepared:
+        """``prepare`` over one saved run's cases."""
+        info = read_run_info(run_dir)
+        return self.prepare(list(read_cases(run_dir)), source_run=info.run_id, **kwargs)
+
+    def launch(
+        self,
+        prepared: Prepared,
+        *,
+        backend: str | None = None,
+        yes: bool | None = None,
+        follow: bool = False,
+        timeout: float = 24 * 3600,
+    ) -> JobInfo:
+        """Confirm (paid backends), let the hooks veto, launch; optionally follow to the end."""
+        name = backend or self.settings.finetune_backend or self.settings.finetune.backend
+        chosen = self.backend(name)
+        confirm_launch(
+            prepared,
+            name,
+            yes=self.settings.yes if yes is None else yes,
+            auto_launch=self.settings.finetune.auto_launch,
+            ask=self.ask,
+        )
+        job = launch(prepared, chosen, veto=self._veto)
+        self.say(f"{name} job {job.id}: {job.status}")
+        if self.hook is not None:
+            self.hook.pytest_modelopt_finetune_job(job=job)
+        if follow and not job.done:
+            job = self.follow(job, chosen, timeout=timeout)
+        return job
+
+    def follow(
+        self, job: JobInfo, backend: Backend | None = None, timeout: float = 24 * 3600
+    ) -> JobInfo:
+        from .follow import follow
+
+        chosen = backend or self.backend(job.backend)
+
+        def show(event: JobEvent) -> None:
+            self.say(f"  {job.id} [{event.level}] {event.message}")
+
+        return follow(chosen, job, show, self.settings.finetune.poll_interval, timeout)
+
+    def _veto(self, manifest: Manifest, launch_dir: Path) -> bool:
+        if self.hook is None:
+            return True
+        answers = self.hook.pytest_modelopt_finetune_launch(
+            manifest=manifest, launch_dir=launch_dir
+        )
+        return not any(answer is False for answer in answers)
+
+    def next_steps(self, job: JobInfo, prepared: Prepared) -> list[str]:
+        """What to run once the job is done: the same evals on the student, then compare."""
+        model = job.fine_tuned_model or "<the fine-tuned model, once the job succeeds>"
+        run = prepared.manifest.source_run or "RUN"
+        lines = [f"follow it: modelopt jobs follow {prepared.launch_dir}"] if not job.done else []
+        if job.serve_hint:
+            lines.append(f"serve it: {job.serve_hint}")
+        lines += [
+            f"measure it on the held-out cases: pytest --eval-models '{model}' --eval-save student",
+            f"compare with the teacher: modelopt compare {run} student",
+        ]
+        return lines
+
+    def after_run(
+        self, run_dir: Path, *, student: str, models: list[str], passed: bool
+    ) -> list[str]:
+        """``--eval-distill-to``: launch only if the run's gates passed; lines to print."""
+        if not passed:
+            return [
+                f"not distilling into {student}: the run's gates failed, so its answers are not "
+                "good enough to learn from yet"
+            ]
+        teacher = next((m for m in models if m != student), None)
+        backend = self.settings.finetune_backend or self.settings.finetune.backend
+        try:
+            prepared = self.prepare_run(run_dir, base_model=student, teacher=teacher)
+        except TrainingDataError as exc:
+            return [f"not distilling into {student}: {exc}"]
+        lines = prepared.lines(backend)
+        said: list[str] = []
+        self.say, say = said.append, self.say
+        try:
+            job = self.launch(prepared, backend=backend)
+        except (LaunchRefused, BackendError) as exc:
+            return [*lines, f"not launched: {exc}"]
+        finally:
+            self.say = say
+        return [*lines, *said, *(f"next: {line}" for line in self.next_steps(job, prepared))]
