@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -937,7 +938,7 @@ def test_stored_list_filters_orders_and_pages(server: FakeOpenAI, client: openai
     assert ([c.id for c in first.data], first.has_more) == (ids[:2], True)
     assert [c.id for c in first] == ids  # the SDK follows `after` across the pages
     listed = [r for r in server.requests if r.method == "GET"]
-    assert "metadata%5Brun%5D=1" in listed[0].query
+    assert urllib.parse.parse_qs(listed[0].query) == {"metadata[run]": ["1"]}
     assert sum("after=" in r.query for r in listed) == 2
     last = completions.list(after=ids[3])
     assert ([c.id for c in last.data], last.has_more) == ([ids[4]], False)
