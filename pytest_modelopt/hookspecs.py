@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from .optimize.base import Backend, JobInfo, Manifest
     from .records import CaseRecord, RunSummary
 
+# Marked, so that a plain pluggy manager (the `modelopt` command's) sees them too.
 hookspec = pluggy.HookspecMarker("pytest")
 
 
+@hookspec
 def pytest_modelopt_request(request: dict[str, Any], context: CallContext) -> None:
     """Adjust a request body in place just before it is sent (and before it is cached).
 
@@ -34,10 +36,12 @@ def pytest_modelopt_request(request: dict[str, Any], context: CallContext) -> No
     """
 
 
+@hookspec
 def pytest_modelopt_case_result(record: CaseRecord) -> None:
     """See each case result as it is written to the run (in the process that ran it)."""
 
 
+@hookspec
 def pytest_modelopt_summary_columns() -> list[tuple[str, Any]]:  # type: ignore[empty-body]
     """Extra columns for the summary table: ``[(header, fn(EvalSummary) -> str), ...]``.
 
@@ -45,6 +49,7 @@ def pytest_modelopt_summary_columns() -> list[tuple[str, Any]]:  # type: ignore[
     """
 
 
+@hookspec
 def pytest_modelopt_summary_sections(summary: RunSummary) -> list[tuple[str, str]]:  # type: ignore[empty-body]
     """Extra sections printed after the summary table: ``[(title, text), ...]``."""
 
@@ -54,6 +59,7 @@ def pytest_modelopt_summary_sections(summary: RunSummary) -> list[tuple[str, str
 # group (a conftest.py is seen only inside a pytest session).
 
 
+@hookspec
 def pytest_modelopt_training_example(
     example: dict[str, Any], record: CaseRecord, method: str
 ) -> bool | None:
@@ -71,10 +77,12 @@ def pytest_modelopt_finetune_backend(name: str, settings: Settings) -> Backend |
     Fireworks, Azure...). The first non-None answer wins; the shipped ones come last."""
 
 
+@hookspec
 def pytest_modelopt_finetune_launch(manifest: Manifest, launch_dir: Path) -> bool | None:
     """Just before a launch, after validation: return False to veto it, or adjust
     ``manifest.hyperparameters`` in place."""
 
 
+@hookspec
 def pytest_modelopt_finetune_job(job: JobInfo) -> None:
     """Called with every job launched (or found again for the same data)."""

@@ -111,6 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
             session.resume_from = resolve_run(settings.resume, session.runs_dir)
         except RunNotFound as exc:
             raise pytest.UsageError(f"--eval-resume: {exc}") from None
+    session.find_fine_tunes()
     config.stash[SESSION] = session
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "modelopt-xdist")
@@ -166,29 +167,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _skip_trained_cases(config: pytest.Config, ev: EvalSession, items: list[pytest.Item]) -> None:
     """A fine-tuned model is scored only on cases it did not train on (its manifest says)."""
-    root = ev.settings.dir / "finetune"
-    if not root.is_dir():
-        return
-    from .optimize.launch import trained_on
-
-    trained: dict[str, set[str]] = {}
-    for model in ev.settings.models:
-        found = trained_on(model, root)
-        if found is not None:
-            launch_dir, manifest = found
-            trained[model] = set(manifest.trained_cases)
-            ev.holdout_notes[model] = (
-                f"{model} trained on {len(manifest.trained_cases)} cases "
-                f"({_relative(launch_dir, config.rootpath)}/manifest.json): "
-                "it is scored only on the others"
-            )
-    if not trained:
+    if not ev.trained_cases:
         return
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
         state = _state(item)
-        skip = state is not None and state.case_id in trained.get(state.param.model, ())
+        skip = state is not None and state.case_id in ev.trained_cases.get(state.param.model, ())
         (drop if skip else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

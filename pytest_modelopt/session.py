@@ -67,8 +67,28 @@ class EvalSession:
         self.named_graders = settings.named_graders()
         self.structured_output_level: dict[str, int] = {}  # shared by every case's judges
         self.holdout_notes: dict[str, str] = {}  # fine-tuned model -> what it is scored on
+        self.trained_cases: dict[str, set[str]] = {}  # fine-tuned model -> its training cases
         self.distill_lines: list[str] = []  # --eval-distill-to's outcome, for the summary
         self.store_warnings: list[str] = []
+
+    def find_fine_tunes(self) -> None:
+        """Which selected models were fine-tuned here, and on which cases (their manifests)."""
+        root = self.settings.dir / "finetune"
+        if not root.is_dir():
+            return
+        from .optimize.launch import trained_on
+
+        for model in self.settings.models:
+            found = trained_on(model, root)
+            if found is None:
+                continue
+            launch_dir, manifest = found
+            self.trained_cases[model] = set(manifest.trained_cases)
+            where = os.path.relpath(launch_dir / "manifest.json", self.rootdir)
+            self.holdout_notes[model] = (
+                f"{model} trained on {len(manifest.trained_cases)} cases ({where}): "
+                "it is scored only on the others"
+            )
 
     @property
     def runs_dir(self) -> Path:

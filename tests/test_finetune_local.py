@@ -21,9 +21,13 @@ pytest.importorskip("peft", reason="the local fine-tuning backend needs pytest-m
 
 from pytest_modelopt.optimize.backends.trl_local import (
     INSTALL_HINT,
+    ITEM_COLUMN,
     LocalBackend,
+    dpo_rows,
+    grader_reward,
     job_id_for,
     resolve_base_model,
+    sft_rows,
 )
 from pytest_modelopt.optimize.base import (
     BackendError,
@@ -383,6 +387,50 @@ def test_a_dead_job_is_retried_a_running_one_joined_and_cancel_stops_it(
     assert read_job(launch) == cancelled
 
 
+def test_the_checkpoint_serves_over_the_openai_api(jobs: dict[str, Launched]) -> None:
+    import urllib.error
+    import urllib.request
+
+    from openai import OpenAI
+
+    from pytest_modelopt.optimize.serve_hf import HFServer
+
+    job = jobs["sft"].job
+    assert job.fine_tuned_model is not None
+    with HFServer(job.fine_tuned_model, name=job.id) as server:
+        client = OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list()] == [job.id]
+        reply = client.chat.completions.create(
+            model=job.id,
+            messages=[{"role": "developer", "content": SYSTEM}, {"role": "user", "content": "sky"}],
+            max_tokens=4,
+            temperature=0,
+        )
+        assert reply.choices[0].message.role == "assistant"
+        assert isinstance(reply.choices[0].message.content, str)
+        assert reply.usage is not None
+        assert 0 < reply.usage.completion_tokens <= 4
+        assert reply.usage.prompt_tokens > 0
+        again = client.chat.completions.create(
+            model=job.id, messages=[{"role": "user", "content": "sky"}], max_tokens=4, temperature=0
+        )
+        first = client.chat.completions.create(
+            model=job.id, messages=[{"role": "user", "content": "sky"}], max_tokens=4, temperature=0
+        )
+        assert again.choices[0].message.content == first.choices[0].message.content  # greedy
+        request = urllib.request.Request(
+            server.base_url + "/chat/completions",
+            data=json.dumps(
+                {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=30)
+        assert info.value.code == 404
+        assert "is not served here" in json.loads(info.value.read())["error"]["message"]
+
+
 def test_missing_extra_is_one_clear_error(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,6 +454,68 @@ def test_the_module_imports_no_training_library(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_rows_take_trls_conversational_forms() -> None:
+    single = {
+        "messages": [
+            {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello", "weight": 1},
+        ]
+    }
+    rows, mode, warnings = sft_rows([single])
+    assert mode == "prompt_completion"  # loss on the completion only, whatever the template
+    assert rows[0]["prompt"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    assert rows[0]["completion"] == [{"role": "assistant", "content": "Hello"}]
+    multi = {
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"},
+            {"role": "assistant", "content": "d", "weight": 0},
+        ]
+    }
+    rows, mode, warnings = sft_rows([single, multi])
+    assert mode == "messages"
+    assert "weight 0" in warnings[0]
+    assert all("weight" not in m for row in rows for m in row["messages"])
+    pair = {
+        "input": {"messages": [{"role": "user", "content": "q"}], "tools": [{"type": "function"}]},
+        "preferred_output": [{"role": "assistant", "content": "good"}],
+        "non_preferred_output": [{"role": "assistant", "content": "bad"}],
+    }
+    (row,) = dpo_rows([pair])
+    assert row["chosen"] == [{"role": "assistant", "content": "good"}]
+    assert row["rejected"] == [{"role": "assistant", "content": "bad"}]
+    assert json.loads(row["tools"]) == [{"type": "function"}]
+
+
+def test_the_grader_is_the_reward_and_its_errors_are_heard() -> None:
+    errors: list[str] = []
+    reward = grader_reward(
+        {
+            "type": "string_check",
+            "name": "exact",
+            "input": "{{ sample.output_text }}",
+            "reference": "{{ item.colour }}",
+            "operation": "eq",
+        },
+        on_error=errors.append,
+    )
+    assert reward.__name__ == "exact"  # TRL logs it as rewards/exact/mean
+    items = [json.dumps({"colour": "blue"}), json.dumps({"colour": "red"}), json.dumps({})]
+    completions = [
+        [{"role": "assistant", "content": "blue"}],
+        [{"role": "assistant", "content": "blue"}],
+        "blue",
+    ]
+    assert reward(completions=completions, **{ITEM_COLUMN: items}) == [1.0, 0.0, 0.0]
+    assert len(errors) == 1
+    assert "colour" in errors[0]  # the missing field is named, not a silent zero
 
 
 def test_base_model_must_be_on_disk(tmp_path: Path) -> None:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-    from pytest_modelopt.records import CaseRecord
     from tests.support.fake_openai import FakeOpenAI, RecordedRequest
 
 TEACHER = "gpt-4.1"
@@ -80,9 +79,7 @@ def call(
 
 
 def list_requests(server: FakeOpenAI) -> list[RecordedRequest]:
-    return [
-        r for r in server.requests if r.method == "GET" and r.path == "/v1/chat/completions"
-    ]
+    return [r for r in server.requests if r.method == "GET" and r.path == "/v1/chat/completions"]
 
 
 def query(request: RecordedRequest) -> dict[str, list[str]]:
@@ -136,7 +133,9 @@ def test_tag_verdicts_sends_the_full_metadata_map(
     }
     assert by_id[stored["geo/it"]]["metadata"][META_VERDICT] == "failed"
     assert META_VERDICT not in by_id[stored["geo/nl"]]["metadata"]
-    updates = [r for r in server.requests if r.method == "POST" and r.path != "/v1/chat/completions"]
+    updates = [
+        r for r in server.requests if r.method == "POST" and r.path != "/v1/chat/completions"
+    ]
     assert len(updates) == 7
     assert all(set(r.body) == {"metadata"} for r in updates)
 
@@ -172,13 +171,13 @@ def test_passing_teacher_answers_become_the_sft_set(
     training = training_data.sft(records, Selection(teacher=TEACHER, holdout_fraction=0.0))
     assert training.examples == [
         {"messages": [*prompt(q), {"role": "assistant", "content": a}]}
-        for q, a in (
-            ("Capital of France?", "Paris"),
+        for q, a in (  # sorted by case id
             ("Capital of Germany?", "Berlin"),
             ("Capital of Spain?", "Madrid"),
+            ("Capital of France?", "Paris"),
         )
     ]
-    assert sorted(training.case_ids) == ["de", "es", "fr"]
+    assert training.case_ids == ["de", "es", "fr"]
     assert training.evals == ["geo"]
 
 
@@ -192,8 +191,7 @@ def test_every_verdict_is_read_and_only_passing_ones_are_trained_on(
     assert all("metadata[modelopt_eval]" not in query(r) for r in listings)
     by_case = {(r.eval, r.model, r.case_id): r for r in records}
     assert sorted(by_case) == sorted(
-        [(e, TEACHER, c) for e, c, _, _, v in CASES if v is not None]
-        + [("geo", STUDENT, "fr")]
+        [(e, TEACHER, c) for e, c, _, _, v in CASES if v is not None] + [("geo", STUDENT, "fr")]
     )
     assert records.skipped == {
         "no verdict tag (modelopt_verdict)": 1,
@@ -204,16 +202,21 @@ def test_every_verdict_is_read_and_only_passing_ones_are_trained_on(
     assert [(g.score, g.passed) for g in failed.grades] == [(0.0, False)]
     errored = by_case[("geo", TEACHER, "pt")]
     assert (errored.status, errored.grades, errored.score) == ("error", [], None)
-    assert errored.error is not None and errored.error.kind == "stored_verdict"
+    assert errored.error is not None
+    assert errored.error.kind == "stored_verdict"
     student = by_case[("geo", STUDENT, "fr")]
     assert (student.status, student.output) == ("failed", "Lyon")
 
     training = training_data.sft(records, Selection(teacher=TEACHER, holdout_fraction=0.0))
-    answers = [example["messages"][-1]["content"] for example in training.examples]
-    assert sorted(answers) == ["4", "Berlin", "Madrid", "Paris"]
-    assert all(example["messages"][:-1] == prompt(q) for example, q in zip(
-        training.examples, ["Capital of Germany?", "Capital of Spain?", "Capital of France?", "What is 2+2?"], strict=True
-    ))
+    assert training.examples == [  # sorted by (eval, case): geo/de, geo/es, geo/fr, math/add
+        {"messages": [*prompt(q), {"role": "assistant", "content": a}]}
+        for q, a in (
+            ("Capital of Germany?", "Berlin"),
+            ("Capital of Spain?", "Madrid"),
+            ("Capital of France?", "Paris"),
+            ("What is 2+2?", "4"),
+        )
+    ]
     assert training.skipped == {"did not pass": 2}
     assert sorted(training.evals) == ["geo", "math"]
 
@@ -224,9 +227,9 @@ def test_eval_globs_are_matched_here_and_limit_stops_the_listing(
     records = stored_records(client, evals=["m*"], page_size=3)
     assert [(r.eval, r.case_id) for r in records] == [("math", "add")]
     assert all(f"metadata[{META_EVAL}]" not in query(r) for r in list_requests(server))
-    assert records.skipped["another eval"] == 6  # the five tagged geo calls and the student's
+    assert records.skipped["another eval"] == 7  # the six geo calls and the student's
 
-    assert stored_records(client, evals=["geo", "nope"], verdict="failed").__len__() == 2
+    assert len(stored_records(client, evals=["geo", "nope"], verdict="failed")) == 2
     assert [r.model for r in stored_records(client, model=STUDENT)] == [STUDENT]
 
     before = len(list_requests(server))
@@ -289,8 +292,8 @@ def test_an_api_error_is_one_clear_error_without_the_key(
     assert "SECRET" not in message
     assert message.startswith("listing stored chat completions failed (auth): HTTP 401")
     assert "OPENAI_API_KEY" in message
-    assert "read stored chat completions" in message
-    assert "store = true" in message
+    assert "allowed to read stored chat completions" in message
+    assert message.count("OPENAI_API_KEY") == 1
     assert excinfo.value.__cause__ is None  # the SDK exception (and its request) is not chained
 
     server.stored_completions_fault(403, "Missing scopes: api.model.read", action="messages")
@@ -346,7 +349,10 @@ def test_tag_verdicts_collects_failures_as_warnings(
 
 def test_tagging_many_runs_concurrently(server: FakeOpenAI, client: openai.OpenAI) -> None:
     ids = [call(client, "geo", f"c{i}", f"question {i}")[0] for i in range(20)]
-    tags = [(i, {META_EVAL: "geo", META_CASE: f"c{n}", META_VERDICT: "passed"}) for n, i in enumerate(ids)]
+    tags = [
+        (completion_id, {META_EVAL: "geo", META_CASE: f"c{n}", META_VERDICT: "passed"})
+        for n, completion_id in enumerate(ids)
+    ]
     assert tag_verdicts(client, tags, concurrency=8) == []
     records = stored_records(client, verdict="passed")
     assert [r.case_id for r in records] == [f"c{i}" for i in range(20)]
@@ -362,5 +368,17 @@ def test_bad_arguments_are_rejected(client: openai.OpenAI) -> None:
     assert list(stored_records(client, limit=0)) == []
 
 
-def _records_are_case_records(records: list[CaseRecord]) -> None:  # typing check only
-    _ = records
+def test_a_dated_snapshot_counts_as_the_model_asked_for(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.chat_snapshots = {TEACHER: f"{TEACHER}-2025-04-14"}
+    server.reply("Paris")
+    for model in (TEACHER, f"{TEACHER}-nano"):  # a longer name is another model
+        completion_id, metadata = call(client, "geo", "fr", "Capital of France?", model=model)
+        assert tag_verdicts(client, [(completion_id, {**metadata, META_VERDICT: "passed"})]) == []
+    (record,) = stored_records(client, model=TEACHER)
+    assert (record.model, record.note) == (TEACHER, f"stored completion of {TEACHER}-2025-04-14")
+    training = training_data.sft([record], Selection(teacher=TEACHER, holdout_fraction=0.0))
+    assert len(training.examples) == 1
+    unfiltered = {r.model for r in stored_records(client)}
+    assert unfiltered == {f"{TEACHER}-2025-04-14", f"{TEACHER}-nano"}

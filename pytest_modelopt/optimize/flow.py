@@ -30,7 +30,15 @@ def plugin_hooks() -> Any:
 
     from .. import hookspecs
 
-    manager = pluggy.PluginManager("pytest")
+    class Manager(pluggy.PluginManager):
+        def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+            # like pytest's: a plugin's pytest_modelopt_* functions need no @hookimpl
+            opts = super().parse_hookimpl_opts(plugin, name)
+            if opts is None and name.startswith("pytest_modelopt_"):
+                return {}
+            return opts
+
+    manager = Manager("pytest")
     manager.add_hookspecs(hookspecs)
     manager.load_setuptools_entrypoints("modelopt")
     return manager.hook
@@ -149,6 +157,8 @@ class Finetuner:
             self.hook.pytest_modelopt_finetune_job(job=job)
         if follow and not job.done:
             job = self.follow(job, chosen, timeout=timeout)
+            error = f" ({job.error})" if job.error else ""
+            self.say(f"{name} job {job.id}: {job.status}{error}")
         return job
 
     def follow(

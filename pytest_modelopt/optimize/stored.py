@@ -105,6 +105,8 @@ def stored_records(
         raise ValueError("limit must be >= 0")
     if not 1 <= page_size <= _PAGE_SIZE:
         raise ValueError(f"page_size must be from 1 to {_PAGE_SIZE}")
+    if isinstance(evals, str):  # one name, not its characters
+        evals = (evals,)
     out = StoredRecords()
     if limit == 0:
         return out
@@ -140,7 +142,7 @@ def stored_records(
 
     samples: dict[tuple[str, str, str], int] = {}
     for completion, prompt in zip(chosen, inputs, strict=True):
-        out.append(_record(completion, prompt, samples))
+        out.append(_record(completion, prompt, samples, model))
     if not out:
         passed_over = "; ".join(f"{n} {why}" for why, n in sorted(out.skipped.items()))
         out.notes.append(
@@ -169,8 +171,8 @@ def tag_verdicts(
             client.chat.completions.update(completion_id, metadata=dict(metadata))
         except Exception as exc:
             failure = classify(exc)
-            why = redact(failure.message, secrets).rstrip(". ")
-            hint = _hint(failure.status, failure.retryable, writing=True)
+            why = _why(failure.message, secrets)
+            hint = _hint(failure.status, failure.retryable, one=True, writing=True)
             return (
                 f"could not tag stored completion {completion_id} ({failure.kind}): {why}; {hint}"
             )
@@ -264,7 +266,10 @@ def _input_messages(
         items = list(_pages(page, _MAX_MESSAGE_PAGES))
     except Exception as exc:
         raise _api_error(
-            exc, f"reading the input messages of stored completion {completion_id}", secrets
+            exc,
+            f"reading the input messages of stored completion {completion_id}",
+            secrets,
+            one=True,
         ) from None
     messages: list[dict[str, Any]] = []
     for item in items:
@@ -281,12 +286,20 @@ def _record(
     completion: dict[str, Any],
     prompt: list[dict[str, Any]],
     samples: dict[tuple[str, str, str], int],
+    asked: str | None,
 ) -> CaseRecord:
-    """One stored completion as the case record a local run would have written."""
+    """One stored completion as the case record a local run would have written.
+
+    The model is the completion's, except that a dated snapshot of the model ``asked`` for
+    is recorded under the name asked (the snapshot goes in ``note``): the eval ran as
+    ``gpt-4o``, and a ``Selection(teacher="gpt-4o")`` must find it.
+    """
     metadata = completion["metadata"]
     eval_name, case_id = str(metadata[META_EVAL]), str(metadata[META_CASE])
     status: Status = metadata[META_VERDICT]
-    model = str(completion.get("model") or "")
+    answered = str(completion.get("model") or "")
+    model = asked if asked is not None and answered != asked else answered
+    note = f"stored completion of {answered}" if model != answered else None
     key = (eval_name, model, case_id)
     sample = samples.get(key, 0)
     samples[key] = sample + 1
@@ -330,6 +343,7 @@ def _record(
             reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
         ),
         calls=1,
+        note=note,
         finished_at=finished_at,
     )
 
@@ -341,28 +355,39 @@ def _secrets(client: Any) -> tuple[str, ...]:
     return (key,) if isinstance(key, str) and len(key.strip()) >= 8 else ()
 
 
-def _hint(status: int | None, retryable: bool, *, writing: bool = False) -> str:
+def _why(message: str, secrets: tuple[str, ...]) -> str:
+    """The failure's text on one line, redacted, without the generic key hint (the hint
+    says more)."""
+    text = " ".join(redact(message, secrets).split())
+    return text.removesuffix(" (check OPENAI_API_KEY)").rstrip(". ")
+
+
+def _hint(status: int | None, retryable: bool, *, one: bool = False, writing: bool = False) -> str:
+    """What to check after a failure; ``one``: the request was about one completion."""
     access = "write (update)" if writing else "read"
     if status in (401, 403):
         return (
-            "check OPENAI_API_KEY: the key must be valid and allowed to "
-            f"{access} stored chat completions (a restricted key needs the Chat completions "
-            "permission), in the project that made the calls"
+            f"check OPENAI_API_KEY: it must be valid and allowed to {access} stored chat "
+            "completions (a restricted key needs that permission on /v1/chat/completions), "
+            "in the project that made the calls"
         )
     if status == 404:
+        gone = "the completion was deleted or made in another project, or " if one else ""
         return (
-            "this server may not keep stored completions (only OpenAI's platform does; "
-            "vLLM, Ollama and most compatible servers do not: check OPENAI_BASE_URL), or the "
-            f"completion was deleted; {_STORE_HINT}"
+            f"{gone}this server keeps no stored completions (only OpenAI's platform does; "
+            "vLLM, Ollama and most compatible servers do not: check OPENAI_BASE_URL); "
+            f"{_STORE_HINT}"
         )
     if retryable:
         return "try again later"
     return _STORE_HINT
 
 
-def _api_error(exc: Exception, doing: str, secrets: tuple[str, ...]) -> StoredCompletionsError:
+def _api_error(
+    exc: Exception, doing: str, secrets: tuple[str, ...], *, one: bool = False
+) -> StoredCompletionsError:
     """One message for an SDK failure: what failed, the status and why, what to check."""
     failure = classify(exc)
-    why = redact(failure.message, secrets).rstrip(". ")
-    hint = _hint(failure.status, failure.retryable)
+    why = _why(failure.message, secrets)
+    hint = _hint(failure.status, failure.retryable, one=one)
     return StoredCompletionsError(f"{doing} failed ({failure.kind}): {why}; {hint}")

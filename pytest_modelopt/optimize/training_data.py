@@ -298,19 +298,54 @@ BUILDERS = {"sft": sft, "dpo": dpo, "rft": rft}
 # -- the RFT reward -------------------------------------------------------------------
 
 
-def _templated(value: Any, item: dict[str, Any]) -> Any:
-    """A grader's JSON with every string equal to one of the case's fields as its template."""
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Any]]:
+    """Every scalar in a JSON value, with its path."""
     if isinstance(value, dict):
-        return {k: _templated(v, item) for k, v in value.items()}
+        return [leaf for k, v in value.items() for leaf in _leaves(v, (*path, k))]
     if isinstance(value, list):
-        return [_templated(v, item) for v in value]
-    if isinstance(value, str) and "{{" not in value:
-        matches = sorted(
-            k for k, v in item.items() if isinstance(v, (str, int, float)) and str(v) == value
-        )
-        if len(matches) == 1 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", matches[0]):
-            return "{{ item." + matches[0] + " }}"
-    return value
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, (*path, i))]
+    return [(path, value)]
+
+
+def _replace(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {k: _replace(v, rest, new) if k == head else v for k, v in value.items()}
+    return [_replace(v, rest, new) if i == head else v for i, v in enumerate(value)]
+
+
+def _field_names(value: Any, item: dict[str, Any]) -> set[str]:
+    return {
+        k
+        for k, v in item.items()
+        if isinstance(v, (str, int, float))
+        and str(v) == str(value)
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)
+    }
+
+
+def _one_template(definitions: list[dict[str, Any]], items: list[dict[str, Any]]) -> Any:
+    """One grader JSON that, filled with each case's fields, is each case's grader; or None.
+
+    Where the graders differ, a value must be the same field of every case (``reference:
+    case["category"]``): that place becomes ``{{ item.category }}``.
+    """
+    template: Any = definitions[0]
+    shape = [path for path, _ in _leaves(template)]
+    for definition in definitions[1:]:
+        if [path for path, _ in _leaves(definition)] != shape:
+            return None
+    for index, path in enumerate(shape):
+        values = [_leaves(d)[index][1] for d in definitions]
+        if len({json.dumps(v) for v in values}) == 1:
+            continue
+        fields = set.intersection(*(_field_names(v, i) for v, i in zip(values, items, strict=True)))
+        if not fields or not all(isinstance(v, str) for v in values):
+            return None
+        template = _replace(template, path, "{{ item." + sorted(fields)[0] + " }}")
+    return template
 
 
 def reward_grader(records: Sequence[CaseRecord]) -> tuple[dict[str, Any], list[str]]:
@@ -322,33 +357,31 @@ def reward_grader(records: Sequence[CaseRecord]) -> tuple[dict[str, Any], list[s
     said so); several graders become a ``multi`` grader averaging them.
     """
     notes: list[str] = []
-    by_name: dict[str, list[dict[str, Any] | None]] = defaultdict(list)
+    by_name: dict[str, list[tuple[dict[str, Any] | None, dict[str, Any]]]] = defaultdict(list)
     for record in records:
         for grade in record.grades:
-            if grade.name == "assert":
-                continue
-            by_name[grade.name].append(
-                _templated(grade.grader, record.item or {}) if grade.grader else None
-            )
+            if grade.name != "assert":
+                by_name[grade.name].append((grade.grader, record.item or {}))
     kept: dict[str, dict[str, Any]] = {}
-    for name, definitions in sorted(by_name.items()):
-        if any(d is None for d in definitions):
+    for name, graded in sorted(by_name.items()):
+        definitions = [d for d, _ in graded if d is not None]
+        if len(definitions) < len(graded):
             notes.append(f"grader {name!r} is a Python function: left out of the reward")
             continue
-        if len(definitions) < len(records):
+        if len(graded) < len(records):
             notes.append(
-                f"grader {name!r} graded {len(definitions)} of {len(records)} cases: "
+                f"grader {name!r} graded {len(graded)} of {len(records)} cases: "
                 "left out of the reward"
             )
             continue
-        distinct = {json.dumps(d, sort_keys=True) for d in definitions}
-        if len(distinct) > 1:
+        template = _one_template(definitions, [item for _, item in graded])
+        if template is None:
             notes.append(
                 f"grader {name!r} differs between cases beyond their fields: left out of the "
                 "reward (declare it with {{ item.<field> }} templates)"
             )
             continue
-        kept[name] = json.loads(distinct.pop())
+        kept[name] = template
     if not kept:
         raise TrainingDataError(
             "no grader of this eval can be the reward: "

@@ -352,6 +352,8 @@ class _StoredCompletion:
     payload: dict[str, Any]
     metadata: dict[str, str]
     messages: list[dict[str, Any]]
+    #: The model the request named (``payload["model"]`` is the one that answered).
+    requested_model: str = ""
 
     @property
     def id(self) -> str:
@@ -595,6 +597,9 @@ class FakeOpenAI:
         #: When False the stored-completions API answers 404 (``store`` is then ignored),
         #: like vLLM, Ollama and most compatible servers.
         self.stored_completions_enabled: bool = True
+        #: The model a chat reply names for the one asked, as OpenAI answers ``gpt-4o``
+        #: with ``gpt-4o-2024-08-06``; unlisted models answer as themselves.
+        self.chat_snapshots: dict[str, str] = {}
         self._stored: dict[str, _StoredCompletion] = {}  # insertion order: oldest first
         self._stored_faults: list[tuple[str | None, int, str, str | None]] = []
         self._files: dict[str, _File] = {}
@@ -782,6 +787,7 @@ class FakeOpenAI:
             self.fine_tuning_steps = 3
             self.fine_tuning_lost_replies = 0
             self.stored_completions_enabled = True
+            self.chat_snapshots = {}
             self._stored.clear()
             self._stored_faults.clear()
             self._files.clear()
@@ -1511,6 +1517,7 @@ class FakeOpenAI:
                 payload=json.loads(json.dumps(payload)),
                 metadata=dict(metadata) if isinstance(metadata, dict) else {},
                 messages=_store_messages(payload["id"], body["messages"]),
+                requested_model=str(body["model"]),
             )
 
     def _serve_stored(self, request: web.Request, raw: bytes, body: Any) -> web.Response | None:
@@ -1577,7 +1584,8 @@ class FakeOpenAI:
 
     def _list_stored(self, query: Mapping[str, str], order: str) -> web.Response:
         """Stored completions, oldest first (``order=asc``), with every ``metadata[k]=v``
-        pair and the ``model`` asked for."""
+        pair and the ``model`` asked for (the request's model or its snapshot: OpenAI does
+        not document which it matches, so clients must cope with either)."""
         wanted = {
             key[len("metadata[") : -1]: value
             for key, value in query.items()
@@ -1588,7 +1596,7 @@ class FakeOpenAI:
             items = [
                 stored.to_json()
                 for stored in self._stored.values()
-                if (model is None or stored.payload["model"] == model)
+                if model in (None, stored.requested_model, stored.payload["model"])
                 and all(stored.metadata.get(k) == v for k, v in wanted.items())
             ]
         if order == "desc":
@@ -1701,7 +1709,8 @@ class FakeOpenAI:
                 except _ReplyError as exc:
                     return _error(500, str(exc), "server_error")
                 if endpoint == "chat":
-                    payload = _chat_payload(body, model, reply, texts, digest)
+                    answered = self.chat_snapshots.get(model, model)
+                    payload = _chat_payload(body, answered, reply, texts, digest)
                     if body.get("store") is True and self.stored_completions_enabled:
                         self._store_completion(path, body, payload)
                 else:

@@ -61,6 +61,7 @@ BASE_LEARNING_RATE = {"sft": 2e-5, "dpo": 1e-6, "rft": 1e-6}
 DEFAULT_EPOCHS = {"sft": 3, "dpo": 1, "rft": 1}
 DEFAULT_BATCH_SIZE = {"sft": 4, "dpo": 2, "rft": 2}
 CANCEL_GRACE_S = 10.0
+SPAWN_GRACE_S = 30.0
 
 
 class _State(BaseModel):
@@ -99,12 +100,14 @@ def job_id_for(dataset_sha256: str) -> str:
     return f"local-{dataset_sha256[:12]}"
 
 
-def serve_hint(model_dir: Path) -> str:
+def serve_hint(model_dir: Path, name: str) -> str:
     """How to put the checkpoint behind an OpenAI-compatible API for ``--eval-models``."""
     return (
-        f"GPU: vllm serve {model_dir} --served-model-name {model_dir.name}; "
-        f"CPU: python -m pytest_modelopt.optimize.serve_hf {model_dir} --port 8000; "
-        "then run the evals with --eval-models pointing at http://127.0.0.1:8000/v1"
+        f"serve it as {name!r}: on a GPU `vllm serve {model_dir} --served-model-name {name} "
+        f"--port 8000`; on this machine `python -m pytest_modelopt.optimize.serve_hf {model_dir} "
+        f"--model-name {name} --port 8000` (or convert it to GGUF with llama.cpp's "
+        "convert_hf_to_gguf.py and serve that with `python -m llama_cpp.server`); then "
+        f"`OPENAI_BASE_URL=http://127.0.0.1:8000/v1 pytest --eval-models {name}`"
     )
 
 
@@ -272,7 +275,12 @@ class LocalBackend:
         if status.status not in FINAL_STATUSES:
             pid = status.pid or _read_pid(work)
             proc = self._procs.get(job.id)
-            alive = proc.poll() is None if proc is not None else _pid_alive(pid)
+            if proc is not None:
+                alive = proc.poll() is None
+            elif pid is None:  # queued, and the launcher has not yet written the child's pid
+                alive = time.time() - status.created_at < SPAWN_GRACE_S
+            else:
+                alive = _pid_alive(pid)
             if not alive:
                 # The child died without a word (killed, out of memory): it is failed, say where.
                 status = _read_status(work) or status  # it may have finished meanwhile
@@ -349,7 +357,7 @@ class LocalBackend:
             error=status.error,
             checkpoints=[str(model)] if succeeded else [],
             metrics=status.metrics,
-            serve_hint=serve_hint(model) if succeeded else None,
+            serve_hint=serve_hint(model, config.job_id) if succeeded else None,
             launch_dir=config.launch_dir,
         )
 
@@ -574,8 +582,14 @@ def completion_text(completion: Any) -> str:
     return _text(completion)
 
 
-def grader_reward(grader_data: dict[str, Any]) -> Callable[..., list[float]]:
-    """The eval's grader as a GRPO reward: its score on each completion, the row as ``item``."""
+def grader_reward(
+    grader_data: dict[str, Any], on_error: Callable[[str], None] | None = None
+) -> Callable[..., list[float]]:
+    """The eval's grader as a GRPO reward: its score on each completion, the row as ``item``.
+
+    An output the grader cannot grade scores 0, as in OpenAI's RFT; ``on_error`` hears why,
+    so a grader that can never run here (a judge without a client) is not silently zero.
+    """
     from ...graders.base import GraderError, from_openai
 
     grader = from_openai(grader_data)
@@ -587,8 +601,10 @@ def grader_reward(grader_data: dict[str, Any]) -> Callable[..., list[float]]:
             item = json.loads(item_json) if item_json else {}
             try:
                 scores.append(float(grader.grade(completion_text(completion), item).score))
-            except GraderError:
-                scores.append(0.0)  # an ungradable output earns nothing, as in OpenAI's RFT
+            except GraderError as exc:
+                scores.append(0.0)
+                if on_error is not None:
+                    on_error(str(exc))
         return scores
 
     reward.__name__ = grader.label.replace(" ", "_") or "grader"
@@ -660,7 +676,8 @@ class _Recorder:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.status = _read_status(work) or RunStatus(status="queued", created_at=time.time())
-        self.seq = sum(1 for _ in _read_events(work))
+        events = work / "events.jsonl"  # an id is a line number: count lines, not parsed events
+        self.seq = len(events.read_bytes().splitlines()) if events.is_file() else 0
 
     def event(self, message: str, data: dict[str, Any] | None = None, level: str = "info") -> None:
         self.seq += 1
@@ -669,6 +686,17 @@ class _Recorder:
         )
         with (self.work / "events.jsonl").open("a", encoding="utf-8") as out:
             out.write(event.model_dump_json() + "\n")
+
+    def once(self, level: str, limit: int = 5) -> Callable[[str], None]:
+        """An event per distinct message, at most ``limit`` of them: for per-sample errors."""
+        seen: set[str] = set()
+
+        def report(message: str) -> None:
+            if message not in seen and len(seen) < limit:
+                seen.add(message)
+                self.event(message, level=level)
+
+        return report
 
     def set(self, **changes: Any) -> None:
         for key, value in changes.items():
@@ -725,14 +753,26 @@ def _load(config: RunConfig) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"local_files_only": True}
+    model_kwargs: dict[str, Any] = {}
     if config.gguf_file:
         kwargs["gguf_file"] = config.gguf_file
+        # Training needs plain dense weights: unpack every GGUF block at load time.
+        with contextlib.suppress(ImportError):
+            from transformers import GgufConfig
+
+            model_kwargs["quantization_config"] = GgufConfig(dequantize=True)
     tokenizer = AutoTokenizer.from_pretrained(config.model_dir, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(
         config.model_dir,
         dtype=torch.float32 if config.device == "cpu" else "auto",
         **kwargs,
+        **model_kwargs,
     )
+    quantizer = getattr(model, "hf_quantizer", None)
+    if config.gguf_file and quantizer is not None:
+        # The weights are dense now; the GGUF marker left on the model would make the Trainer
+        # refuse it ("does not support training") and save_pretrained refuse to write it.
+        quantizer.remove_quantization_config(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
@@ -863,7 +903,7 @@ def _build_trainer(
     )
     return GRPOTrainer(
         model=model,
-        reward_funcs=[grader_reward(grader)],
+        reward_funcs=[grader_reward(grader, on_error=recorder.once("warn"))],
         args=args,
         train_dataset=Dataset.from_list(rft_rows(train)),
         **common,
