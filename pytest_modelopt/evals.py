@@ -255,6 +255,7 @@ class CaseState:
     note: str | None = None
     judge_calls: list[Completion] = field(default_factory=list)
     completion_id: str | None = None
+    completion_metadata: dict[str, str] | None = None
 
     declared: bool = False
 
@@ -265,6 +266,8 @@ class CaseState:
             self.input, self.output = input, completion.text
             response_id = (completion.response or {}).get("id")
             self.completion_id = str(response_id) if response_id else None
+            metadata = completion.request.get("metadata") if completion.request else None
+            self.completion_metadata = dict(metadata) if isinstance(metadata, dict) else None
             self.declared = self.declared or declared
 
     def add_grade(self, grade: Grade, grader: Grader) -> None:
@@ -305,6 +308,7 @@ class CaseState:
             output=self.output,
             item=dict(self.param.case) if self.param.case is not None else None,
             completion_id=self.completion_id,
+            completion_metadata=self.completion_metadata,
             grades=grades,
             error=self.error,
             latency_s=sum(c.latency_s for c in self.calls) if self.calls else None,

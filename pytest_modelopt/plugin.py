@@ -684,16 +684,11 @@ def _tag_stored_verdicts(ev: EvalSession) -> None:
     from .records import read_cases
 
     tags = [
-        (
-            case.completion_id,
-            {
-                "modelopt_eval": case.eval[:512],
-                "modelopt_case": case.case_id[:512],
-                "modelopt_verdict": case.status,
-            },
-        )
+        (case.completion_id, {**(case.completion_metadata or {}), "modelopt_verdict": case.status})
         for case in read_cases(ev.run_dir)
-        if case.completion_id and case.status in ("passed", "failed", "error")
+        if case.completion_id
+        and "modelopt_eval" in (case.completion_metadata or {})
+        and case.status in ("passed", "failed", "error")
     ]
     if tags:
         try:

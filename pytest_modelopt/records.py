@@ -76,6 +76,7 @@ class CaseRecord(_Record):
     output: str | None = None
     item: dict[str, Any] | None = None  # the dataset row's fields: what graders read as item
     completion_id: str | None = None  # the answer's id at the provider (stored completions)
+    completion_metadata: dict[str, str] | None = None  # what it was stored with (store = true)
     grades: list[GradeRecord] = Field(default_factory=list)
     error: ErrorRecord | None = None
     latency_s: float | None = None

@@ -270,3 +270,23 @@ def test_dpo_from_two_models(project: Project, server: FakeOpenAI, method: str) 
     row = json.loads((manifest_path.parent / "train.jsonl").read_text().splitlines()[0])
     assert row["preferred_output"][0]["content"] == "other"
     assert row["non_preferred_output"][0]["content"].startswith("q")
+
+
+def test_store_true_tags_stored_completions_and_distill_reads_them(
+    project: Project, server: FakeOpenAI
+) -> None:
+    suite(project, server)
+    project.config(models=["gpt-4.1-mini"], store=True)
+    project.run("-p", "no:xdist", "--eval-record", "off")
+    stored = server.stored_completions
+    assert len(stored) == CASES
+    verdicts = sorted(c["metadata"]["modelopt_verdict"] for c in stored)
+    assert verdicts == ["failed"] * 8 + ["passed"] * 32
+    assert {c["metadata"]["modelopt_eval"] for c in stored} == {"test_suite::test_echo"}
+    done = modelopt(project, "distill", "--source", "stored", "--student", "s", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (manifest_path,) = launch_dirs(project)
+    manifest = json.loads(manifest_path.read_text())
+    held = {f"c{i:02d}" for i in range(CASES) if in_holdout(f"c{i:02d}", 0.2)}
+    assert set(manifest["trained_cases"]) == {f"c{i:02d}" for i in range(8, CASES)} - held
+    assert manifest["source_run"] == "stored-completions"

@@ -11,6 +11,7 @@ from ..config import load_settings
 from ..records import resolve_run
 from .base import BackendError, JobInfo, read_job, read_manifest, write_job
 from .launch import LaunchRefused, launches
+from .stored import StoredCompletionsError
 from .training_data import TrainingDataError
 
 if TYPE_CHECKING:
@@ -39,7 +40,11 @@ def _records(args: argparse.Namespace, finetuner: Finetuner) -> tuple[list[Any],
         settings = finetuner.settings
         client = ModelClient(base_url=settings.base_url, timeout=settings.timeout, max_retries=2)
         records = stored_records(client.sdk(), evals=args.eval or (), model=args.teacher)
-        return records, "stored-completions"
+        for reason, count in sorted(records.skipped.items()):
+            print(f"stored completions left out: {count} ({reason})")
+        for note in records.notes:
+            print(f"stored completions: {note}")
+        return list(records), "stored-completions"
     run_dir = resolve_run(args.run, finetuner.settings.dir / "runs")
     return list(read_cases(run_dir)), read_run_info(run_dir).run_id
 
@@ -60,7 +65,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
             evals=args.eval,
             min_score=args.min_score,
         )
-    except TrainingDataError as exc:
+    except (TrainingDataError, StoredCompletionsError) as exc:
         print(f"modelopt {args.cmd}: {exc}", file=sys.stderr)
         return 2
     backend = args.finetune_backend or finetuner.settings.finetune.backend
@@ -71,10 +76,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         return 0 if prepared.report.ok else 1
     try:
         job = finetuner.launch(prepared, backend=backend, follow=args.follow)
-    except LaunchRefused as exc:
-        print(f"modelopt {args.cmd}: {exc}", file=sys.stderr)
-        return 1
-    except BackendError as exc:
+    except (LaunchRefused, BackendError) as exc:
         print(f"modelopt {args.cmd}: {exc}", file=sys.stderr)
         return 1
     for line in finetuner.next_steps(job, prepared):
