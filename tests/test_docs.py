@@ -29,7 +29,7 @@ def test_every_marker_argument_is_documented(argument: str) -> None:
     assert f"| `{argument}` |" in REFERENCE
 
 
-@pytest.mark.parametrize("fixture", ["llm", "model", "completion", "case", "grade"])
+@pytest.mark.parametrize("fixture", ["llm", "model", "completion", "case", "grade", "finetune"])
 def test_every_fixture_is_documented(fixture: str) -> None:
     assert f"| `{fixture}` |" in REFERENCE
 

@@ -107,6 +107,7 @@ def test_plain_assert_is_a_grade(project: Project) -> None:
             "reason": "",
             "error": None,
             "sub_scores": {},
+            "grader": None,  # a plain assert has no grader to export
         }
     ]
     failed = cases["t2"]["grades"][0]

@@ -183,7 +183,9 @@ class Finetuner:
 
     def next_steps(self, job: JobInfo, prepared: Prepared) -> list[str]:
         """What to run once the job is done: the same evals on the student, then compare."""
-        model = job.fine_tuned_model or "<the fine-tuned model, once the job succeeds>"
+        # a local checkpoint is served under its job id (see its serve hint)
+        model = job.id if job.checkpoint_dir else job.fine_tuned_model
+        model = model or "<the fine-tuned model, once the job succeeds>"
         run = prepared.manifest.source_run or "RUN"
         lines = [f"follow it: modelopt jobs follow {prepared.launch_dir}"] if not job.done else []
         if job.serve_hint:

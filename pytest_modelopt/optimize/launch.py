@@ -220,9 +220,10 @@ def launches(root: Path) -> list[tuple[Path, Manifest, JobInfo | None]]:
 
 
 def trained_on(model: str, root: Path) -> tuple[Path, Manifest] | None:
-    """The launch that produced ``model`` (a fine-tuned id or checkpoint path), if known."""
+    """The launch that produced ``model`` (its fine-tuned name, its checkpoint's path, or
+    the job id a local checkpoint is served under), if known."""
     for launch_dir, manifest, job in launches(root):
-        names = {job.fine_tuned_model, job.checkpoint_dir} if job else set()
+        names = {job.id, job.fine_tuned_model, job.checkpoint_dir} if job else set()
         names |= set(job.checkpoints) if job else set()
         if model in names - {None}:
             return launch_dir, manifest
