@@ -42,6 +42,7 @@ from .summary import failing_evals
 
 if TYPE_CHECKING:
     from .optimize.flow import Finetuner
+    from .sender import Sender
 
 SESSION = pytest.StashKey[EvalSession]()
 STATE = pytest.StashKey[CaseState]()
@@ -217,6 +218,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
     pending = spec.pending_reason
+    if spec.prompt_path is not None and pending is None and not _is_worker(config):
+        session.warm_sender()  # declared completions are coming
     marks_for_param = [pytest.mark.skip(reason=pending)] if pending else []
     values = [
         pytest.param(param, id=param.id, marks=marks_for_param) for param in params_for(spec, cases)
@@ -372,7 +375,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         ev.generator = CompletionGenerator(
             ev.client,
             concurrency=ev.settings.concurrency,
-            sender=ev.client.sender() if _use_sender(ev.settings.sender, len(jobs)) else None,
+            sender=_sender_for(ev, len(jobs)),
         )
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and session.config.get_verbosity() >= 0:
@@ -393,11 +396,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         ev.generator.start(jobs)
 
 
-def _use_sender(setting: str, jobs: int) -> bool:
+def _sender_for(ev: EvalSession, jobs: int) -> Sender | None:
     """A helper process pays off once there is a second core and enough requests."""
-    if setting == "auto":
-        return (os.cpu_count() or 1) > 1 and jobs >= 16
-    return setting == "process"
+    setting = ev.settings.sender
+    wanted = setting == "process" or (
+        setting == "auto" and (os.cpu_count() or 1) > 1 and jobs >= 16
+    )
+    if not wanted:
+        return None
+    return ev.sender or ev.client.sender()
 
 
 def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:
@@ -582,7 +589,8 @@ def _apply_outcome(
         record = state.record()
         session = item.config.stash[SESSION]
         session.write(record)
-        report.user_properties.extend(_junit_properties(record))
+        if item.config.option.xmlpath:  # only --junitxml reads them: memory stays flat
+            report.user_properties.extend(_junit_properties(record))
         del item.stash[STATE]  # the record is on disk: memory stays flat
         item.config.hook.pytest_modelopt_case_result(record=record)
 

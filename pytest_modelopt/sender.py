@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -39,30 +40,56 @@ class SenderFailure(Exception):
 
 
 class Sender:
-    """The parent's side: one child per event loop, started on the first request."""
+    """The parent's side: one child, started ahead (``warm_up``) or on the first request."""
 
     def __init__(self, *, base_url: str | None, api_key: str | None) -> None:
         self.base_url = base_url
         self.api_key = api_key
-        self._proc: asyncio.subprocess.Process | None = None
-        self._starting: asyncio.Lock | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock: asyncio.Lock | None = None
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
         self._reader: asyncio.Task[None] | None = None
 
+    def warm_up(self) -> None:
+        """Start the child now, so its start-up (``import openai``) overlaps collection."""
+        if self._proc is None:
+            self._proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        if self.api_key:
+            env["OPENAI_API_KEY"] = self.api_key
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pytest_modelopt.sender",
+                *([self.base_url] if self.base_url else []),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+
     async def post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[bytes, float]:
         """The response body and latency of one attempt; ``SenderFailure`` otherwise."""
-        proc = await self._ensure()
+        writer = await self._ensure()
         self._next_id += 1
         request_id = self._next_id
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         line = json.dumps({"id": request_id, "path": path, "body": body, "timeout": timeout})
-        assert proc.stdin is not None
         try:
-            proc.stdin.write(line.encode() + b"\n")
-            await proc.stdin.drain()
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
             answer = await future
+        except (ConnectionError, RuntimeError) as exc:  # the child died under us
+            from .client import Failure
+
+            failure = Failure("connection", f"sender process: {exc}", None, True)
+            raise SenderFailure(failure) from None
         finally:
             self._pending.pop(request_id, None)
         if "failure" in answer:
@@ -71,56 +98,65 @@ class Sender:
             raise SenderFailure(Failure(**answer["failure"]))
         return answer["content"].encode(), float(answer["latency"])
 
-    async def _ensure(self) -> asyncio.subprocess.Process:
-        if self._starting is None:
-            self._starting = asyncio.Lock()
-        async with self._starting:
-            if self._proc is None or self._proc.returncode is not None:
-                env = dict(os.environ)
-                if self.api_key:
-                    env["OPENAI_API_KEY"] = self.api_key
-                self._proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "pytest_modelopt.sender",
-                    *([self.base_url] if self.base_url else []),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    env=env,
-                    limit=LINE_LIMIT,
-                )
-                self._reader = asyncio.create_task(self._read(self._proc))
-            return self._proc
+    async def _ensure(self) -> asyncio.StreamWriter:
+        """Connect this loop to the child's pipes (starting or restarting it as needed)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            alive = self._proc is not None and self._proc.poll() is None
+            if self._writer is not None and alive:
+                return self._writer
+            if not alive:
+                self._proc = self._spawn()
+            proc = self._proc
+            assert proc is not None
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader(limit=LINE_LIMIT)
+            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
+            transport, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, proc.stdin
+            )
+            self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
+            self._reader = asyncio.create_task(self._read(reader, proc))
+            return self._writer
 
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        while True:
-            raw = await proc.stdout.readline()
-            if not raw:
-                break
+    async def _read(self, reader: asyncio.StreamReader, proc: subprocess.Popen[bytes]) -> None:
+        while raw := await reader.readline():
             answer = json.loads(raw)
             future = self._pending.get(answer["id"])
             if future is not None and not future.done():
                 future.set_result(answer)
-        code = await proc.wait()
+        code = await asyncio.to_thread(proc.wait)
         from .client import Failure
 
         died = Failure("connection", f"the sender process exited ({code})", None, True)
+        self._writer = None
         for future in list(self._pending.values()):  # retried: the next attempt respawns it
             if not future.done():
                 future.set_result({"failure": asdict(died)})
 
+    def kill(self) -> None:
+        """Stop a child that was warmed up but will not be used."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
     async def close(self) -> None:
         proc = self._proc
-        if proc is None or proc.returncode is not None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        elif proc is not None and proc.stdin is not None:
+            proc.stdin.close()  # warmed up, never used
+        if proc is None:
             return
-        assert proc.stdin is not None
-        proc.stdin.close()
         try:
-            await asyncio.wait_for(proc.wait(), 5)
+            await asyncio.wait_for(asyncio.to_thread(proc.wait), 5)
         except asyncio.TimeoutError:
             proc.kill()
-            await proc.wait()
+            await asyncio.to_thread(proc.wait)
         if self._reader is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from .config import Settings
     from .generate import CompletionGenerator, Job, Progress
+    from .sender import Sender
 
 
 class EvalSession:
@@ -59,6 +60,7 @@ class EvalSession:
         self._writer: RunWriter | None = None
         self.summary: RunSummary | None = None
         self.generator: CompletionGenerator | None = None
+        self.sender: Sender | None = None  # started during collection (warm_sender)
         self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
         self.resume_from: Path | None = None
         self.baseline_dir: Path | None = None
@@ -70,6 +72,14 @@ class EvalSession:
         self.trained_cases: dict[str, set[str]] = {}  # fine-tuned model -> its training cases
         self.distill_lines: list[str] = []  # --eval-distill-to's outcome, for the summary
         self.store_warnings: list[str] = []
+
+    def warm_sender(self) -> None:
+        """Start the helper process that sends declared requests while pytest still
+        collects, so its start-up (``import openai``) is not on the critical path."""
+        usable = self.settings.sender != "thread" and self.settings.record != "none"
+        if self.sender is None and usable and (os.cpu_count() or 1) > 1:
+            self.sender = self.client.sender()
+            self.sender.warm_up()
 
     def find_fine_tunes(self) -> None:
         """Which selected models were fine-tuned here, and on which cases (their manifests)."""
@@ -231,6 +241,8 @@ class EvalSession:
     def close(self) -> None:
         if self.generator is not None:
             self.generator.stop()
+        if self.sender is not None and (self.generator is None or self.generator.sender is None):
+            self.sender.kill()  # warmed up, then not used
         if self._writer is not None:
             self._writer.close()
             self._writer = None
