@@ -327,6 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .optimize.cli import add_commands
 
     add_commands(sub)
+
+    from .github import add_commands as add_github_commands
+
+    add_github_commands(sub)
     return parser
 
 

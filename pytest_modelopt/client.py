@@ -564,11 +564,11 @@ class ModelClient:
         """The official SDK client behind this one (for Files, Batches, Fine-tuning...)."""
         return self._sync_client()
 
-    def sender(self) -> Sender:
-        """A helper process that sends this client's requests (see sender.py)."""
+    def sender(self, processes: int = 1) -> Sender:
+        """Helper processes that send this client's requests (see sender.py)."""
         from .sender import Sender
 
-        return Sender(base_url=self.base_url, api_key=self._api_key)
+        return Sender(base_url=self.base_url, api_key=self._api_key, processes=processes)
 
     def secrets(self) -> tuple[str, ...]:
         """What ``redact`` must remove from any message this client's calls produce."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import http.client
 import json
 import os
 import re
@@ -346,7 +347,7 @@ class GitHubClient:
         while True:
             try:
                 response = self._send(method, url, headers, data, sink, limit)
-            except OSError as exc:  # URLError, timeouts, resets
+            except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
                 if attempt >= self.retries:
                     raise GitHubError(
                         f"could not reach GitHub for {method} {where}: {self.clean(str(exc))}. "
@@ -379,8 +380,10 @@ class GitHubClient:
         if not detail:
             detail = response.body[:300].decode("utf-8", "replace").strip()
         detail = " ".join(detail.split())[:300]
-        limited = " (rate-limited)" if self._retryable(response) else ""
-        text = f"GitHub answered {response.status}{limited} to {method} {self._where(response.url)}"
+        limited = response.status == 429 or (response.status == 403 and self._retryable(response))
+        limited_text = " (rate-limited)" if limited else ""
+        text = f"GitHub answered {response.status}{limited_text} to {method}"
+        text += f" {self._where(response.url)}"
         text += f": {detail}." if detail else "."
         advice = _advice(response.status)
         raise GitHubError(self.clean(f"{text} {advice}".strip()), status=response.status)
@@ -1013,8 +1016,9 @@ def cmd_replay_note(args: argparse.Namespace) -> int:
     existing = md.read_text(encoding="utf-8") if md.is_file() else ""
     if REPLAY_HEADING in existing:
         return 0
+    separator = "" if not existing.strip() else "\n" if existing.endswith("\n") else "\n\n"
     with md.open("a", encoding="utf-8") as handle:
-        handle.write(("\n\n" if existing.strip() else "") + note + "\n")
+        handle.write(separator + note + "\n")
     console.line(f"added the replay note to {md}")
     return 0
 
@@ -1037,9 +1041,7 @@ def add_commands(sub: Any) -> None:
     baseline.add_argument("--out", required=True, help="unpack the artifact into this directory")
     baseline.add_argument("--artifact", default=DEFAULT_ARTIFACT, help="the artifact's name")
     baseline.add_argument("--branch", help="the branch to look on (default: the PR's base)")
-    baseline.add_argument(
-        "--require", action="store_true", help="exit 1 when there is no baseline"
-    )
+    baseline.add_argument("--require", action="store_true", help="exit 1 when there is no baseline")
     baseline.set_defaults(fn=cmd_baseline)
 
     summary = commands.add_parser("summary", help="append a Markdown file to the job summary")
@@ -1087,4 +1089,3 @@ __all__ = [
     "workflow_command",
     "write_outputs",
 ]
-

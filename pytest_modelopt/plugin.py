@@ -29,16 +29,7 @@ from .graders.base import Grade, as_grader
 from .graders.context import GradingContext, grading
 from .prompts import load_prompt
 from .records import CaseRecord, ErrorRecord, RunNotFound, finished_cases, resolve_run
-from .reports.terminal import (
-    comparison_lines,
-    error_lines,
-    failure_lines,
-    gate_lines,
-    grader_lines,
-    table_lines,
-)
 from .session import EvalSession
-from .summary import failing_evals
 
 if TYPE_CHECKING:
     from .optimize.flow import Finetuner
@@ -404,7 +395,7 @@ def _sender_for(ev: EvalSession, jobs: int) -> Sender | None:
     )
     if not wanted:
         return None
-    return ev.sender or ev.client.sender()
+    return ev.sender or ev.client.sender(processes=min(os.cpu_count() or 1, 4))
 
 
 def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:
@@ -666,7 +657,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     failed = (
         report.verdict == "fail"
         if report is not None
-        else bool(summary is not None and failing_evals(summary))
+        else bool(summary is not None and _failing(summary))
     )
     if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -705,9 +696,25 @@ def _tag_stored_verdicts(ev: EvalSession) -> None:
             ev.store_warnings = [f"could not tag stored completions: {exc}"]
 
 
+def _failing(summary: Any) -> bool:
+    from .summary import failing_evals
+
+    return bool(failing_evals(summary))
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
+    # imported here: a session pays for the report code only when it has evals to report
+    from .reports.terminal import (
+        comparison_lines,
+        error_lines,
+        failure_lines,
+        gate_lines,
+        grader_lines,
+        table_lines,
+    )
+
     ev = config.stash.get(SESSION, None)
     if ev is None or _is_worker(config):
         return

@@ -1,10 +1,11 @@
-"""Send declared requests from a helper process, so the SDK's CPU runs on another core.
+"""Send declared requests from helper processes, so the SDK's CPU runs on other cores.
 
 The official SDK spends a few milliseconds of CPU on each request (building options,
 httpx, parsing). In the pytest process that CPU shares one interpreter lock with the test
 loop, so generation and tests add up instead of overlapping. The plugin therefore hands
-each prepared request (the request hook already applied, the cache already missed) to a
-child process running ``AsyncOpenAI``; the child sends it once and answers with the raw
+each prepared request (the request hook already applied, the cache already missed) to
+child processes running ``AsyncOpenAI`` (one per core, in turn: the pytest process itself
+mostly waits for answers); a child sends it once and answers with the raw
 response body or a classified failure. Retries, backoff, the rate limiter, the cache and
 costs all stay in the parent, exactly as for in-process calls.
 
@@ -39,23 +40,36 @@ class SenderFailure(Exception):
         self.failure = failure
 
 
-class Sender:
-    """The parent's side: one child, started ahead (``warm_up``) or on the first request."""
+class _Child:
+    """One helper process and this loop's pipes to it."""
 
-    def __init__(self, *, base_url: str | None, api_key: str | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class Sender:
+    """The parent's side: ``processes`` children, started ahead (``warm_up``) or on the
+    first request; requests go to them in turn."""
+
+    def __init__(self, *, base_url: str | None, api_key: str | None, processes: int = 1) -> None:
         self.base_url = base_url
         self.api_key = api_key
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._children: list[_Child | None] = [None] * max(1, processes)
         self._lock: asyncio.Lock | None = None
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._next_id = 0
-        self._reader: asyncio.Task[None] | None = None
 
     def warm_up(self) -> None:
-        """Start the child now, so its start-up (``import openai``) overlaps collection."""
-        if self._proc is None:
-            self._proc = self._spawn()
+        """Start the children now, so their start-up (``import openai``) overlaps collection."""
+        for index, child in enumerate(self._children):
+            if child is None:
+                self._children[index] = _Child(self._spawn())
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
@@ -75,41 +89,38 @@ class Sender:
 
     async def post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[bytes, float]:
         """The response body and latency of one attempt; ``SenderFailure`` otherwise."""
-        writer = await self._ensure()
+        from .client import Failure
+
         self._next_id += 1
         request_id = self._next_id
+        child, writer = await self._ensure(request_id % len(self._children))
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        child.pending[request_id] = future
         line = json.dumps({"id": request_id, "path": path, "body": body, "timeout": timeout})
         try:
             writer.write(line.encode() + b"\n")
             await writer.drain()
             answer = await future
         except (ConnectionError, RuntimeError) as exc:  # the child died under us
-            from .client import Failure
-
             failure = Failure("connection", f"sender process: {exc}", None, True)
             raise SenderFailure(failure) from None
         finally:
-            self._pending.pop(request_id, None)
+            child.pending.pop(request_id, None)
         if "failure" in answer:
-            from .client import Failure
-
             raise SenderFailure(Failure(**answer["failure"]))
         return answer["content"].encode(), float(answer["latency"])
 
-    async def _ensure(self) -> asyncio.StreamWriter:
-        """Connect this loop to the child's pipes (starting or restarting it as needed)."""
+    async def _ensure(self, index: int) -> tuple[_Child, asyncio.StreamWriter]:
+        """This loop's pipes to child ``index``, starting or restarting it as needed."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            alive = self._proc is not None and self._proc.poll() is None
-            if self._writer is not None and alive:
-                return self._writer
-            if not alive:
-                self._proc = self._spawn()
-            proc = self._proc
-            assert proc is not None
+            child = self._children[index]
+            if child is not None and child.alive and child.writer is not None:
+                return child, child.writer
+            if child is None or not child.alive:
+                child = self._children[index] = _Child(self._spawn())
+            proc = child.proc
             assert proc.stdin is not None
             assert proc.stdout is not None
             loop = asyncio.get_running_loop()
@@ -118,48 +129,49 @@ class Sender:
             transport, protocol = await loop.connect_write_pipe(
                 asyncio.streams.FlowControlMixin, proc.stdin
             )
-            self._writer = asyncio.StreamWriter(transport, protocol, None, loop)
-            self._reader = asyncio.create_task(self._read(reader, proc))
-            return self._writer
+            child.writer = asyncio.StreamWriter(transport, protocol, None, loop)
+            child.reader = asyncio.create_task(self._read(reader, child))
+            return child, child.writer
 
-    async def _read(self, reader: asyncio.StreamReader, proc: subprocess.Popen[bytes]) -> None:
+    async def _read(self, reader: asyncio.StreamReader, child: _Child) -> None:
         while raw := await reader.readline():
             answer = json.loads(raw)
-            future = self._pending.get(answer["id"])
+            future = child.pending.get(answer["id"])
             if future is not None and not future.done():
                 future.set_result(answer)
-        code = await asyncio.to_thread(proc.wait)
+        code = await asyncio.to_thread(child.proc.wait)
         from .client import Failure
 
         died = Failure("connection", f"the sender process exited ({code})", None, True)
-        self._writer = None
-        for future in list(self._pending.values()):  # retried: the next attempt respawns it
+        child.writer = None
+        for future in list(child.pending.values()):  # retried: the next attempt respawns it
             if not future.done():
                 future.set_result({"failure": asdict(died)})
 
     def kill(self) -> None:
-        """Stop a child that was warmed up but will not be used."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+        """Stop children that were warmed up but will not be used."""
+        for child in self._children:
+            if child is not None and child.alive:
+                child.proc.kill()
+                child.proc.wait()
 
     async def close(self) -> None:
-        proc = self._proc
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        elif proc is not None and proc.stdin is not None:
-            proc.stdin.close()  # warmed up, never used
-        if proc is None:
-            return
-        try:
-            await asyncio.wait_for(asyncio.to_thread(proc.wait), 5)
-        except asyncio.TimeoutError:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
-        if self._reader is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for child in self._children:
+            if child is None:
+                continue
+            if child.writer is not None:
+                child.writer.close()
+                child.writer = None
+            elif child.proc.stdin is not None:
+                child.proc.stdin.close()  # warmed up, never used
+            try:
+                await asyncio.wait_for(asyncio.to_thread(child.proc.wait), 5)
+            except asyncio.TimeoutError:
+                child.proc.kill()
+                await asyncio.to_thread(child.proc.wait)
+            if child.reader is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await child.reader
 
 
 # -- the child ---------------------------------------------------------------------------

@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .cache import ResponseCache
 from .client import ModelClient, RequestHook
-from .compare import Comparison, compare_models, compare_runs
-from .gates import check_comparison, check_run, parse_gate, parse_gates
 from .records import (
     CaseRecord,
     RunInfo,
@@ -27,15 +25,15 @@ from .records import (
     write_json_atomic,
     write_run_info,
 )
-from .reports.document import EvalReport
-from .summary import summarize
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from .compare import Comparison
     from .config import Settings
     from .generate import CompletionGenerator, Job, Progress
+    from .reports.document import EvalReport
     from .sender import Sender
 
 
@@ -77,8 +75,10 @@ class EvalSession:
         """Start the helper process that sends declared requests while pytest still
         collects, so its start-up (``import openai``) is not on the critical path."""
         usable = self.settings.sender != "thread" and self.settings.record != "none"
-        if self.sender is None and usable and (os.cpu_count() or 1) > 1:
-            self.sender = self.client.sender()
+        cores = os.cpu_count() or 1
+        if self.sender is None and usable and cores > 1:
+            # the pytest process mostly waits for answers: every core can run the SDK
+            self.sender = self.client.sender(processes=min(cores, 4))
             self.sender.warm_up()
 
     def find_fine_tunes(self) -> None:
@@ -257,6 +257,8 @@ class EvalSession:
         except OSError:
             return None
         cases = list(read_cases(self.run_dir))
+        from .summary import summarize
+
         summary = summarize(info, cases)
         write_json_atomic(self.run_dir / "summary.json", summary)
         self.summary = summary
@@ -269,6 +271,10 @@ class EvalSession:
 
     def judge(self, summary: RunSummary, cases: list[CaseRecord]) -> EvalReport:
         """Comparison with the baseline (a saved run, or a model of this run) and the gates."""
+        from .compare import compare_models, compare_runs
+        from .gates import check_comparison, check_run, parse_gate, parse_gates
+        from .reports.document import EvalReport
+
         settings = self.settings
         gates = parse_gates([*settings.gates.fail_on, *settings.fail_on])
         for row in summary.evals:  # an eval's own gates, from its marker

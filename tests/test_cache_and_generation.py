@@ -211,7 +211,7 @@ def sender(request: pytest.FixtureRequest) -> str:
 
 
 def generator_for(client: ModelClient, sender: str, concurrency: int) -> CompletionGenerator:
-    helper = client.sender() if sender == "process" else None
+    helper = client.sender(processes=2) if sender == "process" else None
     return CompletionGenerator(client, concurrency=concurrency, sender=helper)
 
 
@@ -292,11 +292,12 @@ def test_a_killed_sender_is_restarted_and_no_job_is_lost(server: FakeOpenAI) -> 
     generator = CompletionGenerator(client, concurrency=4, sender=helper)
     generator.start(jobs_for(8))
     deadline = time.monotonic() + 20
-    while helper._proc is None and time.monotonic() < deadline:
+    while helper._children[0] is None and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.5)  # its first requests are in flight
-    assert helper._proc is not None
-    helper._proc.kill()
+    child = helper._children[0]
+    assert child is not None
+    child.proc.kill()
     texts = [generator.result(f"job{i}").text for i in range(8)]
     generator.stop()
     assert texts == [f"q{i}" for i in range(8)]
