@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
@@ -37,7 +37,7 @@ from .client import redact
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from .records import CaseRecord
 
@@ -325,7 +325,14 @@ class GitHubClient:
         return float(self.backoff * 2**attempt)
 
     @staticmethod
-    def _retryable(response: Response) -> bool:
+    def _retryable(response: Response, method: str = "GET") -> bool:
+        """429, 5xx and rate-limit 403s; a POST only when GitHub cannot have acted on it.
+
+        A 500/502/504 to a POST may still have created the comment: retrying it could make
+        a second one, so that is left to the next run (which finds and updates it).
+        """
+        if method == "POST" and response.status in (500, 502, 504):
+            return False
         if response.status in RETRY_STATUSES:
             return True
         limited = "retry-after" in response.headers or (
@@ -355,7 +362,7 @@ class GitHubClient:
                     ) from None
                 wait = self.backoff * 2**attempt
             else:
-                if not self._retryable(response) or attempt >= self.retries:
+                if not self._retryable(response, method) or attempt >= self.retries:
                     return response
                 wait = self._wait(response, attempt)
                 if wait > self.max_wait:

@@ -395,7 +395,7 @@ def _sender_for(ev: EvalSession, jobs: int) -> Sender | None:
     )
     if not wanted:
         return None
-    return ev.sender or ev.client.sender(processes=min(os.cpu_count() or 1, 4))
+    return ev.sender or ev.client.sender()
 
 
 def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:

@@ -1,11 +1,12 @@
-"""Send declared requests from helper processes, so the SDK's CPU runs on other cores.
+"""Send declared requests from a helper process, so the SDK's CPU runs on another core.
 
 The official SDK spends a few milliseconds of CPU on each request (building options,
 httpx, parsing). In the pytest process that CPU shares one interpreter lock with the test
 loop, so generation and tests add up instead of overlapping. The plugin therefore hands
 each prepared request (the request hook already applied, the cache already missed) to
-child processes running ``AsyncOpenAI`` (one per core, in turn: the pytest process itself
-mostly waits for answers); a child sends it once and answers with the raw
+a child process running ``AsyncOpenAI`` (``processes`` of them take requests in turn; one
+is the default: on 2 cores a second only competes with the pytest process, measured in
+docs/benchmarks.md); the child sends it once and answers with the raw
 response body or a classified failure. Retries, backoff, the rate limiter, the cache and
 costs all stay in the parent, exactly as for in-process calls.
 

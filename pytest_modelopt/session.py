@@ -75,10 +75,8 @@ class EvalSession:
         """Start the helper process that sends declared requests while pytest still
         collects, so its start-up (``import openai``) is not on the critical path."""
         usable = self.settings.sender != "thread" and self.settings.record != "none"
-        cores = os.cpu_count() or 1
-        if self.sender is None and usable and cores > 1:
-            # the pytest process mostly waits for answers: every core can run the SDK
-            self.sender = self.client.sender(processes=min(cores, 4))
+        if self.sender is None and usable and (os.cpu_count() or 1) > 1:
+            self.sender = self.client.sender()
             self.sender.warm_up()
 
     def find_fine_tunes(self) -> None:

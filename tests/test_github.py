@@ -535,14 +535,33 @@ def test_comment_retries_a_5xx_and_a_429(runner: Runner, fake: FakeGitHub) -> No
 
 
 def test_retries_are_bounded(runner: Runner, fake: FakeGitHub) -> None:
-    fake.fault("POST", "/issues/7/comments", 502, times=10, headers={"Retry-After": "0"})
+    fake.fault("GET", "/issues/7/comments", 502, times=10, headers={"Retry-After": "0"})
     report = runner.tmp / "report.md"
     report.write_text("report")
     result = runner.run("comment", str(report))
     assert result.code == 0
     (warning,) = result.annotations("warning")
-    assert "502" in warning
-    assert len(fake.calls("POST")) == 4  # one try and three retries
+    assert "GitHub answered 502" in warning
+    assert len(fake.calls("GET")) == 4  # one try and three retries
+    assert fake.calls("POST") == []
+
+
+def test_a_post_that_may_have_landed_is_not_repeated(runner: Runner, fake: FakeGitHub) -> None:
+    fake.fault("POST", "/issues/7/comments", 502, headers={"Retry-After": "0"})
+    report = runner.tmp / "report.md"
+    report.write_text("report")
+    result = runner.run("comment", str(report))
+    assert result.code == 0 and result.annotations("warning")
+    assert len(fake.calls("POST")) == 1
+
+
+def test_a_long_retry_after_is_reported_not_slept(fake: FakeGitHub) -> None:
+    slept: list[float] = []
+    fake.fault("GET", "/comments", 429, headers={"Retry-After": "3600"})
+    client = github.GitHubClient(TOKEN, fake.api_url, sleep=slept.append)
+    with pytest.raises(github.GitHubError, match=r"429 \(rate-limited\)") as caught:
+        client.list_comments(REPO, 7)
+    assert caught.value.status == 429 and slept == []
 
 
 def test_comment_body_is_safe_and_fits() -> None:
@@ -602,9 +621,8 @@ def _report(tmp_path: Path, verdict: str, cases: list[CaseRecord]) -> Path:
 
 
 def test_outputs_use_the_multiline_safe_syntax(runner: Runner) -> None:
-    cases = [case("a"), case("b"), case("c", "failed")] + [
-        case(f"x{i}", eval_name="test_other") for i in range(4)
-    ]
+    cases = [case("a"), case("b"), case("c", "failed")]
+    cases += [case(f"x{i}", eval_name="test_other") for i in range(4)]
     report_json = _report(runner.tmp, "fail", cases)
     md = runner.tmp / "report.md"
     md.write_text("report")
