@@ -26,7 +26,13 @@ else:  # pragma: no cover - exercised on 3.10 only
 ENV_PREFIX = "MODELOPT_"
 # MODELOPT_* variables that are not settings: the scripts' and the WordNet location.
 OTHER_VARIABLES = frozenset(
-    {"MODELOPT_VENV", "MODELOPT_WHEEL_CACHE", "MODELOPT_SKIP_LOCAL", "MODELOPT_WORDNET_DIR"}
+    {
+        "MODELOPT_VENV",
+        "MODELOPT_WHEEL_CACHE",
+        "MODELOPT_SKIP_LOCAL",
+        "MODELOPT_WORDNET_DIR",
+        "MODELOPT_NPM_CACHE",
+    }
 )
 CLI_PREFIX = "--eval-"
 

@@ -471,3 +471,42 @@ def test_a_missing_baseline_is_a_notice_not_a_failure(
 def test_the_scripts_never_interpolate_expressions() -> None:
     for step in ACTION["runs"]["steps"]:
         assert "${{" not in step.get("run", ""), step["name"]
+
+
+BAD_ACTION = """
+name: bad
+description: interpolates an input into a script
+inputs:
+  who:
+    description: a name
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: echo "hello ${{ inputs.who }}"
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("zizmor", path=str(VENV_BIN)) is None, reason="zizmor not installed"
+)
+def test_the_validators_ci_runs_catch_a_bad_action(tmp_path: Path) -> None:
+    """scripts/lint-actions' checks fail on what they exist to catch (so a pass means something)."""
+    bad = tmp_path / "action.yml"
+    bad.write_text(BAD_ACTION)
+    zizmor = subprocess.run(
+        [str(VENV_BIN / "zizmor"), "--offline", "--no-progress", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert zizmor.returncode != 0
+    assert "template-injection" in zizmor.stdout + zizmor.stderr
+    bad.write_text("name: no runs\ndescription: missing its runs key\n")
+    schema = subprocess.run(
+        [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert schema.returncode != 0
