@@ -847,19 +847,12 @@ def pick_comment(comments: Sequence[Mapping[str, Any]], marker: str) -> Mapping[
     """The first comment with the marker: github-actions[bot]'s, then any bot's, then any."""
     carrying = [c for c in comments if marker in str(c.get("body") or "")]
 
-    def user(comment: Mapping[str, Any]) -> Mapping[str, Any]:
-        value = comment.get("user")
-        return value if isinstance(value, Mapping) else {}
+    def rank(comment: Mapping[str, Any]) -> int:
+        user = comment.get("user")
+        user = user if isinstance(user, Mapping) else {}
+        return 0 if user.get("login") == BOT_LOGIN else 1 if user.get("type") == "Bot" else 2
 
-    for wanted in (
-        lambda c: user(c).get("login") == BOT_LOGIN,
-        lambda c: user(c).get("type") == "Bot",
-        lambda c: True,
-    ):
-        for comment in carrying:
-            if wanted(comment):
-                return comment
-    return None
+    return min(carrying, key=rank, default=None)  # min keeps the first of equal rank
 
 
 @dataclass(frozen=True)
@@ -1038,7 +1031,11 @@ def add_commands(sub: Any) -> None:
     parser = sub.add_parser(
         "github",
         help="GitHub Actions steps: baseline, summary, comment, outputs, replay-note",
-        description=__doc__,
+        description=(
+            "The bundled GitHub Action's steps. They read the runner's GITHUB_* variables and "
+            "the event payload, and the token from GITHUB_TOKEN only; none of them fails the "
+            "job for a missing baseline or a comment it could not post."
+        ),
     )
     commands = parser.add_subparsers(dest="github_cmd", required=True)
 

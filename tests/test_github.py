@@ -315,7 +315,7 @@ def test_baseline_on_push_and_schedule_uses_the_default_branch(
     result = runner.run("baseline", "--out", "b")
 
     assert result.outputs["found"] == "true"
-    (listing,) = fake.calls("GET", "/runs")
+    (listing,) = fake.calls("GET", f"/actions/workflows/{WORKFLOW}/runs")
     assert listing.query["branch"] == "trunk"
     looked_up = any(r.path == f"/repos/{REPO}" for r in fake.requests)
     assert looked_up == (event == "schedule")
@@ -333,7 +333,8 @@ def test_missing_baseline_is_a_notice_unless_required(runner: Runner, fake: Fake
     assert result.code == 0
     (notice,) = result.annotations("notice")
     assert "No successful push run of evals.yml on `main`" in notice
-    assert "push to `main`" in notice and "baseline job saves one" in notice
+    assert "push to `main`" in notice
+    assert "baseline job saves one" in notice
     assert result.outputs == {"found": "false", "baseline-dir": ""}
 
     required = runner.run("baseline", "--out", "b", "--require")
@@ -350,7 +351,8 @@ def test_a_run_without_the_artifact_says_so(runner: Runner, fake: FakeGitHub) ->
     result = runner.run("baseline", "--out", "b", "--artifact", github.DEFAULT_ARTIFACT)
     (notice,) = result.annotations("notice")
     assert "no unexpired `modelopt-baseline` artifact" in notice
-    assert result.code == 0 and result.outputs["found"] == "false"
+    assert result.code == 0
+    assert result.outputs["found"] == "false"
 
 
 def test_no_token_means_no_baseline(runner: Runner, fake: FakeGitHub, tmp_path: Path) -> None:
@@ -359,7 +361,8 @@ def test_no_token_means_no_baseline(runner: Runner, fake: FakeGitHub, tmp_path: 
     result = runner.run("baseline", "--out", "b")
     (notice,) = result.annotations("notice")
     assert "No GITHUB_TOKEN" in notice
-    assert result.code == 0 and result.outputs["found"] == "false"
+    assert result.code == 0
+    assert result.outputs["found"] == "false"
     assert fake.requests == []
 
 
@@ -368,7 +371,8 @@ def test_an_artifact_without_a_run_is_no_baseline(runner: Runner, fake: FakeGitH
     result = runner.run("baseline", "--out", "b")
     (warning,) = result.annotations("warning")
     assert "holds no run" in warning
-    assert result.code == 0 and result.outputs["found"] == "false"
+    assert result.code == 0
+    assert result.outputs["found"] == "false"
 
 
 def _symlink_zip() -> bytes:
@@ -395,7 +399,8 @@ def test_zip_slip_is_refused_whole(
     (warning,) = result.annotations("warning")
     assert "Refused the `modelopt-baseline` artifact" in warning
     assert result.outputs["found"] == "false"
-    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "sub" / "evil.txt").exists()
+    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "sub" / "evil.txt").exists()
     assert not (tmp_path / "sub" / "b" / "runs").exists()  # nothing was unpacked
     assert runner.run("baseline", "--out", "sub/b", "--require").code == 1
 
@@ -436,7 +441,8 @@ def test_comment_is_created_then_updated_in_place(runner: Runner, fake: FakeGitH
 
     assert first.code == 0, first.out
     (created,) = fake.comments(REPO, 7)
-    assert created.body.startswith(MARKER + "\n") and "first run" in created.body
+    assert created.body.startswith(MARKER + "\n")
+    assert "first run" in created.body
     assert created.login == "github-actions[bot]"
     assert first.outputs == {
         "comment-url": f"https://github.com/{REPO}/pull/7#issuecomment-{created.id}"
@@ -447,14 +453,17 @@ def test_comment_is_created_then_updated_in_place(runner: Runner, fake: FakeGitH
 
     (updated,) = fake.comments(REPO, 7)
     assert updated.id == created.id
-    assert "second run" in updated.body and "first run" not in updated.body
+    assert "second run" in updated.body
+    assert "first run" not in updated.body
     assert [action for _, action, _ in updated.history] == ["created", "updated"]
     assert updated.updated_at > updated.created_at
     assert second.outputs == first.outputs
-    assert len(fake.calls("POST")) == 1 and len(fake.calls("PATCH")) == 1
+    assert len(fake.calls("POST")) == 1
+    assert len(fake.calls("PATCH")) == 1
 
     third = runner.run("comment", str(report))  # same body: nothing to write
-    assert len(fake.calls("PATCH")) == 1 and third.outputs == first.outputs
+    assert len(fake.calls("PATCH")) == 1
+    assert third.outputs == first.outputs
 
 
 def test_the_marked_comment_is_found_on_a_later_page(runner: Runner, fake: FakeGitHub) -> None:
@@ -494,8 +503,10 @@ def test_a_read_only_token_warns_and_posts_nothing(runner: Runner, fake: FakeGit
 
     assert result.code == 0
     (warning,) = result.annotations("warning")
-    assert "The PR comment could not be posted" in warning and "403" in warning
-    assert "fork" in warning and "The job summary has the report." in warning
+    assert "The PR comment could not be posted" in warning
+    assert "403" in warning
+    assert "fork" in warning
+    assert "The job summary has the report." in warning
     assert fake.comments(REPO, 7) == []
     assert result.outputs == {}
     assert READONLY not in result.out + result.err + runner.everything_written()
@@ -529,8 +540,10 @@ def test_comment_retries_a_5xx_and_a_429(runner: Runner, fake: FakeGitHub) -> No
     report = runner.tmp / "report.md"
     report.write_text("report")
     result = runner.run("comment", str(report))
-    assert result.code == 0 and result.annotations("warning") == []
-    assert len(fake.calls("GET", "/comments")) == 2 and len(fake.calls("POST")) == 2
+    assert result.code == 0
+    assert result.annotations("warning") == []
+    assert len(fake.calls("GET", "/comments")) == 2
+    assert len(fake.calls("POST")) == 2
     assert len(fake.comments(REPO, 7)) == 1
 
 
@@ -551,7 +564,8 @@ def test_a_post_that_may_have_landed_is_not_repeated(runner: Runner, fake: FakeG
     report = runner.tmp / "report.md"
     report.write_text("report")
     result = runner.run("comment", str(report))
-    assert result.code == 0 and result.annotations("warning")
+    assert result.code == 0
+    assert result.annotations("warning")
     assert len(fake.calls("POST")) == 1
 
 
@@ -561,20 +575,25 @@ def test_a_long_retry_after_is_reported_not_slept(fake: FakeGitHub) -> None:
     client = github.GitHubClient(TOKEN, fake.api_url, sleep=slept.append)
     with pytest.raises(github.GitHubError, match=r"429 \(rate-limited\)") as caught:
         client.list_comments(REPO, 7)
-    assert caught.value.status == 429 and slept == []
+    assert caught.value.status == 429
+    assert slept == []
 
 
 def test_comment_body_is_safe_and_fits() -> None:
     body = github.comment_body(
         f"hi @octocat and @acme/team, {MARKER} --> <!--pytest-modelopt:evals -->", "evals"
     )
-    assert body.count(MARKER) == 1 and body.startswith(MARKER)
-    assert "@octocat" not in body and "@\u200doctocat" in body and "@\u200dacme/team" in body
+    assert body.count(MARKER) == 1
+    assert body.startswith(MARKER)
+    assert "@octocat" not in body
+    assert "@\u200doctocat" in body
+    assert "@\u200dacme/team" in body
     assert "<!--pytest-modelopt" not in body
 
     huge = github.comment_body("| a | b |\n" * 20_000 + "🙂" * 10_000)
     assert len(huge.encode("utf-16-le")) // 2 <= github.COMMENT_LIMIT
-    assert huge.startswith(MARKER) and huge.endswith(github.TRUNCATED_NOTE)
+    assert huge.startswith(MARKER)
+    assert huge.endswith(github.TRUNCATED_NOTE)
 
     with pytest.raises(ValueError, match="marker key"):
         github.marker_line("x -->")
@@ -584,7 +603,8 @@ def test_a_bad_marker_key_is_a_usage_error(runner: Runner, fake: FakeGitHub) -> 
     report = runner.tmp / "report.md"
     report.write_text("report")
     result = runner.run("comment", str(report), "--marker", "a-->b")
-    assert result.code == 2 and fake.requests == []
+    assert result.code == 2
+    assert fake.requests == []
 
 
 # -- summary, outputs, replay note -------------------------------------------------------------
@@ -637,14 +657,20 @@ def test_outputs_use_the_multiline_safe_syntax(runner: Runner) -> None:
         "report-md": str(md.resolve()),
     }
     openers = [line for line in result.raw_outputs.splitlines() if "<<" in line]
-    assert len(openers) == 4 and all("=" not in line for line in openers)
+    assert len(openers) == 4
+    assert all("=" not in line for line in openers)
     assert len({line.split("<<")[1] for line in openers}) == 4  # a fresh delimiter each
 
 
 def test_outputs_without_a_report(runner: Runner) -> None:
     result = runner.run("outputs", "missing.json")
     assert result.code == 0
-    assert result.outputs == {"verdict": "none", "pass-rate": "", "report-json": "", "report-md": ""}
+    assert result.outputs == {
+        "verdict": "none",
+        "pass-rate": "",
+        "report-json": "",
+        "report-md": "",
+    }
 
 
 def test_write_outputs_round_trips_any_value(tmp_path: Path) -> None:
@@ -673,7 +699,8 @@ def test_replay_note_lists_what_was_not_run(runner: Runner) -> None:
         "They are not counted as failures."
     ) in text
     listed = [line for line in text.splitlines() if line.startswith("- ")]
-    assert len(listed) == 11 and listed[-1] == "- … and 3 more"
+    assert len(listed) == 11
+    assert listed[-1] == "- … and 3 more"
     assert listed[0] == "- test\\_other: case c00"
     assert "broken" not in text
 
@@ -688,7 +715,8 @@ def test_replay_note_is_silent_when_everything_ran(runner: Runner) -> None:
     assert runner.run("replay-note", str(run_dir), "--md", str(md)).code == 0
     assert md.read_text() == "report\n"
     missing = runner.run("replay-note", "no-such-run", "--md", str(md))
-    assert missing.code == 0 and missing.annotations("notice")
+    assert missing.code == 0
+    assert missing.annotations("notice")
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -714,7 +742,8 @@ def test_the_token_never_appears_even_when_the_server_echoes_it(
         seen.append(result.out + result.err + result.raw_outputs)
     assert any("Bad credentials" in text for text in seen)  # the echo did happen
     written = "\n".join(seen) + runner.summary.read_text() + runner.output.read_text()
-    assert secret not in written and TOKEN not in written
+    assert secret not in written
+    assert TOKEN not in written
     assert "***" in written
 
 
