@@ -270,23 +270,30 @@ def compare_runs(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> Comparison:
-    """Two runs, eval by eval and model by model (same model names on both sides)."""
+    """Two runs, eval by eval and model by model (same model names on both sides).
+
+    Two runs of one model each, different ones (a teacher's run and its student's), are
+    compared model against model: that is the trade distillation makes.
+    """
     base_info, base_cases = baseline
     cand_info, cand_cases = candidate
+    base_models = {r.model for r in base_cases}
+    cand_models = {r.model for r in cand_cases}
+    across = len(base_models) == len(cand_models) == 1 and base_models != cand_models
     groups: dict[tuple[str, str], tuple[list[CaseRecord], list[CaseRecord]]] = defaultdict(
         lambda: ([], [])
     )
     for record in base_cases:
-        groups[(record.eval, record.model)][0].append(record)
+        groups[(record.eval, "" if across else record.model)][0].append(record)
     for record in cand_cases:
-        groups[(record.eval, record.model)][1].append(record)
+        groups[(record.eval, "" if across else record.model)][1].append(record)
     results = [
         compare_eval(
             name,
             base,
             cand,
-            baseline_model=model,
-            candidate_model=model,
+            baseline_model=next(iter(base_models)) if across else model,
+            candidate_model=next(iter(cand_models)) if across else model,
             tolerance=tolerance,
             seed=seed,
         )

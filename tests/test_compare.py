@@ -270,3 +270,14 @@ def test_all_four_formats_say_the_same(pair: tuple) -> None:
         assert next(e for e in report.comparison.evals if e.eval == name).verdict == verdict
         assert re.search(rf"^\| {name} \|.*\| \S+ {verdict} \|", text, re.MULTILINE)
         assert re.search(rf"{name}\b.*?\b{verdict}\b", " ".join(page.split()))
+
+
+def test_a_teachers_run_and_its_students_run_compare_model_against_model() -> None:
+    teacher, passed = run_cases("accuracy", 0.9, 120, seed=5, model="teacher")
+    student, _ = run_cases("accuracy", -0.3, 120, seed=6, base=passed, model="student")
+    held_out = student[::5]  # the student is scored on its held-out cases only
+    comparison = compare_runs((info("t"), teacher), (info("s"), held_out))
+    (row,) = comparison.evals
+    assert (row.baseline.model, row.candidate.model) == ("teacher", "student")
+    assert row.paired == len(held_out)  # exactly the cases both runs scored
+    assert len(row.removed) == len(teacher) - len(held_out)
