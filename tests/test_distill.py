@@ -70,7 +70,7 @@ def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
     held = {f"c{i:02d}" for i in range(CASES) if in_holdout(f"c{i:02d}", 0.2)}
     passing = {f"c{i:02d}" for i in range(8, CASES)}
     assert set(manifest["trained_cases"]) == passing - held
-    assert set(manifest["holdout_cases"]) == held & passing
+    assert set(manifest["holdout_cases"]) == held  # every held-out case, passing or not
     lines = (manifest_path.parent / "train.jsonl").read_text().splitlines()
     assert len(lines) == manifest["examples"] == len(passing - held)
     first = json.loads(lines[0])

@@ -59,8 +59,9 @@ class Prepared:
         teacher = f" from {m.teacher}'s answers" if m.teacher else ""
         out = [
             f"{m.method} training set for {m.base_model}{teacher} (run {m.source_run}): "
-            f"{r.examples} examples, {len(m.holdout_cases)} cases held out "
-            f"({m.holdout_fraction:.0%}), written to {self.launch_dir}",
+            f"{r.examples} examples from {len(m.trained_cases)} cases; "
+            f"{len(m.holdout_cases)} cases held out ({m.holdout_fraction:.0%}); "
+            f"written to {self.launch_dir}",
         ]
         if self.data.validation:
             out.append(f"  validation file: {len(self.data.validation)} examples")

@@ -123,10 +123,16 @@ def _passes(record: CaseRecord, min_score: float | None) -> bool:
     return min_score is None or (score is not None and score >= min_score)
 
 
+def _holdout(out: TrainingSet, records: Iterable[CaseRecord], selection: Selection) -> None:
+    """Every case of the run that is held out, whether or not it made an example."""
+    ids = {r.case_id for r in records}
+    out.holdout_cases = sorted(
+        i for i in ids if in_holdout(i, selection.holdout_fraction, selection.salt)
+    )
+
+
 def _split(out: TrainingSet, case_id: str, selection: Selection, example: dict[str, Any]) -> None:
     if in_holdout(case_id, selection.holdout_fraction, selection.salt):
-        if case_id not in out.holdout_cases:
-            out.holdout_cases.append(case_id)
         out.skip("held out")
         return
     if in_holdout(case_id, selection.validation_fraction, selection.salt + "/validation"):
@@ -190,6 +196,7 @@ def sft(
         _split(out, case_id, selection, example)
         if eval_name not in out.evals:
             out.evals.append(eval_name)
+    _holdout(out, chosen, selection)
     return out
 
 
@@ -204,8 +211,9 @@ def dpo(
     model on the same prompt); ``selection.teacher``, when given, must be the preferred side.
     """
     out = TrainingSet(method="dpo")
+    chosen = _chosen(records, selection)
     groups: dict[tuple[str, str, str], list[CaseRecord]] = defaultdict(list)
-    for record in _chosen(records, selection):
+    for record in chosen:
         messages = _messages(record)
         if record.output is None or messages is None or record.status not in ("passed", "failed"):
             out.skip("no graded answer")
@@ -245,6 +253,7 @@ def dpo(
         _split(out, case_id, selection, example)
         if eval_name not in out.evals:
             out.evals.append(eval_name)
+    _holdout(out, chosen, selection)
     return out
 
 
@@ -289,6 +298,7 @@ def rft(
             out.skip("dropped by the pytest_modelopt_training_example hook")
             continue
         _split(out, case_id, selection, example)
+    _holdout(out, chosen, selection)
     return out
 
 
