@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+from typing import Any
 
 import pytest
 
@@ -281,3 +283,22 @@ def test_a_teachers_run_and_its_students_run_compare_model_against_model() -> No
     assert (row.baseline.model, row.candidate.model) == ("teacher", "student")
     assert row.paired == len(held_out)  # exactly the cases both runs scored
     assert len(row.removed) == len(teacher) - len(held_out)
+
+
+def test_markdown_code_spans_and_summaries_carry_no_markdown_escapes(pair: Any) -> None:
+    """GitHub shows escapes literally inside `code` and inside raw HTML such as <summary>."""
+    base, cand = pair[0][1], pair[1][1]
+    for record in cand:
+        record.eval = record.eval.replace("accuracy", "test_x::acc_<b>")
+    for record in base:
+        record.eval = record.eval.replace("accuracy", "test_x::acc_<b>")
+    comparison = compare_runs((info("base-run_1"), base), (info("cand-run_2"), cand))
+    text = markdown.render(
+        comparison, check_comparison([parse_gate("regression<=0.02")], comparison)
+    )
+    assert "`base-run_1`" in text
+    assert "`regression<=0.02`" in text
+    summaries = re.findall(r"<summary>(.*?)</summary>", text)
+    assert summaries
+    assert all("\\" not in s for s in summaries)
+    assert "test_x::acc_&lt;b&gt;" in summaries[0]

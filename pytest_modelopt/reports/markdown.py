@@ -35,6 +35,23 @@ def escape(text: str | None, limit: int = OUTPUT_CHARS) -> str:
     return " ".join(text.split("\n")).replace("\r", " ") or "(empty)"
 
 
+def code(text: str, limit: int = 120) -> str:
+    """Text inside a code span, where Markdown escapes would show literally: no backticks,
+    no line breaks (GitHub renders a code span's HTML characters as text)."""
+    flat = " ".join(text.split())[:limit].replace("`", "'").replace("@", "@\u200d")
+    return f"`{flat}`" if flat else "—"
+
+
+def html_text(text: str, limit: int = 120) -> str:
+    """Text inside raw HTML (a <summary>), where Markdown is not processed: HTML-escaped."""
+    import html
+
+    flat = " ".join(text.split())
+    if len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return html.escape(flat).replace("@", "@\u200d")
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
@@ -61,8 +78,8 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
     lines = [
         headline(comparison, gates),
         "",
-        f"Baseline `{escape(comparison.baseline_run, 80)}` → candidate "
-        f"`{escape(comparison.candidate_run, 80)}`; tolerance {comparison.tolerance:.1%}, "
+        f"Baseline {code(comparison.baseline_run, 80)} → candidate "
+        f"{code(comparison.candidate_run, 80)}; tolerance {comparison.tolerance:.1%}, "
         f"α = {comparison.alpha:g} (Holm-adjusted across evals).",
         "",
         "| eval | model | cases | pass rate | Δ pass rate [95% CI] | verdict | p | detectable | "
@@ -86,7 +103,7 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
     if failed:
         lines += ["", "**Failed gates**", ""]
         lines += [
-            f"- `{escape(g.gate, 120)}` on {escape(g.eval, 120)} ({escape(g.model, 80)}): "
+            f"- {code(g.gate)} on {escape(g.eval, 120)} ({escape(g.model, 80)}): "
             f"{escape(g.message, 400)}"
             for g in failed
         ]
@@ -120,7 +137,7 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
 
 def _details(row: EvalComparison) -> str:
     out = [
-        f"<details><summary>{escape(row.eval, 120)} ({escape(row.candidate.model, 80)}): "
+        f"<details><summary>{html_text(row.eval)} ({html_text(row.candidate.model, 80)}): "
         f"{len(row.regressed_cases)} regressed, {len(row.fixed_cases)} fixed</summary>",
         "",
     ]
@@ -166,7 +183,7 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
     lines = [
         head,
         "",
-        f"Run `{escape(summary.run.run_id, 80)}` (no baseline to compare with).",
+        f"Run {code(summary.run.run_id, 80)} (no baseline to compare with).",
         "",
         "| eval | model | cases | pass rate | score | errors | cost | p95 | verdict |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
@@ -189,7 +206,7 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
     if failed:
         lines += ["", "**Failed gates**", ""]
         lines += [
-            f"- `{escape(g.gate, 120)}` on {escape(g.eval, 120)}: {escape(g.message, 400)}"
+            f"- {code(g.gate)} on {escape(g.eval, 120)}: {escape(g.message, 400)}"
             for g in failed
         ]
     return "\n".join(lines)
