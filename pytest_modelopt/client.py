@@ -597,6 +597,15 @@ class ModelClient:
         return client
 
 
+def sdk_data(obj: Any) -> dict[str, Any]:
+    """An SDK object as plain JSON data (the same across SDK versions)."""
+    if isinstance(obj, dict):
+        return obj
+    to_dict = getattr(obj, "to_dict", None)
+    data = to_dict() if callable(to_dict) else obj.model_dump()
+    return dict(data)
+
+
 def _response_class() -> type[Any]:
     """The httpx flavour the installed SDK uses (httpx2 from openai 3.x, httpx before).
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import load_settings
 from ..records import resolve_run
-from .base import BackendError, JobInfo, read_job, read_manifest, write_job
+from .backends.export import ExportBackend
+from .base import BackendError, read_job, read_manifest, write_job
 from .launch import LaunchRefused, launches
 from .stored import StoredCompletionsError
 from .training_data import TrainingDataError
@@ -138,15 +138,7 @@ def _register(finetuner: Finetuner, args: argparse.Namespace) -> int:
     manifest = read_manifest(launch_dir)
     if not args.model:
         raise BackendError("register needs the trained model's name: jobs register DIR MODEL")
-    job = read_job(launch_dir) or JobInfo(
-        backend="export",
-        id=f"export-{manifest.dataset_sha256[:12]}",
-        status="exported",
-        base_model=manifest.base_model,
-        method=manifest.method,
-        dataset_sha256=manifest.dataset_sha256,
-        created_at=time.time(),
-    )
+    job = read_job(launch_dir) or ExportBackend.job_for(manifest, launch_dir)
     job = job.model_copy(update={"fine_tuned_model": args.model, "status": "succeeded"})
     write_job(launch_dir, job)
     print(f"{args.model} trained on {len(manifest.trained_cases)} cases of {launch_dir}")

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Final
 
-from ..client import classify, redact
+from ..client import classify, redact, sdk_data
 from ..records import CaseRecord, ErrorRecord, GradeRecord, UsageRecord
 
 if TYPE_CHECKING:
@@ -187,21 +187,12 @@ def tag_verdicts(
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    """An SDK object as plain JSON data (the same across SDK versions)."""
-    if isinstance(obj, dict):
-        return obj
-    to_dict = getattr(obj, "to_dict", None)
-    data = to_dict() if callable(to_dict) else obj.model_dump()
-    return dict(data)
-
-
 def _pages(page: Any, max_pages: int, out: StoredRecords | None = None) -> Iterator[dict[str, Any]]:
     """The items of a cursor page and the pages after it, at most ``max_pages`` pages; a
     server that serves the same cursor twice ends the listing instead of looping."""
     seen: set[str] = set()
     for _ in range(max_pages):
-        items = [_plain(item) for item in page.data or []]
+        items = [sdk_data(item) for item in page.data or []]
         last = str(items[-1].get("id")) if items else None
         if last is not None and last in seen:
             return

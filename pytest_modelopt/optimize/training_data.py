@@ -131,7 +131,10 @@ def _holdout(out: TrainingSet, records: Iterable[CaseRecord], selection: Selecti
     )
 
 
-def _split(out: TrainingSet, case_id: str, selection: Selection, example: dict[str, Any]) -> None:
+def _keep(
+    out: TrainingSet, example: dict[str, Any], case_id: str, eval_name: str, selection: Selection
+) -> None:
+    """An example goes to the training or the validation file, or is held out."""
     if in_holdout(case_id, selection.holdout_fraction, selection.salt):
         out.skip("held out")
         return
@@ -140,6 +143,8 @@ def _split(out: TrainingSet, case_id: str, selection: Selection, example: dict[s
     else:
         out.examples.append(example)
     out.case_ids.append(case_id)
+    if eval_name not in out.evals:
+        out.evals.append(eval_name)
 
 
 def _hooked(
@@ -193,9 +198,7 @@ def sft(
             out.skip("duplicate of another example")
             continue
         seen.add(fingerprint)
-        _split(out, case_id, selection, example)
-        if eval_name not in out.evals:
-            out.evals.append(eval_name)
+        _keep(out, example, case_id, eval_name, selection)
     _holdout(out, chosen, selection)
     return out
 
@@ -250,9 +253,7 @@ def dpo(
         if example is None:
             out.skip("dropped by the pytest_modelopt_training_example hook")
             continue
-        _split(out, case_id, selection, example)
-        if eval_name not in out.evals:
-            out.evals.append(eval_name)
+        _keep(out, example, case_id, eval_name, selection)
     _holdout(out, chosen, selection)
     return out
 
@@ -297,7 +298,7 @@ def rft(
         if example is None:
             out.skip("dropped by the pytest_modelopt_training_example hook")
             continue
-        _split(out, case_id, selection, example)
+        _keep(out, example, case_id, evals[0], selection)
     _holdout(out, chosen, selection)
     return out
 

@@ -206,7 +206,6 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
     if failed:
         lines += ["", "**Failed gates**", ""]
         lines += [
-            f"- {code(g.gate)} on {escape(g.eval, 120)}: {escape(g.message, 400)}"
-            for g in failed
+            f"- {code(g.gate)} on {escape(g.eval, 120)}: {escape(g.message, 400)}" for g in failed
         ]
     return "\n".join(lines)

@@ -15,20 +15,17 @@ makes error bodies quote the credential, to prove the client redacts what a serv
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import secrets
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from tests.support.threaded_server import ThreadedServer
 
 __all__ = ["Artifact", "Comment", "FakeGitHub", "GitHubRequest", "Token", "WorkflowRun"]
 
@@ -96,16 +93,14 @@ class Artifact:
     created_at: str
 
 
-class FakeGitHub:
+class FakeGitHub(ThreadedServer):
     """The GitHub REST endpoints the action uses, on 127.0.0.1, with seedable state."""
 
+    name = "fake-github"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -127,83 +122,6 @@ class FakeGitHub:
         self._signatures: dict[str, int] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> FakeGitHub:
-        if self._thread is not None:
-            raise RuntimeError("FakeGitHub is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self._host, self._port))
-        except OSError:
-            sock.close()
-            raise
-        self._port = sock.getsockname()[1]
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._open(sock))
-            except BaseException as exc:  # hand it to start(), which re-raises it
-                failure.append(exc)
-                sock.close()
-                loop.close()
-                ready.set()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="fake-github", daemon=True)
-        self._thread.start()
-        if not ready.wait(10.0):
-            raise RuntimeError("FakeGitHub did not start within 10 s")
-        if failure:
-            self._thread.join()
-            self._thread = self._loop = None
-            raise failure[0]
-        return self
-
-    async def _open(self, sock: socket.socket) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
-
-    def stop(self) -> None:
-        loop, thread, runner = self._loop, self._thread, self._runner
-        if loop is None or thread is None:
-            return
-
-        async def shutdown() -> None:
-            if runner is not None:
-                await runner.cleanup()
-
-        try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10.0)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10.0)
-            self._loop = self._thread = self._runner = None
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def api_url(self) -> str:

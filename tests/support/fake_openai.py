@@ -15,7 +15,7 @@ kept and served by the stored-completions API (``GET /v1/chat/completions``, ``.
 ``.../{id}/messages``, update and delete); ``stored_completions_enabled = False`` turns it
 off. Run it standalone with::
 
-    python tests/support/fake_openai.py --port 0 --latency 0.1
+    python -m tests.support.fake_openai --port 0 --latency 0.1   # from the repository root
 
 which prints ``BASE_URL=http://127.0.0.1:PORT/v1`` and serves until SIGTERM/SIGINT.
 """
@@ -31,7 +31,6 @@ import json
 import math
 import re
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -44,6 +43,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, get_args
 
 from aiohttp import web
 
+from tests.support.threaded_server import ThreadedServer
+
 # httpx2 imports httpcore2 lazily and caches its exception classes on first use. If that
 # first use is inside a pytester in-process run, pytester then drops httpcore2 from
 # sys.modules; the next client re-imports it, the cache holds stale classes, and a read
@@ -54,7 +55,7 @@ with contextlib.suppress(ImportError):
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from types import FrameType, TracebackType
+    from types import FrameType
 
 __all__ = [
     "CREATED",
@@ -529,7 +530,7 @@ def _digest(path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-class FakeOpenAI:
+class FakeOpenAI(ThreadedServer):
     """An OpenAI-compatible aiohttp server on 127.0.0.1 with scripted, deterministic replies.
 
     Use ``reply``/``reply_tool_call`` to script answers and ``fault`` to inject failures;
@@ -607,107 +608,20 @@ class FakeOpenAI:
         self._ft_jobs: dict[str, _FineTuneJob] = {}
         self._ft_faults: list[tuple[int, str, str | None]] = []
         self._serial = 0
-        self._host = host
-        self._port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._rules: list[_Rule] = []
         self._faults: list[_Fault] = []
         self._in_flight = 0
         self._max_in_flight = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def start(self) -> FakeOpenAI:
-        """Bind the socket here (so a busy port fails loudly) and serve from a daemon thread."""
-        if self._thread is not None:
-            raise RuntimeError("FakeOpenAI is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self._host, self._port))
-        except OSError:
-            sock.close()
-            raise
-        self._port = sock.getsockname()[1]
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def serve() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(self._open(sock))
-            except BaseException as exc:  # hand it to start(), which re-raises it
-                failure.append(exc)
-                sock.close()
-                loop.close()
-                ready.set()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
-        self._thread.start()
-        if not ready.wait(10.0):
-            raise RuntimeError("FakeOpenAI did not start within 10 s")
-        if failure:
-            self._thread.join()
-            self._thread = self._loop = None
-            raise failure[0]
-        return self
-
-    async def _open(self, sock: socket.socket) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # handler_cancellation: a client that gave up (timeout fault) frees its handler;
-        # shutdown_timeout: stop() must not wait for a 30 s timeout fault to finish.
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
-        )
-        await runner.setup()
-        await web.SockSite(runner, sock, backlog=1024).start()
-        self._runner = runner
-
-    def stop(self) -> None:
-        """Shut the server down and join its thread; safe to call twice."""
-        loop, thread, runner = self._loop, self._thread, self._runner
-        if loop is None or thread is None:
-            return
-
-        async def shutdown() -> None:
-            if runner is not None:
-                await runner.cleanup()
-
-        try:
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=10.0)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=10.0)
-            self._loop = self._thread = self._runner = None
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The bound port (the real one once started, even when constructed with 0)."""
-        return self._port
+    # -- lifecycle: ThreadedServer; a client that gave up (a timeout fault) frees its
+    # handler, and stop() does not wait for a 30 s timeout fault to finish.
+    name = "fake-openai"
+    max_body = 64 * 1024 * 1024
+    runner_options = {"handler_cancellation": True}  # noqa: RUF012 - read only
+    backlog = 1024
 
     @property
     def base_url(self) -> str:

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 class ExportBackend:
     name = "export"
 
-    def launch(self, manifest: Manifest, launch_dir: Path) -> JobInfo:
-        job = JobInfo(
-            backend=self.name,
+    @staticmethod
+    def job_for(manifest: Manifest, launch_dir: Path) -> JobInfo:
+        """The (job-less) record of an exported set."""
+        return JobInfo(
+            backend="export",
             id=f"export-{manifest.dataset_sha256[:12]}",
             status="exported",
             base_model=manifest.base_model,
@@ -30,11 +32,17 @@ class ExportBackend:
             created_at=time.time(),
             finished_at=time.time(),
             launch_dir=str(launch_dir.resolve()),
-            serve_hint=(
-                f"upload {launch_dir / manifest.train_file} to your provider; once trained, "
-                "register the model: modelopt jobs register "
-                f"{launch_dir} MODEL_NAME, then pytest --eval-models MODEL_NAME"
-            ),
+        )
+
+    def launch(self, manifest: Manifest, launch_dir: Path) -> JobInfo:
+        job = self.job_for(manifest, launch_dir).model_copy(
+            update={
+                "serve_hint": (
+                    f"upload {launch_dir / manifest.train_file} to your provider; once trained, "
+                    "register the model: modelopt jobs register "
+                    f"{launch_dir} MODEL_NAME, then pytest --eval-models MODEL_NAME"
+                )
+            }
         )
         write_job(launch_dir, job)
         return job

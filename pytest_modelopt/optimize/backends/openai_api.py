@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...client import backoff, classify, redact
+from ...client import backoff, classify, redact, sdk_data
 from ..base import (
     OPENAI_METHOD,
     BackendError,
@@ -160,7 +160,7 @@ class OpenAIBackend:
         """Cancel the job (OpenAI bills the steps already trained); job.json is updated."""
         _check_backend(job)
         try:
-            raw = _plain(self._client().fine_tuning.jobs.cancel(job.id))
+            raw = sdk_data(self._client().fine_tuning.jobs.cancel(job.id))
         except Exception as exc:
             raise self._error(exc, f"cancelling fine-tuning job {job.id}") from None
         cancelled = self._apply(job, raw)
@@ -240,7 +240,7 @@ class OpenAIBackend:
     def _retrieve(self, job_id: str) -> dict[str, Any] | None:
         """The job object, or None when this key and server do not know it (404)."""
         try:
-            return _plain(self._client().fine_tuning.jobs.retrieve(job_id))
+            return sdk_data(self._client().fine_tuning.jobs.retrieve(job_id))
         except Exception as exc:
             if classify(exc).status == 404:
                 return None
@@ -299,7 +299,7 @@ class OpenAIBackend:
         attempt = 0
         while True:
             try:
-                return _plain(client.fine_tuning.jobs.create(**params))
+                return sdk_data(client.fine_tuning.jobs.create(**params))
             except Exception as exc:
                 failure = classify(exc)
                 if not failure.retryable or attempt >= self.max_retries:
@@ -361,7 +361,7 @@ class OpenAIBackend:
                 return {}
             raise self._error(exc, f"reading the events of fine-tuning job {job_id}") from None
         for event in page.data:
-            item = _plain(event)
+            item = sdk_data(event)
             data = item.get("data")
             if isinstance(data, dict) and (item.get("type") == "metrics" or "step" in data):
                 return _numbers(data)
@@ -408,20 +408,11 @@ def _check_backend(job: JobInfo) -> None:
         )
 
 
-def _plain(obj: Any) -> dict[str, Any]:
-    """An SDK object as plain JSON data (the same across SDK versions)."""
-    if isinstance(obj, dict):
-        return obj
-    to_dict = getattr(obj, "to_dict", None)
-    data = to_dict() if callable(to_dict) else obj.model_dump()
-    return dict(data)
-
-
 def _pages(page: Any) -> Iterator[dict[str, Any]]:
     """The items of a cursor page and the pages after it, at most ``_MAX_PAGES`` pages."""
     for _ in range(_MAX_PAGES):
         for item in page.data or []:
-            yield _plain(item)
+            yield sdk_data(item)
         if not page.has_next_page():
             return
         page = page.get_next_page()
