@@ -209,12 +209,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
     pending = spec.pending_reason
+    params = params_for(spec, cases)
     if spec.prompt_path is not None and pending is None and not _is_worker(config):
-        session.warm_sender()  # declared completions are coming
+        session.warm_sender(len(params))  # declared completions are coming
     marks_for_param = [pytest.mark.skip(reason=pending)] if pending else []
-    values = [
-        pytest.param(param, id=param.id, marks=marks_for_param) for param in params_for(spec, cases)
-    ]
+    values = [pytest.param(param, id=param.id, marks=marks_for_param) for param in params]
     if not values:
         reason = (
             f"eval {spec.name} runs only on {', '.join(spec.skipped_models)}, "

@@ -59,6 +59,7 @@ class EvalSession:
         self.summary: RunSummary | None = None
         self.generator: CompletionGenerator | None = None
         self.sender: Sender | None = None  # started during collection (warm_sender)
+        self.declared_so_far = 0
         self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
         self.resume_from: Path | None = None
         self.baseline_dir: Path | None = None
@@ -71,11 +72,15 @@ class EvalSession:
         self.distill_lines: list[str] = []  # --eval-distill-to's outcome, for the summary
         self.store_warnings: list[str] = []
 
-    def warm_sender(self) -> None:
+    def warm_sender(self, declared: int) -> None:
         """Start the helper process that sends declared requests while pytest still
-        collects, so its start-up (``import openai``) is not on the critical path."""
-        usable = self.settings.sender != "thread" and self.settings.record != "none"
-        if self.sender is None and usable and (os.cpu_count() or 1) > 1:
+        collects, so its start-up (``import openai``) is not on the critical path: once
+        ``declared`` completions were collected so far, as many as ``auto`` uses it for."""
+        self.declared_so_far += declared
+        setting = self.settings.sender
+        enough = setting == "process" or (setting == "auto" and self.declared_so_far >= 16)
+        usable = self.settings.record != "none" and (os.cpu_count() or 1) > 1
+        if self.sender is None and enough and usable:
             self.sender = self.client.sender()
             self.sender.warm_up()
 
