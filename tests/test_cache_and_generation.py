@@ -266,7 +266,7 @@ def test_faults_end_as_the_same_errors_from_a_thread_and_from_the_sender(
         server.fault("500", times=None, contains="q1")  # q0..q9: "q1" names one job
         server.fault("timeout", times=None, contains="q2", delay=3.0)
         server.fault("malformed", times=None, contains="q3")
-        server.fault("429", times=4, retry_after=0.01)
+        server.fault("429", times=1, contains="q5", retry_after=0.01)  # retried: answered
         client = ModelClient(base_url=server.base_url, timeout=0.5, max_retries=1)
         generator = generator_for(client, where, 4)
         generator.start(jobs_for(10))
