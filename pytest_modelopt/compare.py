@@ -88,6 +88,7 @@ class Comparison(_Model):
     tolerance: float
     alpha: float
     evals: list[EvalComparison]
+    notes: list[str] = Field(default_factory=list)  # the runs' own (RunInfo.notes)
 
     @property
     def regressed(self) -> list[EvalComparison]:
@@ -306,6 +307,7 @@ def compare_runs(
         tolerance=tolerance,
         alpha=alpha,
         evals=results,
+        notes=[*base_info.notes, *cand_info.notes],
     )
 
 
@@ -346,6 +348,7 @@ def compare_models(
         tolerance=tolerance,
         alpha=alpha,
         evals=results,
+        notes=list(info.notes),
     )
 
 

@@ -111,6 +111,9 @@ class RunInfo(_Record):
     base_url: str | None = None
     rootdir: str = ""
     git_commit: str | None = None
+    # what a reader of this run's scores must know, e.g. that a fine-tuned model was
+    # scored only on the cases it never trained on
+    notes: list[str] = Field(default_factory=list)
 
 
 class GraderSummary(_Record):

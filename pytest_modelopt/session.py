@@ -139,6 +139,7 @@ class EvalSession:
             base_url=self.settings.base_url,
             rootdir=str(self.rootdir),
             git_commit=_git_commit(self.rootdir),
+            notes=list(self.holdout_notes.values()),
         )
         write_run_info(self.run_dir, info)
         (self.runs_dir / "latest").write_text(self.run_id + "\n", encoding="utf-8")

@@ -119,6 +119,11 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     )
     scored = {c["case_id"] for c in project.cases()}
     assert not scored & set(manifest["trained_cases"])
+    note = f"{student} trained on {trained} cases"
+    run_info = json.loads((project.run_dir() / "run.json").read_text())
+    assert any(note in n for n in run_info["notes"])  # the report says so, too
+    assert modelopt(project, "report", "latest", "--md", "student.md").returncode == 0
+    assert note in (project.path / "student.md").read_text().replace("\\", "")
 
     listed = modelopt(project, "jobs", "list")
     assert student in listed.stdout
@@ -290,3 +295,15 @@ def test_store_true_tags_stored_completions_and_distill_reads_them(
     held = {f"c{i:02d}" for i in range(CASES) if in_holdout(f"c{i:02d}", 0.2)}
     assert set(manifest["trained_cases"]) == {f"c{i:02d}" for i in range(8, CASES)} - held
     assert manifest["source_run"] == "stored-completions"
+
+
+def test_a_torn_record_line_is_skipped_not_a_crash(project: Project, server: FakeOpenAI) -> None:
+    suite(project, server)
+    project.run("-p", "no:xdist")
+    (cases_file,) = (project.run_dir() / "cases").glob("*.jsonl")
+    with cases_file.open("a") as handle:
+        handle.write('{"eval": "test_suite::test_echo", "nodeid": "torn')  # a crash mid-line
+    done = modelopt(project, "distill", "--student", "s", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    (manifest_path,) = launch_dirs(project)
+    assert json.loads(manifest_path.read_text())["examples"] > 10

@@ -107,7 +107,7 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
             f"{escape(g.message, 400)}"
             for g in failed
         ]
-    notes = []
+    notes = [f"- {escape(note, 400)}" for note in comparison.notes]
     for row in comparison.evals:
         if row.changed:
             notes.append(
@@ -208,4 +208,6 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
         lines += [
             f"- {code(g.gate)} on {escape(g.eval, 120)}: {escape(g.message, 400)}" for g in failed
         ]
+    if summary.run.notes:
+        lines += ["", "**Notes**", "", *(f"- {escape(n, 400)}" for n in summary.run.notes)]
     return "\n".join(lines)
