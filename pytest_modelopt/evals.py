@@ -207,7 +207,7 @@ def _models(marker_models: Any, selected: Sequence[str]) -> tuple[tuple[str, ...
     return kept, tuple(m for m in marker_models if m not in selected)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per test item: no __dict__ each
 class EvalParam:
     """The value behind one test item: which eval, model, case and sample it is."""
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .sender import Sender
 
 
-@dataclass
+@dataclass(slots=True)  # one per declared request: no __dict__ each
 class Job:
     """One declared request; ``build`` renders it (in the generator's thread)."""
 
