@@ -661,38 +661,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if failed and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if ev.settings.store:
-        _tag_stored_verdicts(ev)
+        ev.tag_stored_verdicts()
     if ev.settings.distill_to and summary is not None:
-        from .optimize.flow import Finetuner
-
-        try:
-            ev.distill_lines = Finetuner(ev.settings, session.config.hook).after_run(
-                ev.run_dir,
-                student=ev.settings.distill_to,
-                models=list(ev.settings.models),
-                passed=not failed,
-            )
-        except Exception as exc:  # never crash the end of a session
-            ev.distill_lines = [f"distillation failed: {type(exc).__name__}: {exc}"]
-
-
-def _tag_stored_verdicts(ev: EvalSession) -> None:
-    """Stored completions learn their case's verdict, for `modelopt distill --source stored`."""
-    from .optimize.stored import tag_verdicts
-    from .records import read_cases
-
-    tags = [
-        (case.completion_id, {**(case.completion_metadata or {}), "modelopt_verdict": case.status})
-        for case in read_cases(ev.run_dir)
-        if case.completion_id
-        and "modelopt_eval" in (case.completion_metadata or {})
-        and case.status in ("passed", "failed", "error")
-    ]
-    if tags:
-        try:
-            ev.store_warnings = tag_verdicts(ev.client.sdk(), tags)
-        except Exception as exc:
-            ev.store_warnings = [f"could not tag stored completions: {exc}"]
+        ev.distill(session.config.hook, passed=not failed)
 
 
 def _failing(summary: Any) -> bool:
@@ -704,6 +675,9 @@ def _failing(summary: Any) -> bool:
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
+    ev = config.stash.get(SESSION, None)
+    if ev is None or _is_worker(config):
+        return
     # imported here: a session pays for the report code only when it has evals to report
     from .reports.terminal import (
         comparison_lines,
@@ -714,9 +688,6 @@ def pytest_terminal_summary(
         table_lines,
     )
 
-    ev = config.stash.get(SESSION, None)
-    if ev is None or _is_worker(config):
-        return
     tr = terminalreporter
     if ev.finish_error:
         tr.write_sep("=", "modelopt", red=True)

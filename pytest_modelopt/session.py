@@ -84,6 +84,46 @@ class EvalSession:
             self.sender = self.client.sender()
             self.sender.warm_up()
 
+    def tag_stored_verdicts(self) -> None:
+        """``store = true``: each stored completion learns its case's verdict, for
+        ``modelopt distill --source stored`` (metadata is all a stored completion can change)."""
+        from .client import redact
+        from .optimize.stored import tag_verdicts
+
+        tags = [
+            (
+                case.completion_id,
+                {**(case.completion_metadata or {}), "modelopt_verdict": case.status},
+            )
+            for case in read_cases(self.run_dir)
+            if case.completion_id
+            and "modelopt_eval" in (case.completion_metadata or {})
+            and case.status in ("passed", "failed", "error")
+        ]
+        if tags:
+            try:
+                self.store_warnings = tag_verdicts(self.client.sdk(), tags)
+            except Exception as exc:  # a warning at the end of the session, not a crash
+                message = redact(str(exc), self.client.secrets())
+                self.store_warnings = [f"could not tag stored completions: {message}"]
+
+    def distill(self, hook: Any, *, passed: bool) -> None:
+        """``--eval-distill-to``: build and launch from this run (see optimize/flow.py)."""
+        from .client import redact
+        from .optimize.flow import Finetuner
+
+        assert self.settings.distill_to is not None
+        try:
+            self.distill_lines = Finetuner(self.settings, hook).after_run(
+                self.run_dir,
+                student=self.settings.distill_to,
+                models=list(self.settings.models),
+                passed=passed,
+            )
+        except Exception as exc:  # never crash the end of a session
+            message = redact(f"{type(exc).__name__}: {exc}", self.client.secrets())
+            self.distill_lines = [f"distillation failed: {message}"]
+
     def find_fine_tunes(self) -> None:
         """Which selected models were fine-tuned here, and on which cases (their manifests)."""
         root = self.settings.dir / "finetune"
