@@ -3,6 +3,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import subprocess
+import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +81,17 @@ class Project:
 
     def run(self, *args: str) -> pytest.RunResult:
         return self.pytester.runpytest("-p", "no:cacheprovider", "-rA", *args)
+
+    def modelopt(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The `modelopt` command in this project, as a user runs it (no terminal)."""
+        return subprocess.run(
+            [sys.executable, "-m", "pytest_modelopt.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=self.path,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
 
     def run_dir(self) -> Path:
         runs = self.path / ".modelopt" / "runs"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,16 +30,6 @@ def suite(project: Project, answer: str = "{{ q }}") -> None:
     project.file("answer.j2", answer)
     project.file("steady.j2", "{{ q }}")
     project.test(SUITE)
-
-
-def cli(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_modelopt.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=project.path,
-        check=False,
-    )
 
 
 def test_save_then_compare_calls_the_regression_and_fails(
@@ -132,16 +120,16 @@ def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI) -> No
     project.run("--eval-save", "main")
     suite(project, answer="{{ q }}!")
     project.run()
-    done = cli(project, "compare", "main", "latest", "--md", "c.md", "--json", "c.json")
+    done = project.modelopt("compare", "main", "latest", "--md", "c.md", "--json", "c.json")
     assert done.returncode == 1, done.stderr
     assert "REGRESSED" in done.stdout
     assert json.loads((project.path / "c.json").read_text())["verdict"] == "fail"
     assert (project.path / "c.md").read_text().startswith("### ❌")
-    same = cli(project, "compare", "main", "main")
+    same = project.modelopt("compare", "main", "main")
     assert same.returncode == 0, same.stdout + same.stderr
-    runs = cli(project, "runs")
+    runs = project.modelopt("runs")
     assert "saved: main" in runs.stdout
-    report = cli(project, "report", "latest", "--md", "r.md")
+    report = project.modelopt("report", "latest", "--md", "r.md")
     assert report.returncode == 0
     assert "run " in report.stdout
 

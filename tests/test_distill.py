@@ -5,8 +5,6 @@ fine-tuned model is then scored only on cases it never trained on."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,17 +39,6 @@ def suite(project: Project, server: FakeOpenAI, threshold: float = 0.5, wrong: i
     project.test(SUITE.format(threshold=threshold))
 
 
-def modelopt(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_modelopt.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=project.path,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def launch_dirs(project: Project) -> list[Path]:
     return sorted((project.path / ".modelopt" / "finetune").glob("*/manifest.json"))
 
@@ -61,7 +48,7 @@ def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
 ) -> None:
     suite(project, server)
     assert project.run("-p", "no:xdist").parseoutcomes() == {"passed": 32, "tolerated": 8}
-    done = modelopt(project, "distill", "latest", "--student", "gpt-4.1-nano", "--dry-run")
+    done = project.modelopt("distill", "latest", "--student", "gpt-4.1-nano", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "dry run: nothing launched" in done.stdout
     assert "estimated cost" in done.stdout
@@ -83,7 +70,7 @@ def test_a_ci_run_never_launches_a_paid_job_without_yes(
 ) -> None:
     suite(project, server)
     project.run("-p", "no:xdist")
-    refused = modelopt(project, "distill", "--student", "gpt-4.1-nano")
+    refused = project.modelopt("distill", "--student", "gpt-4.1-nano")
     assert refused.returncode == 1
     assert "pass --yes, or set auto_launch = true" in refused.stderr
     assert server.fine_tuning_jobs == []
@@ -94,7 +81,7 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
 ) -> None:
     suite(project, server)
     assert project.run("-p", "no:xdist").parseoutcomes() == {"passed": 32, "tolerated": 8}
-    launched = modelopt(project, "distill", "--student", "gpt-4.1-nano", "--yes", "--follow")
+    launched = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes", "--follow")
     assert launched.returncode == 0, launched.stderr
     assert "openai job ftjob" in launched.stdout
     assert "succeeded" in launched.stdout
@@ -103,7 +90,7 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     student = job["fine_tuned_model"]
     assert student.startswith("ft:gpt-4.1-nano")
     manifest = json.loads(manifest_path.read_text())
-    again = modelopt(project, "distill", "--student", "gpt-4.1-nano", "--yes")
+    again = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
     assert again.returncode == 0, again.stderr
     assert len(server.fine_tuning_jobs) == 1  # the same data finds the same job
 
@@ -122,10 +109,10 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     note = f"{student} trained on {trained} cases"
     run_info = json.loads((project.run_dir() / "run.json").read_text())
     assert any(note in n for n in run_info["notes"])  # the report says so, too
-    assert modelopt(project, "report", "latest", "--md", "student.md").returncode == 0
+    assert project.modelopt("report", "latest", "--md", "student.md").returncode == 0
     assert note in (project.path / "student.md").read_text().replace("\\", "")
 
-    listed = modelopt(project, "jobs", "list")
+    listed = project.modelopt("jobs", "list")
     assert student in listed.stdout
     assert "succeeded" in listed.stdout
 
@@ -135,7 +122,7 @@ def test_too_few_examples_is_one_clear_error_before_any_upload(
 ) -> None:
     suite(project, server, wrong=33)  # only 7 cases pass
     project.run("-p", "no:xdist")
-    done = modelopt(project, "distill", "--student", "gpt-4.1-nano", "--yes")
+    done = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
     assert done.returncode == 1
     assert "fine-tuning needs at least 10" in done.stdout
     assert "the training set has errors" in done.stderr
@@ -148,7 +135,7 @@ def test_no_fine_tuning_access_names_the_other_backends(
     suite(project, server)
     project.run("-p", "no:xdist")
     server.fine_tuning_access = False
-    done = modelopt(project, "distill", "--student", "gpt-4.1-nano", "--yes")
+    done = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
     assert done.returncode == 1
     assert "--backend local" in done.stderr
     assert "--backend export" in done.stderr
@@ -159,10 +146,10 @@ def test_export_then_register_a_model_trained_elsewhere(
 ) -> None:
     suite(project, server)
     project.run("-p", "no:xdist")
-    done = modelopt(project, "finetune", "--base-model", "my-model", "--backend", "export")
+    done = project.modelopt("finetune", "--base-model", "my-model", "--backend", "export")
     assert done.returncode == 0, done.stderr
     (manifest_path,) = launch_dirs(project)
-    registered = modelopt(project, "jobs", "register", str(manifest_path.parent), "my-model-ft")
+    registered = project.modelopt("jobs", "register", str(manifest_path.parent), "my-model-ft")
     assert registered.returncode == 0, registered.stderr
     trained = len(json.loads(manifest_path.read_text())["trained_cases"])
     result = project.run("-p", "no:xdist", "--eval-models", "my-model-ft")
@@ -174,7 +161,7 @@ def test_export_then_register_a_model_trained_elsewhere(
 def test_rft_set_carries_the_evals_grader(project: Project, server: FakeOpenAI) -> None:
     suite(project, server)
     project.run("-p", "no:xdist")
-    done = modelopt(project, "finetune", "--base-model", "o4-mini", "--method", "rft", "--dry-run")
+    done = project.modelopt("finetune", "--base-model", "o4-mini", "--method", "rft", "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
     (manifest_path,) = launch_dirs(project)
     grader = json.loads((manifest_path.parent / "grader.json").read_text())
@@ -259,8 +246,7 @@ def test_dpo_from_two_models(project: Project, server: FakeOpenAI, method: str) 
     server.reply("other", model="gpt-4.1")  # ...which only the strong model says
     server.known_models = None
     project.run("-p", "no:xdist", "--eval-models", "gpt-4.1,gpt-4.1-mini")
-    done = modelopt(
-        project,
+    done = project.modelopt(
         "finetune",
         "--base-model",
         "gpt-4.1-mini",
@@ -288,7 +274,7 @@ def test_store_true_tags_stored_completions_and_distill_reads_them(
     verdicts = sorted(c["metadata"]["modelopt_verdict"] for c in stored)
     assert verdicts == ["failed"] * 8 + ["passed"] * 32
     assert {c["metadata"]["modelopt_eval"] for c in stored} == {"test_suite::test_echo"}
-    done = modelopt(project, "distill", "--source", "stored", "--student", "s", "--dry-run")
+    done = project.modelopt("distill", "--source", "stored", "--student", "s", "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
     (manifest_path,) = launch_dirs(project)
     manifest = json.loads(manifest_path.read_text())
@@ -303,7 +289,7 @@ def test_a_torn_record_line_is_skipped_not_a_crash(project: Project, server: Fak
     (cases_file,) = (project.run_dir() / "cases").glob("*.jsonl")
     with cases_file.open("a") as handle:
         handle.write('{"eval": "test_suite::test_echo", "nodeid": "torn')  # a crash mid-line
-    done = modelopt(project, "distill", "--student", "s", "--dry-run")
+    done = project.modelopt("distill", "--student", "s", "--dry-run")
     assert done.returncode == 0, done.stderr
     (manifest_path,) = launch_dirs(project)
     assert json.loads(manifest_path.read_text())["examples"] > 10
