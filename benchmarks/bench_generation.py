@@ -413,6 +413,8 @@ class Bench:
         timeout: float | None = None,
         expect_passed: int | None = None,
     ) -> Row:
+        if self.args.only is not None and row.name not in self.args.only:
+            return row
         print(f"  {row.name:<10} {row.what} ...", end="", flush=True)
         self.server.ask("reset")
         before = self.server.ask("stats")
@@ -786,6 +788,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow serial run")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        help="comma-separated runs to do (e.g. floor,cold,warm,trivial); a run that another"
+        " needs first (cold for warm, rss-cold for rss-warm) must be named too",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
     parser.add_argument(
         "--live-sources",

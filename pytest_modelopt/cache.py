@@ -8,7 +8,8 @@ every parameter) and the sample index — never the API key or the server's URL.
 Each entry is written to a temporary file and renamed into place, so any number of
 processes (xdist workers, parallel CI jobs) can share a cache without locks: a reader sees
 a whole entry or none. An entry that does not parse is treated as missing and rewritten.
-A hit touches the file, so ``modelopt cache prune --older-than`` keeps what is still used.
+A hit touches the file (at most once an hour), so ``modelopt cache prune --older-than``
+keeps what is still used.
 The directory can be committed (the example project ships its recordings) or kept in a CI
 cache.
 """
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 RecordMode = Literal["new", "none", "all", "off"]
 RECORD_MODES: tuple[RecordMode, ...] = ("new", "none", "all", "off")
 SCHEMA_VERSION = 1
+TOUCH_AFTER_S = 3600.0  # a replay older than this touches its entry, for prune --older-than
 
 
 class CacheEntry(BaseModel):
@@ -48,6 +50,10 @@ class CacheEntry(BaseModel):
     response: dict[str, Any]
     latency_s: float
     created_at: float
+    # USD as priced when recorded (None: no price known), so a replay needs no price table;
+    # absent in entries written before it was kept, which are priced on replay instead.
+    cost_usd: float | None = None
+    cost_recorded: bool = False
 
 
 def cache_key(endpoint: str, body: Mapping[str, Any], sample: int) -> str:
@@ -75,6 +81,7 @@ class ResponseCache:
         if mode not in RECORD_MODES:
             raise ValueError(f"record mode must be one of {RECORD_MODES}, got {mode!r}")
         self.root = root
+        self._root = os.fspath(root)  # os.path on the hot path: pathlib costs ~10 µs a call
         self.mode = mode
         self.hits = 0
         self.misses = 0
@@ -88,6 +95,16 @@ class ResponseCache:
     def writes_enabled(self) -> bool:
         return self.mode in ("new", "all")
 
+    def has_entries(self) -> bool:
+        """Whether anything is recorded (cheap: stops at the first entry)."""
+        with contextlib.suppress(OSError):
+            for shard in os.scandir(self.root):
+                if shard.is_dir() and len(shard.name) == 2:
+                    with os.scandir(shard.path) as files:
+                        if any(f.name.endswith(".json") for f in files):
+                            return True
+        return False
+
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
@@ -95,16 +112,19 @@ class ResponseCache:
         """The entry, or None when it is missing or unreadable (never an exception)."""
         if not self.reads:
             return None
-        path = self.path(key)
+        path = os.path.join(self._root, key[:2], key + ".json")
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as handle:
+                modified = os.fstat(handle.fileno()).st_mtime
+                raw = handle.read()
             entry = CacheEntry.model_validate_json(raw)
         except (OSError, ValidationError, ValueError):
             self.misses += 1
             return None
         self.hits += 1
-        with contextlib.suppress(OSError):  # a read-only checkout of committed recordings
-            os.utime(path)
+        if time.time() - modified > TOUCH_AFTER_S:
+            with contextlib.suppress(OSError):  # a read-only checkout of committed recordings
+                os.utime(path)
         return entry
 
     def put(self, key: str, entry: CacheEntry) -> None:

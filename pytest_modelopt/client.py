@@ -282,6 +282,9 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return delay * (0.5 + _jitter.random() / 2)
 
 
+_UNPRICED = object()  # a replayed entry that kept no cost: price it from the table
+
+
 class ModelClient:
     """One per process: shares connections, settings and the request hook across all calls."""
 
@@ -297,8 +300,10 @@ class ModelClient:
         environ: Mapping[str, str] | None = None,
         cache: ResponseCache | None = None,
         store: bool = False,
+        transport: str = "auto",
     ) -> None:
         env = os.environ if environ is None else environ
+        self.transport = transport
         self.store = store  # eval calls go out with store=true and metadata naming the case
         self.base_url = base_url
         self.timeout = timeout
@@ -400,14 +405,20 @@ class ModelClient:
         prepared: bool = False,
         key: str | None = None,
         sender: Sender | None = None,
+        owned_loop: bool = False,
     ) -> Completion:
-        """``sender``: send each attempt from that helper process instead of this one."""
+        """``sender``: send each attempt from that helper process instead of this one.
+
+        ``owned_loop``: the loop is the plugin's own, which closes its client at the end
+        (``aclose``), so it may use the faster transport; a test's own loop keeps httpx,
+        which needs no closing.
+        """
         body, context = self._maybe_prepare(api, params, context, prepared)
         key, replayed = self._lookup(api, body, context, key)
         if replayed is not None:
             return replayed
         attempt = 0
-        client = self._async_client() if sender is None else None
+        client = self._async_client(owned_loop) if sender is None else None
         while True:
             started = time.perf_counter()
             try:
@@ -461,6 +472,30 @@ class ModelClient:
             self.on_request(body, context)
         return body, context
 
+    def replay(
+        self, api: str, body: dict[str, Any], context: CallContext, key: str | None = None
+    ) -> tuple[str | None, Completion | None]:
+        """The body's cache key (None without a cache) and its recorded answer, if any."""
+        if self.cache is None or self.cache.mode == "off":
+            return None, None
+        key = key or cache_key(ENDPOINTS[api], body, context.sample)
+        entry = self.cache.get(key)
+        if entry is None:
+            return key, None
+        try:
+            recorded = entry.cost_recorded and str(body.get("model")) not in self.prices
+            completion = self._finish(
+                api,
+                body,
+                entry.response,
+                entry.latency_s,
+                recorded_cost=entry.cost_usd if recorded else _UNPRICED,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):  # not a response: call again
+            return key, None
+        completion.cached = True
+        return key, completion
+
     def _lookup(
         self, api: str, body: dict[str, Any], context: CallContext, key: str | None = None
     ) -> tuple[str | None, Completion | None]:
@@ -468,24 +503,18 @@ class ModelClient:
 
         ``key``: the body's cache key when the caller has computed it already.
         """
-        if self.cache is None or self.cache.mode == "off":
-            key = None
-        else:
-            key = key or cache_key(ENDPOINTS[api], body, context.sample)
-            entry = self.cache.get(key)
-            if entry is not None:
-                completion = self._finish(api, body, entry.response, entry.latency_s)
-                completion.cached = True
-                return key, completion
-            if self.cache.mode == "none":
-                where = f" (eval {context.eval}, case {context.case_id})" if context.eval else ""
-                raise ModelCallError(
-                    "not_recorded",
-                    f"no recorded response for this {context.model} call{where} and "
-                    "--eval-record none allows no live call: record it with "
-                    "`pytest --eval-record new` (needs OPENAI_API_KEY or OPENAI_BASE_URL)",
-                    model=context.model,
-                )
+        key, completion = self.replay(api, body, context, key)
+        if completion is not None:
+            return key, completion
+        if self.cache is not None and self.cache.mode == "none":
+            where = f" (eval {context.eval}, case {context.case_id})" if context.eval else ""
+            raise ModelCallError(
+                "not_recorded",
+                f"no recorded response for this {context.model} call{where} and "
+                "--eval-record none allows no live call: record it with "
+                "`pytest --eval-record new` (needs OPENAI_API_KEY or OPENAI_BASE_URL)",
+                model=context.model,
+            )
         if self._api_key is None and self.base_url is None:
             raise ModelCallError(
                 "no_key",
@@ -525,16 +554,25 @@ class ModelClient:
         latency: float,
         key: str | None = None,
         context: CallContext | None = None,
+        recorded_cost: object = _UNPRICED,
     ) -> Completion:
-        """Parse a response; a live one (with a cache key) is recorded first."""
+        """Parse a response; a live one (with a cache key) is recorded first.
+
+        ``recorded_cost``: a replay's cost as priced when recorded (``_UNPRICED``: price it
+        now); a live call is always priced now.
+        """
         if not isinstance(data, Mapping):
             raise ValueError("response body is not a JSON object")
         text, tool_calls, usage = _PARSERS[api](data)
         requested = str(body.get("model"))
         served = str(data.get("model") or requested)
-        cost = self.cost(requested, usage)
-        if cost is None and served != requested:
-            cost = self.cost(served, usage)
+        cost: float | None
+        if recorded_cost is None or isinstance(recorded_cost, float):
+            cost = recorded_cost
+        else:
+            cost = self.cost(requested, usage)
+            if cost is None and served != requested:
+                cost = self.cost(served, usage)
         if key is not None and self.cache is not None:
             entry = CacheEntry(
                 endpoint=ENDPOINTS[api],
@@ -543,6 +581,8 @@ class ModelClient:
                 response=dict(data),
                 latency_s=latency,
                 created_at=time.time(),
+                cost_usd=cost,
+                cost_recorded=True,
             )
             self.cache.put(key, entry)
         return Completion(
@@ -568,7 +608,12 @@ class ModelClient:
         """Helper processes that send this client's requests (see sender.py)."""
         from .sender import Sender
 
-        return Sender(base_url=self.base_url, api_key=self._api_key, processes=processes)
+        return Sender(
+            base_url=self.base_url,
+            api_key=self._api_key,
+            processes=processes,
+            transport=self.transport,
+        )
 
     def secrets(self) -> tuple[str, ...]:
         """What ``redact`` must remove from any message this client's calls produce."""
@@ -586,15 +631,50 @@ class ModelClient:
                 self._sync = OpenAI(api_key=self._key(), base_url=self.base_url, max_retries=0)
             return self._sync
 
-    def _async_client(self) -> AsyncOpenAI:
+    def _async_client(self, owned_loop: bool = False) -> AsyncOpenAI:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
             from openai import AsyncOpenAI
 
-            client = AsyncOpenAI(api_key=self._key(), base_url=self.base_url, max_retries=0)
+            client = AsyncOpenAI(
+                api_key=self._key(),
+                base_url=self.base_url,
+                max_retries=0,
+                http_client=async_http_client(self.transport if owned_loop else "httpx"),
+            )
             self._async[loop] = client
         return client
+
+    async def aclose(self) -> None:
+        """Close this loop's async client (the generator's loop, as it ends)."""
+        client = self._async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+
+def async_http_client(transport: str) -> Any:
+    """The SDK's aiohttp-backed client, or None for its default httpx one.
+
+    openai[aiohttp] spends about half the CPU of httpx on each request (measured in
+    docs/benchmarks.md); ``auto`` takes it whenever the SDK and aiohttp provide it.
+    """
+    if transport == "httpx":
+        return None
+    import openai
+
+    factory = getattr(openai, "DefaultAioHttpClient", None)
+    try:
+        if factory is None:
+            raise RuntimeError("this openai SDK has no DefaultAioHttpClient (openai>=1.90)")
+        return factory()
+    except RuntimeError as exc:  # the SDK's own message when aiohttp is not installed
+        if transport == "auto":
+            return None
+        raise ModelCallError(
+            "client",
+            f"--eval-transport aiohttp: {exc}; pip install 'openai[aiohttp]' or use httpx",
+        ) from None
 
 
 def sdk_data(obj: Any) -> dict[str, Any]:

@@ -156,6 +156,15 @@ class Settings(BaseModel):
         ),
         json_schema_extra=_cli("WHERE"),
     )
+    transport: Literal["auto", "aiohttp", "httpx"] = Field(
+        default="auto",
+        description=(
+            "The HTTP transport under the SDK's async client when it sends declared"
+            " completions: aiohttp (openai[aiohttp]; about half the CPU per request), the"
+            " SDK's default httpx, or auto (aiohttp when it is installed)."
+        ),
+        json_schema_extra=_cli("NAME"),
+    )
     batch: Literal["off", "run", "submit", "collect"] = Field(
         default="off",
         description=(

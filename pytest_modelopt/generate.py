@@ -10,6 +10,11 @@ not reached yet moves it to the front. Identical requests (two evals sharing a p
 sent once. A 429 halves the concurrency and successes grow it back (AIMD), never past the
 limit; the client's own retries honour Retry-After.
 
+Once the producer has replayed a run of answers from the cache it pauses, and each test
+replays its own answer in the pytest thread: handing recorded answers across threads costs
+more than reading them, since the two threads take turns on one interpreter lock. A test
+that finds no recording hands its request back, and the producer runs ahead again.
+
 Under xdist every worker runs a producer over the whole list, starting at its own offset,
 and claims each request in the shared cache before sending it: each request is sent once,
 by whichever worker gets there first, and the others read the answer from the cache.
@@ -49,6 +54,11 @@ class Job:
     remote: bool = False  # another worker claimed it: read it from the cache
     request: tuple[str, dict[str, Any], CallContext, Any] | None = None
     key: str | None = None  # the request's cache key, computed once
+    handed_back: bool = False  # a test found no recording: the producer must send it
+
+
+# Replays in a row after which the producer leaves replaying to the tests (see above).
+REPLAYS_BEFORE_PAUSE = 32
 
 
 class AdaptiveLimiter:
@@ -111,10 +121,11 @@ class Progress:
 
     def line(self) -> str:
         rate = self.done / self.elapsed if self.elapsed > 0 else 0.0
+        helped = "; sent from a helper process" if self.helper and self.sent else ""
         return (
             f"generated {self.done}/{self.total} declared completions in {self.elapsed:.1f}s "
             f"({rate:.1f}/s; {self.sent} sent, {self.replayed} replayed, {self.errors} errors"
-            f", ${self.cost:.4f}{'; sent from a helper process' if self.helper else ''})"
+            f", ${self.cost:.4f}{helped})"
         )
 
 
@@ -156,6 +167,8 @@ class CompletionGenerator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._replay_streak = 0
+        self._paused = False  # the tests replay their own answers (see the module's docstring)
 
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._jobs
@@ -181,8 +194,15 @@ class CompletionGenerator:
         job = self._jobs[job_id]
         with self._lock:
             self._taken += 1
-            if not job.started:
+            local = not job.started and self._paused and self.hold
+            if local:
+                job.started = True
+            elif not job.started:
                 self._urgent.append(job)
+        if local:
+            replayed = self._replay_here(job)
+            if replayed is not None:
+                return replayed
         self._poke()
         with self._finished:
             self._finished.wait_for(lambda: job.done)
@@ -194,6 +214,29 @@ class CompletionGenerator:
             return self.client.call(api, body, context, prepared=True)  # from the cache
         completion, job.completion = job.completion, None  # memory stays flat
         return completion
+
+    def _replay_here(self, job: Job) -> Completion | None:
+        """Replay the job's answer in this (the test's) thread; None: it hands the job back
+        to the producer (urgent, with its request built), which runs ahead again."""
+        build, job.build = job.build, None
+        try:
+            assert build is not None
+            job.request = build()
+        except Exception as exc:
+            self._finish(job, None, exc)
+            return None
+        api, body, context, _ = job.request
+        job.key, completion = self.client.replay(api, body, context)
+        if completion is not None:
+            self._count(completion, None)
+            with self._finished:
+                job.done = True
+            return completion
+        with self._lock:
+            self._paused, self._replay_streak = False, 0
+            job.handed_back = True
+            self._urgent.append(job)
+        return None
 
     def take_input(self, job_id: str) -> Any:
         """The rendered messages of a job whose result was taken; then forget the job."""
@@ -221,9 +264,10 @@ class CompletionGenerator:
         with self._lock:
             while self._urgent:
                 job = self._urgent.popleft()
-                if not job.started:
+                if not job.started or job.handed_back:
+                    job.handed_back = False
                     return job
-            while self._started < len(self._order):
+            while not self._paused and self._started < len(self._order):
                 job = self._order[self._started]
                 if job.started:
                     self._started += 1
@@ -264,6 +308,8 @@ class CompletionGenerator:
             self.progress.finished = time.monotonic()
             if self.sender is not None:
                 await self.sender.close()
+            with contextlib.suppress(Exception):  # closing connections must not fail a run
+                await self.client.aclose()
             with self._finished:
                 for job in self._order:  # stopped early: no test may wait forever
                     if not job.done:
@@ -279,14 +325,15 @@ class CompletionGenerator:
 
     async def _generate(self, job: Job) -> None:
         build, job.build = job.build, None  # it holds the case's state: let it go
-        try:
-            assert build is not None
-            job.request = build()
-        except Exception as exc:  # a prompt that does not render: that case's error
-            self._finish(job, None, exc)
-            return
+        if job.request is None:  # else built by _replay_here, which found no recording
+            try:
+                assert build is not None
+                job.request = build()
+            except Exception as exc:  # a prompt that does not render: that case's error
+                self._finish(job, None, exc)
+                return
         api, body, context, _ = job.request
-        key = job.key = cache_key(ENDPOINTS[api], body, context.sample)
+        key = job.key = job.key or cache_key(ENDPOINTS[api], body, context.sample)
         with self._lock:
             first = self._by_request.setdefault(key, job)
             if first is not job and not first.done:
@@ -306,7 +353,7 @@ class CompletionGenerator:
                 return
             try:
                 completion = await self.client.acall(
-                    api, body, context, prepared=True, key=key, sender=self.sender
+                    api, body, context, prepared=True, key=key, sender=self.sender, owned_loop=True
                 )
             except ModelCallError as exc:
                 self._finish(job, None, exc)
@@ -325,15 +372,15 @@ class CompletionGenerator:
         seen: Completion | None = None,
     ) -> None:
         job.completion, job.error = completion, error
-        progress = self.progress
-        progress.done += 1
         counted = completion or seen
-        if error is not None:
-            progress.errors += 1
-        elif counted is not None:
-            progress.replayed += counted.cached
-            progress.sent += not counted.cached
-            progress.cost += counted.cost or 0.0
+        self._count(counted, error)
+        if self.hold:
+            with self._lock:
+                if error is None and counted is not None and counted.cached:
+                    self._replay_streak += 1
+                    self._paused = self._replay_streak >= REPLAYS_BEFORE_PAUSE
+                else:
+                    self._paused, self._replay_streak = False, 0
         if job.key is not None:
             with self._lock:
                 followers = self._followers.pop(job.key, [])
@@ -343,11 +390,24 @@ class CompletionGenerator:
             job.done = True
             self._finished.notify_all()
 
+    def _count(self, counted: Completion | None, error: BaseException | None) -> None:
+        """Progress, from both threads: under the lock."""
+        progress = self.progress
+        with self._lock:
+            progress.done += 1
+            if error is not None:
+                progress.errors += 1
+            elif counted is not None:
+                progress.replayed += counted.cached
+                progress.sent += not counted.cached
+                progress.cost += counted.cost or 0.0
+
     def _settle(self, first: Job, follower: Job) -> None:
         """A duplicate request shares the first one's answer (before anyone takes it)."""
         follower.error = first.error
         follower.completion = first.completion
-        self.progress.done += 1
+        with self._lock:
+            self.progress.done += 1
         with self._finished:
             follower.done = True
             self._finished.notify_all()

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable, Generator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,6 @@ from .evals import (
 from .generate import CompletionGenerator, Job, Progress
 from .graders.base import Grade, as_grader
 from .graders.context import GradingContext, grading
-from .prompts import load_prompt
 from .records import CaseRecord, ErrorRecord, RunNotFound, finished_cases, resolve_run
 from .session import EvalSession
 
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 SESSION = pytest.StashKey[EvalSession]()
 STATE = pytest.StashKey[CaseState]()
 PARAM = "_modelopt_param"
+# The running test item, for the plugin's fixtures: through ``request`` pytest would build
+# its special request fixture again for every fixture and item (measured: ~0.1 ms a test).
+_ITEM: ContextVar[pytest.Item | None] = ContextVar("modelopt_item", default=None)
 MARKER_DOC = (
     "eval(prompt=None, dataset=None, threshold=None, samples=1, name=None, models=None, "
     "schema=None): an LLM eval, run once per selected model (and per dataset case and "
@@ -250,8 +253,24 @@ def _modelopt_param() -> EvalParam | None:
     return None
 
 
-def _eval_state(request: pytest.FixtureRequest, fixture: str) -> CaseState:
-    state = _state(request.node) if isinstance(request.node, pytest.Item) else None
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    token = _ITEM.set(item)
+    try:
+        return (yield)
+    finally:
+        _ITEM.reset(token)
+
+
+def _item(fixture: str) -> pytest.Item:
+    item = _ITEM.get()
+    if item is None:  # pragma: no cover - function-scoped fixtures run inside a test
+        raise pytest.UsageError(f"the {fixture!r} fixture needs a running test")
+    return item
+
+
+def _eval_state(item: pytest.Item, fixture: str) -> CaseState:
+    state = _state(item)
     if state is None:
         raise pytest.UsageError(
             f"the {fixture!r} fixture only works in an eval test: mark the test with "
@@ -261,9 +280,10 @@ def _eval_state(request: pytest.FixtureRequest, fixture: str) -> CaseState:
 
 
 @pytest.fixture
-def llm(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> BoundModel:
+def llm(_modelopt_param: EvalParam | None) -> BoundModel:
     """The model under test (outside evals: the first selected model)."""
-    session = request.config.stash[SESSION]
+    item = _item("llm")
+    session = item.config.stash[SESSION]
     if _modelopt_param is None:
         if not session.settings.models:
             raise pytest.UsageError(
@@ -271,7 +291,7 @@ def llm(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> Bo
                 "[tool.modelopt]"
             )
         return BoundModel(session.client, session.settings.models[0])
-    state = _eval_state(request, "llm")
+    state = _eval_state(item, "llm")
     return BoundModel(
         session.client,
         _modelopt_param.model,
@@ -289,35 +309,39 @@ def model(llm: BoundModel) -> BoundModel:
 
 
 @pytest.fixture
-def case(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> Mapping[str, Any]:
+def case(_modelopt_param: EvalParam | None) -> Mapping[str, Any]:
     """The current dataset row (validated); without a dataset, the test's own parameters."""
-    state = _eval_state(request, "case")
+    item = _item("case")
+    return _case_values(item, _eval_state(item, "case"))
+
+
+def _case_values(node: pytest.Item | pytest.Collector, state: CaseState) -> Mapping[str, Any]:
     if state.param.case is not None:
         return state.param.case
-    callspec = getattr(request.node, "callspec", None)
+    callspec = getattr(node, "callspec", None)
     params = callspec.params if callspec is not None else {}
     return {key: value for key, value in params.items() if key != PARAM}
 
 
 @pytest.fixture
-def completion(
-    request: pytest.FixtureRequest, case: Mapping[str, Any], _modelopt_param: EvalParam | None
-) -> Completion:
+def completion(_modelopt_param: EvalParam | None) -> Completion:
     """The declared prompt, rendered with this case, answered by this model."""
-    state = _eval_state(request, "completion")
+    item = _item("completion")
+    state = _eval_state(item, "completion")
     spec = state.param.spec
     if spec.prompt_path is None:
         raise pytest.UsageError(
             f"eval {spec.name}: the 'completion' fixture needs a prompt: "
             "@pytest.mark.eval(prompt='prompts/x.j2', ...) (or call llm.chat() yourself)"
         )
-    session = request.config.stash[SESSION]
+    session = item.config.stash[SESSION]
     generator = session.generator
-    nodeid = request.node.nodeid
+    nodeid = item.nodeid
     if generator is not None and nodeid in generator:
         result = generator.result(nodeid)
         state.add_call(result, generator.take_input(nodeid), declared=True)
         return result
+    case = _case_values(item, state)
     api, body, context, messages = _declared_request(session, state, case)
     result = session.client.call(api, body, context, prepared=True)
     state.add_call(result, messages, declared=True)
@@ -330,7 +354,7 @@ def _declared_request(
     """Render the eval's prompt for this case into the request it sends (hook applied)."""
     spec = state.param.spec
     assert spec.prompt_path is not None
-    rendered = load_prompt(spec.prompt_path, display=spec.prompt).render(case)
+    rendered = session.prompt(spec.prompt_path, spec.prompt).render(case)
     context = CallContext(
         endpoint=rendered.api,
         model=state.param.model,
@@ -354,7 +378,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         state = _state(item)
         if state is None or not _needs_completion(item, state):
             continue
-        case = state.param.case if state.param.case is not None else {}
+        case = _case_values(item, state)
         jobs.append(Job(item.nodeid, functools.partial(_declared_request, ev, state, case)))
     if not jobs:
         return
@@ -439,18 +463,16 @@ GradeFn = Callable[..., Grade]
 
 
 @pytest.fixture
-def grade(request: pytest.FixtureRequest, _modelopt_param: EvalParam | None) -> GradeFn:
+def grade(_modelopt_param: EvalParam | None) -> GradeFn:
     """``grade(output, grader, *, name=None)``: grade the output and record it on the case.
 
     In an eval the test's verdict comes from all its grades together (and its asserts);
     outside an eval a failed grade fails at once, like an assert.
     """
-    state = _state(request.node) if isinstance(request.node, pytest.Item) else None
-    item: Mapping[str, Any] = {}
-    if state is not None:
-        item = state.param.case if state.param.case is not None else request.getfixturevalue("case")
-
-    named = request.config.stash[SESSION].named_graders
+    test = _item("grade")
+    state = _state(test)
+    item: Mapping[str, Any] = {} if state is None else _case_values(test, state)
+    named = test.config.stash[SESSION].named_graders
 
     def _grade(output: Any, grader: Any, *, name: str | None = None) -> Grade:
         built = as_grader(grader, named)

@@ -207,21 +207,49 @@ def write_run_info(run_dir: Path, info: RunInfo) -> None:
     write_json_atomic(run_dir / "run.json", info)
 
 
-def read_cases(run_dir: Path) -> Iterator[CaseRecord]:
-    """Every case of a run, from all its writers; a torn or foreign line is skipped."""
+def read_cases(run_dir: Path, *, slim: bool = False) -> Iterator[CaseRecord]:
+    """Every case of a run, from all its writers; a torn or foreign line is skipped.
+
+    ``slim``: for summaries and comparisons, which hold every case of a run at once. The
+    records leave out ``input``, ``item`` and ``completion_metadata``, and records share
+    what is the same in all of them (their sets of set fields, fingerprints, gates): half
+    of a parsed record's memory is pydantic's per-instance set of field names.
+    """
+    shared: dict[Any, Any] | None = {} if slim else None
     for path in sorted((run_dir / "cases").glob("*.jsonl")):
-        yield from _read_case_file(path)
+        yield from _read_case_file(path, shared)
 
 
-def _read_case_file(path: Path) -> Iterator[CaseRecord]:
+def _read_case_file(path: Path, shared: dict[Any, Any] | None = None) -> Iterator[CaseRecord]:
     with path.open("rb") as handle:
         for raw in handle:
             if not raw.strip():
                 continue
             try:
-                yield CaseRecord.model_validate_json(raw)
+                record = CaseRecord.model_validate_json(raw)
             except ValidationError:
                 continue
+            if shared is not None:
+                _slim(record, shared)
+            yield record
+
+
+def _slim(record: CaseRecord, shared: dict[Any, Any]) -> None:
+    record.input = record.item = record.completion_metadata = None
+    record.fingerprint = shared.setdefault(
+        ("fingerprint", *sorted(record.fingerprint.items())), record.fingerprint
+    )
+    record.fail_on = shared.setdefault(("fail_on", *record.fail_on), record.fail_on)
+    for model in (record, record.usage, record.error, *record.grades):
+        if model is not None:
+            _share_fields_set(model, shared)
+
+
+def _share_fields_set(model: BaseModel, shared: dict[Any, Any]) -> None:
+    # Only exclude_unset dumps read this set, and no reader of slim records makes them.
+    fields = model.__pydantic_fields_set__
+    key = (type(model), frozenset(fields))
+    object.__setattr__(model, "__pydantic_fields_set__", shared.setdefault(key, fields))
 
 
 def read_run_info(run_dir: Path) -> RunInfo:

@@ -59,9 +59,17 @@ class Sender:
     """The parent's side: ``processes`` children, started ahead (``warm_up``) or on the
     first request; requests go to them in turn."""
 
-    def __init__(self, *, base_url: str | None, api_key: str | None, processes: int = 1) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str | None,
+        api_key: str | None,
+        processes: int = 1,
+        transport: str = "auto",
+    ) -> None:
         self.base_url = base_url
         self.api_key = api_key
+        self.transport = transport
         self._children: list[_Child | None] = [None] * max(1, processes)
         self._lock: asyncio.Lock | None = None
         self._next_id = 0
@@ -81,6 +89,7 @@ class Sender:
                 sys.executable,
                 "-m",
                 "pytest_modelopt.sender",
+                self.transport,
                 *([self.base_url] if self.base_url else []),
             ],
             stdin=subprocess.PIPE,
@@ -178,13 +187,18 @@ class Sender:
 # -- the child ---------------------------------------------------------------------------
 
 
-async def _serve(base_url: str | None) -> None:
+async def _serve(transport: str, base_url: str | None) -> None:
     from openai import AsyncOpenAI
 
-    from .client import _response_class, classify
+    from .client import Failure, ModelCallError, _response_class, async_http_client, classify
 
     key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
-    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
+    unusable: Failure | None = None  # a transport that cannot be had: every request says so
+    try:
+        http_client = async_http_client(transport)
+    except ModelCallError as exc:
+        http_client, unusable = None, Failure(exc.kind, exc.message, None, False)
+    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client)
     response_class = _response_class()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
@@ -195,6 +209,8 @@ async def _serve(base_url: str | None) -> None:
     async def one(request: dict[str, Any]) -> None:
         started = loop.time()
         try:
+            if unusable is not None:
+                raise SenderFailure(unusable)
             response = await client.post(
                 request["path"],
                 cast_to=response_class,
@@ -223,7 +239,7 @@ async def _serve(base_url: str | None) -> None:
 
 def main(argv: list[str]) -> int:
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
-        asyncio.run(_serve(argv[0] if argv else None))
+        asyncio.run(_serve(argv[0], argv[1] if len(argv) > 1 else None))
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .cache import ResponseCache
 from .client import ModelClient, RequestHook
+from .prompts import Prompt, load_prompt
 from .records import (
     CaseRecord,
     RunInfo,
@@ -71,18 +72,32 @@ class EvalSession:
         self.trained_cases: dict[str, set[str]] = {}  # fine-tuned model -> its training cases
         self.distill_lines: list[str] = []  # --eval-distill-to's outcome, for the summary
         self.store_warnings: list[str] = []
+        self._prompts: dict[tuple[Path, str | None], Prompt] = {}
+
+    def prompt(self, path: Path, display: str | None) -> Prompt:
+        """A prompt file, loaded once per session (not stat-ed again for every case)."""
+        prompt = self._prompts.get((path, display))
+        if prompt is None:
+            prompt = self._prompts[path, display] = load_prompt(path, display=display)
+        return prompt
 
     def warm_sender(self, declared: int) -> None:
         """Start the helper process that sends declared requests while pytest still
         collects, so its start-up (``import openai``) is not on the critical path: once
-        ``declared`` completions were collected so far, as many as ``auto`` uses it for."""
+        ``declared`` completions were collected so far, as many as ``auto`` uses it for.
+
+        With recordings in the cache the helper starts on the first miss instead: a run
+        that replays everything then never pays for it.
+        """
         self.declared_so_far += declared
         setting = self.settings.sender
         enough = setting == "process" or (setting == "auto" and self.declared_so_far >= 16)
         usable = self.settings.record != "none" and (os.cpu_count() or 1) > 1
         if self.sender is None and enough and usable:
             self.sender = self.client.sender()
-            self.sender.warm_up()
+            cache = self.client.cache
+            if cache is None or not cache.reads or not cache.has_entries():
+                self.sender.warm_up()
 
     def tag_stored_verdicts(self) -> None:
         """``store = true``: each stored completion learns its case's verdict, for
@@ -166,6 +181,7 @@ class EvalSession:
                 prices=self.settings.prices,
                 on_request=self.on_request,
                 store=self.settings.store,
+                transport=self.settings.transport,
             )
         return self._client
 
@@ -300,7 +316,7 @@ class EvalSession:
             info = read_run_info(self.run_dir)
         except OSError:
             return None
-        cases = list(read_cases(self.run_dir))
+        cases = list(read_cases(self.run_dir, slim=True))
         from .summary import summarize
 
         summary = summarize(info, cases)
@@ -331,7 +347,10 @@ class EvalSession:
         comparison: Comparison | None = None
         tolerance, alpha = settings.gates.tolerance, settings.gates.alpha
         if self.baseline_dir is not None:
-            baseline = (read_run_info(self.baseline_dir), list(read_cases(self.baseline_dir)))
+            baseline = (
+                read_run_info(self.baseline_dir),
+                list(read_cases(self.baseline_dir, slim=True)),
+            )
             comparison = compare_runs(
                 baseline, (summary.run, cases), tolerance=tolerance, alpha=alpha
             )

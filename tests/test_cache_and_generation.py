@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +14,7 @@ import pytest
 
 from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
 from pytest_modelopt.client import CallContext, ModelCallError, ModelClient
+from pytest_modelopt.config import Price
 from pytest_modelopt.generate import CompletionGenerator, Job
 
 if TYPE_CHECKING:
@@ -43,18 +46,22 @@ def chat_posts(server: FakeOpenAI) -> int:
 
 
 def test_second_run_replays_with_no_request(project: Project, server: FakeOpenAI) -> None:
-    echo_suite(project)
-    project.run().assert_outcomes(passed=6)
-    assert chat_posts(server) == 6
+    echo_suite(project, rows=40)  # enough for the helper process (where there are 2 cores)
+    cold = project.run("-p", "no:xdist")
+    cold.assert_outcomes(passed=40)
+    assert chat_posts(server) == 40
+    helped = (os.cpu_count() or 1) > 1
+    assert ("sent from a helper process" in cold.stdout.str()) == helped
     first = project.summary()["evals"]
     server.reset()
-    result = project.run()
-    result.assert_outcomes(passed=6)
+    result = project.run("-p", "no:xdist")
+    result.assert_outcomes(passed=40)
     assert chat_posts(server) == 0
     assert project.summary()["evals"] == first  # recorded latencies: the same numbers
     result.stdout.fnmatch_lines(
-        ["modelopt: generated 6/6 declared completions*0 sent, 6 replayed*"]
+        ["modelopt: generated 40/40 declared completions*0 sent, 40 replayed*"]
     )
+    assert "helper process" not in result.stdout.str()  # nothing to send: none started
 
 
 def test_replay_needs_no_key_and_no_server(
@@ -325,6 +332,33 @@ def test_the_suite_gives_the_same_records_with_the_sender_and_without(
     assert "sent from a helper process" not in threaded.stdout.str()
     assert view() == threaded_view
     assert threaded.parseoutcomes() == helped.parseoutcomes()
+    for transport, sender in (("httpx", "process"), ("httpx", "thread"), ("aiohttp", "thread")):
+        other = project.run(
+            "-p", "no:xdist", "--eval-sender", sender, "--eval-transport", transport, *models
+        )
+        assert view() == threaded_view, (transport, sender)
+        assert other.parseoutcomes() == threaded.parseoutcomes()
+
+
+def test_the_transport_is_the_sdks_aiohttp_client_when_it_can_be(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import openai
+
+    from pytest_modelopt.client import async_http_client
+
+    assert async_http_client("httpx") is None  # the SDK's own default
+    assert isinstance(async_http_client("auto"), openai.DefaultAioHttpClient)
+    assert isinstance(async_http_client("aiohttp"), openai.DefaultAioHttpClient)
+
+    class Missing:
+        def __init__(self) -> None:
+            raise RuntimeError("To use the aiohttp client you must have installed aiohttp")
+
+    monkeypatch.setattr(openai, "DefaultAioHttpClient", Missing)
+    assert async_http_client("auto") is None
+    with pytest.raises(ModelCallError, match=r"pip install 'openai\[aiohttp\]'"):
+        async_http_client("aiohttp")
 
 
 # -- xdist, merge, resume ---------------------------------------------------------------
@@ -435,6 +469,92 @@ def test_cache_key_is_stable() -> None:
     assert cache_key("/chat/completions", body, 0) != cache_key("/responses", body, 0)
     entry = CacheEntry(endpoint="/x", sample=0, request={}, response={}, latency_s=0, created_at=0)
     assert CacheEntry.model_validate_json(entry.model_dump_json()) == entry
+
+
+def test_a_replay_touches_its_entry_at_most_once_an_hour(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    entry = CacheEntry(endpoint="/x", sample=0, request={}, response={}, latency_s=0, created_at=0)
+    assert not cache.has_entries()  # a run then starts its helper process ahead
+    cache.put("ab" * 32, entry)
+    assert cache.has_entries()
+    cache.put("cd" * 32, entry)
+    old = time.time() - 2 * 3600
+    os.utime(cache.path("ab" * 32), (old, old))
+    recent = time.time() - 60
+    os.utime(cache.path("cd" * 32), (recent, recent))
+    assert cache.get("ab" * 32) == entry
+    assert cache.get("cd" * 32) == entry
+    assert cache.path("ab" * 32).stat().st_mtime > time.time() - 60  # kept by prune
+    assert cache.path("cd" * 32).stat().st_mtime == pytest.approx(recent)  # not rewritten
+
+
+def test_a_replay_keeps_the_cost_priced_when_it_was_recorded(
+    tmp_path: Path, server: FakeOpenAI
+) -> None:
+    """Replays need no price table (genai-prices costs ~0.5 s to import); config prices
+    still apply to them, and an entry recorded before costs were kept is priced now."""
+    cache = ResponseCache(tmp_path)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}]}
+    live = client.call("chat", body)
+    assert live.cost is not None
+    assert not live.cached
+    [path] = cache.files()
+    recorded = CacheEntry.model_validate_json(path.read_bytes())
+    assert recorded.cost_recorded
+    assert recorded.cost_usd == live.cost
+    path.write_text(recorded.model_copy(update={"cost_usd": 1.5}).model_dump_json())
+    assert client.call("chat", body).cost == 1.5  # as recorded, not priced again
+    overridden = ModelClient(
+        base_url=server.base_url,
+        timeout=10,
+        max_retries=0,
+        cache=cache,
+        prices={"gpt-4.1-mini": Price(input=1_000_000, output=0)},
+    )
+    assert overridden.call("chat", body).cost == pytest.approx(live.usage.prompt_tokens)
+    legacy = recorded.model_dump()
+    del legacy["cost_usd"], legacy["cost_recorded"]
+    path.write_text(json.dumps(legacy))
+    replayed = client.call("chat", body)
+    assert replayed.cached
+    assert replayed.cost == live.cost
+    assert chat_posts(server) == 1
+
+
+def test_tests_replay_their_own_answers_and_hand_misses_back(
+    tmp_path: Path, server: FakeOpenAI
+) -> None:
+    """Once the producer has replayed a run of answers it pauses and each test replays
+    its own; a test that finds no recording hands its request back to be sent."""
+    server.latency = 0.05
+    cache = ResponseCache(tmp_path)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
+    first = CompletionGenerator(client, concurrency=4)
+    first.start(jobs_for(80))
+    assert [first.result(f"job{i}").text for i in range(80)] == [f"q{i}" for i in range(80)]
+    first.stop()
+    assert chat_posts(server) == 80
+    server.reset()
+    generator = CompletionGenerator(client, concurrency=4)
+    generator.start(jobs_for(120))  # 40 more at the end: never recorded
+    threads: set[str] = set()
+    original = client.replay
+
+    def replay(*args: Any, **kwargs: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    client.replay = replay  # type: ignore[method-assign]
+    texts = [generator.result(f"job{i}").text for i in range(120)]
+    generator.stop()
+    assert texts == [f"q{i}" for i in range(120)]
+    assert chat_posts(server) == 40  # the misses, sent once each
+    assert threading.current_thread().name in threads  # the tests replayed some themselves
+    assert generator.progress.replayed == 80
+    assert generator.progress.sent == 40
+    assert generator.progress.done == 120
+    assert generator.progress.errors == 0
 
 
 # -- the Batch API ----------------------------------------------------------------------
