@@ -33,7 +33,8 @@ process (its CPU is not charged to the driver, and it is measured apart).
 
 Others may edit ``pytest_modelopt/`` while this runs, so by default the children import a
 copy of it taken at the start (first on ``PYTHONPATH``; ``--live-sources`` turns that
-off), and one untimed warm-up run writes pytest's rewritten ``.pyc`` of that copy first.
+off), and one untimed warm-up run writes pytest's rewritten ``.pyc`` of that copy first
+(``PYTHONDONTWRITEBYTECODE`` is dropped from the children's environment for that).
 See docs/benchmarks.md for what each row means and the figures measured so far.
 """
 
@@ -50,6 +51,7 @@ import resource
 import select
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -298,6 +300,7 @@ class Row:
     outcome: str = ""  # pytest's last line, or the floor's own timing
     load_1min: float | None = None  # the machine's load average as the run started
     plugin_sources: str = ""  # plugin_sources() as the run started
+    round: int = 1  # which of the --repeat rounds (the 1000-case rows run in each)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -363,11 +366,16 @@ class Bench:
         self.snapshot = snapshot  # a frozen copy of the plugin, imported instead of the repo's
         self.sources_root = snapshot or REPO
         self.rows: list[Row] = []
+        self.round = 1
         self.env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("MODELOPT_", "PYTEST_", "OPENAI_"))
         }
+        # Python writes .pyc files unless told not to; a machine that sets this (as some
+        # sandboxes do) would compile the plugin snapshot from source in every run (~0.6 s
+        # here), a cost no user pays twice. The warm-up run writes them.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.env |= {
             "OPENAI_BASE_URL": server.base_url,
             "OPENAI_API_KEY": "sk-bench-0123456789",
@@ -415,6 +423,7 @@ class Bench:
     ) -> Row:
         if self.args.only is not None and row.name not in self.args.only:
             return row
+        row.round = self.round
         print(f"  {row.name:<10} {row.what} ...", end="", flush=True)
         self.server.ask("reset")
         before = self.server.ask("stats")
@@ -471,62 +480,69 @@ class Bench:
         floor_dir = naive_project(w / "naive", n)  # the floor reads the same data/prompt
         floor_script = w / "floor.py"
         floor_script.write_text(FLOOR_SCRIPT, encoding="utf-8")
-        self.run(
-            Row(
-                "floor", f"bare AsyncOpenAI script, semaphore {c}", n, limit_s=limit, concurrency=cc
-            ),
-            [sys.executable, str(floor_script), str(floor_dir), str(c)],
-            floor_dir,
-        )
-
-        cold_dir = eval_project(w / "eval", n)
-        self.run(
-            Row(
-                "cold",
-                f"plugin, empty cache, --eval-concurrency {c}",
-                n,
-                limit_s=limit,
-                concurrency=cc,
-            ),
-            self.pytest(*plugin),
-            cold_dir,
-            expect_passed=n,
-        )
-        warm = self.run(
-            Row("warm", "plugin, same again (cache hits)", n, concurrency=c),
-            self.pytest(*plugin),
-            cold_dir,
-            expect_passed=n,
-        )
-        if warm.server_requests:
-            warm.notes.append(f"FAIL: {warm.server_requests} requests reached the server")
-        xdist_c = min(n, 4 * c)  # each of the 4 workers sends up to C at once
-        self.run(
-            Row(
-                "xdist",
-                "plugin, empty cache, -n 4",
-                n,
-                limit_s=n * lat / xdist_c,
-                concurrency=xdist_c,
-            ),
-            self.pytest(*plugin, "-n", "4"),
-            eval_project(w / "eval-xdist", n),
-            expect_passed=n,
-        )
         trivial_dir = trivial_project(w / "trivial", n)
-        self.run(
-            Row("trivial", "plain pytest, trivial tests", n),
-            self.pytest(*no_plugin),
-            trivial_dir,
-            expect_passed=n,
-        )
-        pyproject(trivial_dir, modelopt=True)  # the same tests, the plugin loaded but unused
-        self.run(
-            Row("idle", "trivial tests, plugin loaded (no eval)", n),
-            self.pytest(*plugin),
-            trivial_dir,
-            expect_passed=n,
-        )
+        for round_ in range(1, a.repeat + 1):  # rounds interleave: a slow spell hits them all
+            self.round = round_
+            self.run(
+                Row(
+                    "floor",
+                    f"bare AsyncOpenAI script, semaphore {c}",
+                    n,
+                    limit_s=limit,
+                    concurrency=cc,
+                ),
+                [sys.executable, str(floor_script), str(floor_dir), str(c)],
+                floor_dir,
+            )
+            cold_dir = eval_project(w / f"eval-{round_}", n)  # an empty cache each round
+            self.run(
+                Row(
+                    "cold",
+                    f"plugin, empty cache, --eval-concurrency {c}",
+                    n,
+                    limit_s=limit,
+                    concurrency=cc,
+                ),
+                self.pytest(*plugin),
+                cold_dir,
+                expect_passed=n,
+            )
+            warm = self.run(
+                Row("warm", "plugin, same again (cache hits)", n, concurrency=c),
+                self.pytest(*plugin),
+                cold_dir,
+                expect_passed=n,
+            )
+            if warm.server_requests:
+                warm.notes.append(f"FAIL: {warm.server_requests} requests reached the server")
+            xdist_c = min(n, 4 * c)  # each of the 4 workers sends up to C at once
+            self.run(
+                Row(
+                    "xdist",
+                    "plugin, empty cache, -n 4",
+                    n,
+                    limit_s=n * lat / xdist_c,
+                    concurrency=xdist_c,
+                ),
+                self.pytest(*plugin, "-n", "4"),
+                eval_project(w / f"eval-xdist-{round_}", n),
+                expect_passed=n,
+            )
+            pyproject(trivial_dir, modelopt=False)
+            self.run(
+                Row("trivial", "plain pytest, trivial tests", n),
+                self.pytest(*no_plugin),
+                trivial_dir,
+                expect_passed=n,
+            )
+            pyproject(trivial_dir, modelopt=True)  # the same tests, the plugin loaded but unused
+            self.run(
+                Row("idle", "trivial tests, plugin loaded (no eval)", n),
+                self.pytest(*plugin),
+                trivial_dir,
+                expect_passed=n,
+            )
+        self.round = 1
         if not a.skip_naive:
             self.run(
                 Row(
@@ -572,16 +588,21 @@ class Bench:
         )
 
     def ratios(self) -> list[dict[str, Any]]:
-        rows = {row.name: row for row in self.rows}
+        def runs(name: str) -> list[Row]:
+            return [r for r in self.rows if r.name == name]
 
         def wall(name: str) -> float | None:
-            row = rows.get(name)
-            ok = row is not None and row.wall_s is not None and row.returncode == 0
-            return row.wall_s if ok and row is not None else None
+            """The median wall time of the row's successful runs (None if any failed)."""
+            done = runs(name)
+            if not done or any(r.wall_s is None or r.returncode != 0 for r in done):
+                return None
+            return statistics.median(r.wall_s for r in done if r.wall_s is not None)
 
         def rss(name: str) -> float | None:
-            row = rows.get(name)
-            return row.peak_rss_mb if row is not None and row.returncode == 0 else None
+            done = runs(name)
+            if not done or any(r.returncode != 0 for r in done):
+                return None
+            return max(r.peak_rss_mb or 0.0 for r in done)
 
         def ratio(
             key: str, text: str, value: float | None, target: str, met: bool | None
@@ -667,7 +688,7 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("pytest", "openai", "pytest-xdist", "pytest-modelopt", "aiohttp", "httpx2"):
         try:
             versions[dist] = importlib.metadata.version(dist)
@@ -703,7 +724,7 @@ def fmt(value: float | None, spec: str) -> str:
 
 def table(rows: list[Row]) -> str:
     head = (
-        "run", "wall s", "limit s", "wall/limit", "cases/s", "requests", "in flight",
+        "run", "#", "wall s", "limit s", "wall/limit", "cases/s", "requests", "in flight",
         "cpu s", "server cpu s", "peak RSS MB", "load", "result",
     )  # fmt: skip
     lines = [head]
@@ -713,6 +734,7 @@ def table(rows: list[Row]) -> str:
         lines.append(
             (
                 r.name,
+                str(r.round),
                 fmt(r.wall_s, ".2f"),
                 fmt(r.limit_s, ".2f") + (f" (c={r.concurrency})" if r.limit_s else ""),
                 fmt(over, ".1f") + ("x" if over else ""),
@@ -730,7 +752,7 @@ def table(rows: list[Row]) -> str:
     out = []
     for index, line in enumerate(lines):
         cells = [
-            c.ljust(w) if i in (0, 11) else c.rjust(w)
+            c.ljust(w) if i in (0, 12) else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
         out.append("  ".join(cells).rstrip())
@@ -758,6 +780,8 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
     print()
     print(table(bench.rows))
     print()
+    if a.repeat > 1:
+        print(f"ratios use the median wall time of each row's {a.repeat} runs (# is the round)")
     ratios = bench.ratios()
     for r in ratios:
         verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
@@ -787,6 +811,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-cases", type=int, default=10000, help="cases for the RSS rows")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow serial run")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of the 1000-case rows other than naive (default 3; the ratios take "
+        "each row's median: one run of a 2 s row moves by 10-20%% on a shared machine)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--only",
