@@ -114,9 +114,15 @@ class ResponseCache:
             return None
         path = os.path.join(self._root, key[:2], key + ".json")
         try:
-            with open(path, "rb") as handle:
-                modified = os.fstat(handle.fileno()).st_mtime
-                raw = handle.read()
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                stat = os.fstat(fd)
+                raw = os.read(fd, stat.st_size)  # one read: entries are small files
+                while len(raw) < stat.st_size and (more := os.read(fd, stat.st_size - len(raw))):
+                    raw += more
+            finally:
+                os.close(fd)
+            modified = stat.st_mtime
             entry = CacheEntry.model_validate_json(raw)
         except (OSError, ValidationError, ValueError):
             self.misses += 1

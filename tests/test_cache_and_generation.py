@@ -16,6 +16,7 @@ from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
 from pytest_modelopt.client import CallContext, ModelCallError, ModelClient
 from pytest_modelopt.config import Price
 from pytest_modelopt.generate import CompletionGenerator, Job
+from pytest_modelopt.records import CaseRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -393,6 +394,41 @@ def comparable(project: Project) -> tuple[Any, list[dict[str, Any]]]:
         for c in project.cases()
     ]
     return summary["evals"], cases
+
+
+def test_written_records_are_exactly_case_records(project: Project, server: FakeOpenAI) -> None:
+    """Every line of a run's case files is exactly what a CaseRecord of it dumps (the
+    versioned format), for passes, grades, tolerated failures, API errors, exceptions,
+    skips and samples."""
+    mixed_suite(project, server)
+    project.test(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.eval(dataset="d.jsonl")
+
+        def test_raises(case):
+            if case["id"] == "c1":
+                raise RuntimeError("boom ünïcode")
+            if case["id"] == "c2":
+                pytest.skip("not today")
+            assert case["q"] != "q3", "q3 is out"
+        """,
+        name="test_more.py",
+    )
+    project.run("-p", "no:xdist", "--eval-models", "gpt-4.1-mini,missing-model")
+    lines = [
+        line
+        for file in sorted((project.run_dir() / "cases").glob("*.jsonl"))
+        for line in file.read_text(encoding="utf-8").splitlines()
+    ]
+    statuses = set()
+    for line in lines:
+        data = json.loads(line)
+        assert CaseRecord.model_validate_json(line).model_dump(mode="json") == data
+        statuses.add(data["status"])
+    assert statuses == {"passed", "failed", "error", "skipped"}
+    assert len(lines) == 9 * 2 * (2 + 1) + 9 * 2  # echo x2 samples, strict; test_raises
 
 
 def test_xdist_gives_exactly_the_serial_records_and_summary(
