@@ -14,6 +14,8 @@ warm      the same again: every completion comes from the cache, 0 requests may 
 xdist     cold again (fresh cache) with ``-n 4``
 naive     plain pytest (``-p no:modelopt``) + one synchronous SDK call per test
 floor     a bare asyncio script: N requests through ``openai.AsyncOpenAI``, semaphore C
+floor-aio the same on the SDK's aiohttp transport (``DefaultAioHttpClient``), as the
+          plugin sends
 trivial   plain pytest (``-p no:modelopt``), N trivial parametrized tests
 idle      the same trivial tests with the plugin loaded (no eval): the cost of loading it
 rss-*     peak RSS of the plugin warm at ``--rss-cases`` cases vs plain pytest at as many
@@ -257,10 +259,12 @@ from pathlib import Path
 import jinja2
 import openai
 
-async def main(root, concurrency):
+async def main(root, concurrency, transport):
     rows = [json.loads(line) for line in open(root / "data" / "cases.jsonl")]
     template = jinja2.Template((root / "prompts" / "ask.j2").read_text())
-    client = openai.AsyncOpenAI()
+    # "aiohttp": the SDK's own aiohttp transport, as the plugin uses it (floor-aio)
+    http = openai.DefaultAioHttpClient() if transport == "aiohttp" else None
+    client = openai.AsyncOpenAI(http_client=http)
     semaphore = asyncio.Semaphore(concurrency)
 
     async def one(row):
@@ -275,7 +279,7 @@ async def main(root, concurrency):
     print(json.dumps({{"send_s": time.perf_counter() - started, "sent": len(rows)}}))
     await client.close()
 
-asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2])))
+asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
 """
 
 
@@ -491,7 +495,18 @@ class Bench:
                     limit_s=limit,
                     concurrency=cc,
                 ),
-                [sys.executable, str(floor_script), str(floor_dir), str(c)],
+                [sys.executable, str(floor_script), str(floor_dir), str(c), "httpx"],
+                floor_dir,
+            )
+            self.run(
+                Row(
+                    "floor-aio",
+                    f"the same script on the SDK's aiohttp transport, semaphore {c}",
+                    n,
+                    limit_s=limit,
+                    concurrency=cc,
+                ),
+                [sys.executable, str(floor_script), str(floor_dir), str(c), "aiohttp"],
                 floor_dir,
             )
             cold_dir = eval_project(w / f"eval-{round_}", n)  # an empty cache each round
@@ -636,6 +651,9 @@ class Bench:
         )
         v = cold / floor if cold and floor else None
         out.append(ratio("cold_vs_floor", "cold / floor", v, "(info)", None))
+        floor_aio = wall("floor-aio")
+        v = cold / floor_aio if cold and floor_aio else None
+        out.append(ratio("cold_vs_floor_aio", "cold / floor-aio", v, "(info)", None))
         v = naive / cold if naive and cold else None
         out.append(
             ratio(

@@ -158,7 +158,14 @@ def test_a_killed_run_keeps_every_finished_case(project: Project) -> None:
 
 
 def test_ctrl_c_keeps_finished_cases_and_writes_the_summary(project: Project) -> None:
-    echo_eval(project, "if case['q'] == 'q2': os.kill(os.getpid(), signal.SIGINT)")
+    # Python's own SIGINT handler set explicitly: a child that inherits an ignored SIGINT
+    # (an xdist worker's earlier test can leave it so) would otherwise never see Ctrl-C.
+    echo_eval(
+        project,
+        "if case['q'] == 'q2': "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "os.kill(os.getpid(), signal.SIGINT)",
+    )
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist")
     assert result.ret == 2
     result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
