@@ -472,6 +472,31 @@ class Bench:
     def pytest(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra]
 
+    def cold_then_warm(self, prefix: str, what: tuple[str, str], project: Path, cases: int) -> None:
+        """``cold`` on an empty cache, then ``warm`` on the cache it filled (0 requests)."""
+        c = self.args.concurrency
+        plugin = self.pytest("--eval-concurrency", str(c))
+        self.run(
+            Row(
+                f"{prefix}cold",
+                what[0],
+                cases,
+                limit_s=cases * self.args.latency / min(cases, c),
+                concurrency=min(cases, c),
+            ),
+            plugin,
+            project,
+            expect_passed=cases,
+        )
+        warm = self.run(
+            Row(f"{prefix}warm", what[1], cases, concurrency=c),
+            plugin,
+            project,
+            expect_passed=cases,
+        )
+        if warm.server_requests:
+            warm.notes.append(f"FAIL: {warm.server_requests} requests reached the server")
+
     def scenarios(self) -> None:
         a = self.args
         n, c, lat = a.cases, a.concurrency, a.latency
@@ -487,49 +512,21 @@ class Bench:
         trivial_dir = trivial_project(w / "trivial", n)
         for round_ in range(1, a.repeat + 1):  # rounds interleave: a slow spell hits them all
             self.round = round_
-            self.run(
-                Row(
-                    "floor",
-                    f"bare AsyncOpenAI script, semaphore {c}",
-                    n,
-                    limit_s=limit,
-                    concurrency=cc,
-                ),
-                [sys.executable, str(floor_script), str(floor_dir), str(c), "httpx"],
-                floor_dir,
+            for name, transport, what in (
+                ("floor", "httpx", "bare AsyncOpenAI script"),
+                ("floor-aio", "aiohttp", "the same script on the SDK's aiohttp transport"),
+            ):
+                self.run(
+                    Row(name, f"{what}, semaphore {c}", n, limit_s=limit, concurrency=cc),
+                    [sys.executable, str(floor_script), str(floor_dir), str(c), transport],
+                    floor_dir,
+                )
+            self.cold_then_warm(
+                "",
+                (f"plugin, empty cache, --eval-concurrency {c}", "plugin, same again (cache hits)"),
+                eval_project(w / f"eval-{round_}", n),  # an empty cache each round
+                n,
             )
-            self.run(
-                Row(
-                    "floor-aio",
-                    f"the same script on the SDK's aiohttp transport, semaphore {c}",
-                    n,
-                    limit_s=limit,
-                    concurrency=cc,
-                ),
-                [sys.executable, str(floor_script), str(floor_dir), str(c), "aiohttp"],
-                floor_dir,
-            )
-            cold_dir = eval_project(w / f"eval-{round_}", n)  # an empty cache each round
-            self.run(
-                Row(
-                    "cold",
-                    f"plugin, empty cache, --eval-concurrency {c}",
-                    n,
-                    limit_s=limit,
-                    concurrency=cc,
-                ),
-                self.pytest(*plugin),
-                cold_dir,
-                expect_passed=n,
-            )
-            warm = self.run(
-                Row("warm", "plugin, same again (cache hits)", n, concurrency=c),
-                self.pytest(*plugin),
-                cold_dir,
-                expect_passed=n,
-            )
-            if warm.server_requests:
-                warm.notes.append(f"FAIL: {warm.server_requests} requests reached the server")
             xdist_c = min(n, 4 * c)  # each of the 4 workers sends up to C at once
             self.run(
                 Row(
@@ -574,27 +571,12 @@ class Bench:
             )
 
         m = a.rss_cases
-        rss_dir = eval_project(w / "eval-rss", m)
-        self.run(
-            Row(
-                "rss-cold",
-                "plugin, empty cache (fills the cache)",
-                m,
-                limit_s=m * lat / min(m, c),
-                concurrency=min(m, c),
-            ),
-            self.pytest(*plugin),
-            rss_dir,
-            expect_passed=m,
+        self.cold_then_warm(
+            "rss-",
+            ("plugin, empty cache (fills the cache)", "plugin, cache hits"),
+            eval_project(w / "eval-rss", m),
+            m,
         )
-        rss_warm = self.run(
-            Row("rss-warm", "plugin, cache hits", m, concurrency=c),
-            self.pytest(*plugin),
-            rss_dir,
-            expect_passed=m,
-        )
-        if rss_warm.server_requests:
-            rss_warm.notes.append(f"FAIL: {rss_warm.server_requests} requests reached the server")
         self.run(
             Row("rss-plain", "plain pytest, trivial tests", m),
             self.pytest(*no_plugin),
