@@ -656,7 +656,7 @@ class ModelClient:
 def async_http_client(transport: str) -> Any:
     """The SDK's aiohttp-backed client, or None for its default httpx one.
 
-    openai[aiohttp] spends about half the CPU of httpx on each request (measured in
+    openai[aiohttp] spends about a third less CPU than httpx on each request (measured in
     docs/benchmarks.md); ``auto`` takes it whenever the SDK and aiohttp provide it.
     """
     if transport == "httpx":
@@ -666,7 +666,7 @@ def async_http_client(transport: str) -> Any:
     factory = getattr(openai, "DefaultAioHttpClient", None)
     try:
         if factory is None:
-            raise RuntimeError("this openai SDK has no DefaultAioHttpClient (openai>=1.90)")
+            raise RuntimeError("this openai SDK has no DefaultAioHttpClient")
         return factory()
     except RuntimeError as exc:  # the SDK's own message when aiohttp is not installed
         if transport == "auto":

@@ -160,7 +160,7 @@ class Settings(BaseModel):
         default="auto",
         description=(
             "The HTTP transport under the SDK's async client when it sends declared"
-            " completions: aiohttp (openai[aiohttp]; about half the CPU per request), the"
+            " completions: aiohttp (openai[aiohttp]; about a third less CPU a request), the"
             " SDK's default httpx, or auto (aiohttp when it is installed)."
         ),
         json_schema_extra=_cli("NAME"),
