@@ -24,13 +24,13 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from pathlib import Path
 
 RecordMode = Literal["new", "none", "all", "off"]
 RECORD_MODES: tuple[RecordMode, ...] = ("new", "none", "all", "off")
@@ -106,23 +106,20 @@ class ResponseCache:
         return False
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        return os.path.join(self._root, key[:2], key + ".json")
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry, or None when it is missing or unreadable (never an exception)."""
         if not self.reads:
             return None
-        path = os.path.join(self._root, key[:2], key + ".json")
+        path = self._file(key)
         try:
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                stat = os.fstat(fd)
-                raw = os.read(fd, stat.st_size)  # one read: entries are small files
-                while len(raw) < stat.st_size and (more := os.read(fd, stat.st_size - len(raw))):
-                    raw += more
-            finally:
-                os.close(fd)
-            modified = stat.st_mtime
+            with open(path, "rb") as handle:
+                modified = os.fstat(handle.fileno()).st_mtime
+                raw = handle.read()
             entry = CacheEntry.model_validate_json(raw)
         except (OSError, ValidationError, ValueError):
             self.misses += 1

@@ -282,9 +282,6 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return delay * (0.5 + _jitter.random() / 2)
 
 
-_UNPRICED = object()  # a replayed entry that kept no cost: price it from the table
-
-
 class ModelClient:
     """One per process: shares connections, settings and the request hook across all calls."""
 
@@ -483,14 +480,7 @@ class ModelClient:
         if entry is None:
             return key, None
         try:
-            recorded = entry.cost_recorded and str(body.get("model")) not in self.prices
-            completion = self._finish(
-                api,
-                body,
-                entry.response,
-                entry.latency_s,
-                recorded_cost=entry.cost_usd if recorded else _UNPRICED,
-            )
+            completion = self._finish(api, body, entry.response, entry.latency_s, replayed=entry)
         except (ValueError, KeyError, TypeError, AttributeError):  # not a response: call again
             return key, None
         completion.cached = True
@@ -554,12 +544,12 @@ class ModelClient:
         latency: float,
         key: str | None = None,
         context: CallContext | None = None,
-        recorded_cost: object = _UNPRICED,
+        replayed: CacheEntry | None = None,
     ) -> Completion:
         """Parse a response; a live one (with a cache key) is recorded first.
 
-        ``recorded_cost``: a replay's cost as priced when recorded (``_UNPRICED``: price it
-        now); a live call is always priced now.
+        A replay keeps the cost it was priced at when recorded (no price table needed),
+        unless config prices the model or the entry predates recorded costs.
         """
         if not isinstance(data, Mapping):
             raise ValueError("response body is not a JSON object")
@@ -567,8 +557,8 @@ class ModelClient:
         requested = str(body.get("model"))
         served = str(data.get("model") or requested)
         cost: float | None
-        if recorded_cost is None or isinstance(recorded_cost, float):
-            cost = recorded_cost
+        if replayed is not None and replayed.cost_recorded and requested not in self.prices:
+            cost = replayed.cost_usd
         else:
             cost = self.cost(requested, usage)
             if cost is None and served != requested:

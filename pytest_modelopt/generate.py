@@ -218,13 +218,9 @@ class CompletionGenerator:
     def _replay_here(self, job: Job) -> Completion | None:
         """Replay the job's answer in this (the test's) thread; None: it hands the job back
         to the producer (urgent, with its request built), which runs ahead again."""
-        build, job.build = job.build, None
-        try:
-            assert build is not None
-            job.request = build()
-        except Exception as exc:
-            self._finish(job, None, exc)
+        if not self._build(job):
             return None
+        assert job.request is not None
         api, body, context, _ = job.request
         job.key, completion = self.client.replay(api, body, context)
         if completion is not None:
@@ -323,15 +319,24 @@ class CompletionGenerator:
         finally:
             await self.limiter.__aexit__()
 
-    async def _generate(self, job: Job) -> None:
+    def _build(self, job: Job) -> bool:
+        """Render the job's request, once: a test that found no recording has already.
+        A prompt that does not render becomes that case's error (False)."""
         build, job.build = job.build, None  # it holds the case's state: let it go
-        if job.request is None:  # else built by _replay_here, which found no recording
-            try:
-                assert build is not None
-                job.request = build()
-            except Exception as exc:  # a prompt that does not render: that case's error
-                self._finish(job, None, exc)
-                return
+        if job.request is not None:
+            return True
+        try:
+            assert build is not None
+            job.request = build()
+        except Exception as exc:
+            self._finish(job, None, exc)
+            return False
+        return True
+
+    async def _generate(self, job: Job) -> None:
+        if not self._build(job):
+            return
+        assert job.request is not None
         api, body, context, _ = job.request
         key = job.key = job.key or cache_key(ENDPOINTS[api], body, context.sample)
         with self._lock:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
 from pathlib import Path
@@ -33,7 +32,6 @@ from .session import EvalSession
 
 if TYPE_CHECKING:
     from .optimize.flow import Finetuner
-    from .sender import Sender
 
 SESSION = pytest.StashKey[EvalSession]()
 STATE = pytest.StashKey[CaseState]()
@@ -389,7 +387,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         ev.generator = CompletionGenerator(
             ev.client,
             concurrency=ev.settings.concurrency,
-            sender=_sender_for(ev, len(jobs)),
+            sender=ev.sender_for(len(jobs)),
         )
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and session.config.get_verbosity() >= 0:
@@ -408,17 +406,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         )
     if ev.generator is not None:
         ev.generator.start(jobs)
-
-
-def _sender_for(ev: EvalSession, jobs: int) -> Sender | None:
-    """A helper process pays off once there is a second core and enough requests."""
-    setting = ev.settings.sender
-    wanted = setting == "process" or (
-        setting == "auto" and (os.cpu_count() or 1) > 1 and jobs >= 16
-    )
-    if not wanted:
-        return None
-    return ev.sender or ev.client.sender()
 
 
 def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:

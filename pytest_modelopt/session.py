@@ -90,14 +90,25 @@ class EvalSession:
         that replays everything then never pays for it.
         """
         self.declared_so_far += declared
-        setting = self.settings.sender
-        enough = setting == "process" or (setting == "auto" and self.declared_so_far >= 16)
-        usable = self.settings.record != "none" and (os.cpu_count() or 1) > 1
-        if self.sender is None and enough and usable:
+        wanted = self.settings.record != "none" and self._wants_sender(self.declared_so_far)
+        if self.sender is None and wanted:
             self.sender = self.client.sender()
             cache = self.client.cache
             if cache is None or not cache.reads or not cache.has_entries():
                 self.sender.warm_up()
+
+    def sender_for(self, jobs: int) -> Sender | None:
+        """The helper process for ``jobs`` declared requests (the warmed-up one if any)."""
+        if not self._wants_sender(jobs):
+            return None
+        return self.sender or self.client.sender()
+
+    def _wants_sender(self, requests: int) -> bool:
+        """A helper process pays off once there is a second core and enough requests."""
+        setting = self.settings.sender
+        return setting == "process" or (
+            setting == "auto" and requests >= 16 and (os.cpu_count() or 1) > 1
+        )
 
     def tag_stored_verdicts(self) -> None:
         """``store = true``: each stored completion learns its case's verdict, for
