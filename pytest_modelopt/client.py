@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 ENDPOINTS = {"chat": "/chat/completions", "responses": "/responses", "embeddings": "/embeddings"}
 MAX_RETRY_AFTER = 120.0
 _jitter = random.Random(0x5EED)
-_SECRET_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+)")
+# API keys, bearer headers and GitHub tokens (classic and fine-grained)
+_SECRET_PATTERN = re.compile(
+    r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+"
+    r"|gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,})"
+)
 
 
 @dataclass(frozen=True)
