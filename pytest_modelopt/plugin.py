@@ -501,7 +501,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def _apply_declared_graders(item: pytest.Item, state: CaseState) -> None:
     funcargs: dict[str, Any] = getattr(item, "funcargs", None) or {}
     completion = funcargs.get("completion")
-    case_item = state.param.case if state.param.case is not None else {}
+    case_item = _case_values(item, state)
     for grader in state.param.spec.graders:
         state.add_grade(grader.grade(completion, case_item), grader)
 
