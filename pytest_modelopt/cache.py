@@ -109,7 +109,7 @@ class ResponseCache:
         return Path(self._file(key))
 
     def _file(self, key: str) -> str:
-        return os.path.join(self._root, key[:2], key + ".json")
+        return f"{self._root}{os.sep}{key[:2]}{os.sep}{key}.json"
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry, or None when it is missing or unreadable (never an exception)."""
@@ -117,9 +117,13 @@ class ResponseCache:
             return None
         path = self._file(key)
         try:
-            with open(path, "rb") as handle:
-                modified = os.fstat(handle.fileno()).st_mtime
-                raw = handle.read()
+            fd = os.open(path, os.O_RDONLY)  # os calls: a file object costs more than the read
+            try:
+                stat = os.fstat(fd)
+                raw = os.read(fd, stat.st_size)
+            finally:
+                os.close(fd)
+            modified = stat.st_mtime
             entry = CacheEntry.model_validate_json(raw)
         except (OSError, ValidationError, ValueError):
             self.misses += 1

@@ -17,16 +17,12 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-try:
-    from yaml import CSafeLoader as _YamlLoader
-except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
+    import yaml  # imported when a YAML dataset is read: PyYAML costs ~12 ms to import
 
 __all__ = ["Case", "DatasetError", "RowError", "load_cases"]
 
@@ -502,7 +498,10 @@ def _json_error(exc: json.JSONDecodeError) -> RowError:
 
 
 def _parse_yaml(text: str, errors: list[RowError]) -> _Rows:
-    loader = _YamlLoader(text)
+    import yaml
+
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+    loader = loader_class(text)
     try:
         try:
             root = loader.get_single_node()
@@ -551,6 +550,8 @@ def _parse_yaml(text: str, errors: list[RowError]) -> _Rows:
 
 
 def _is_scalar(node: yaml.Node, value: str | None) -> bool:
+    import yaml
+
     if not isinstance(node, yaml.ScalarNode):
         return False
     if value is None:
@@ -559,6 +560,8 @@ def _is_scalar(node: yaml.Node, value: str | None) -> bool:
 
 
 def _yaml_error(exc: yaml.YAMLError, default_line: int) -> RowError:
+    import yaml
+
     if not isinstance(exc, yaml.MarkedYAMLError):
         return RowError(default_line, None, f"invalid YAML: {exc}")
     problem = exc.problem or exc.context or "syntax error"

@@ -10,10 +10,13 @@ not reached yet moves it to the front. Identical requests (two evals sharing a p
 sent once. A 429 halves the concurrency and successes grow it back (AIMD), never past the
 limit; the client's own retries honour Retry-After.
 
-Once the producer has replayed a run of answers from the cache it pauses, and each test
-replays its own answer in the pytest thread: handing recorded answers across threads costs
-more than reading them, since the two threads take turns on one interpreter lock. A test
-that finds no recording hands its request back, and the producer runs ahead again.
+Once the producer has replayed a run of answers from the cache it pauses, and the tests
+replay in the pytest thread: handing recorded answers across threads costs more than
+reading them, since the two threads take turns on one interpreter lock. A test that
+replays its own answer replays the next ``REPLAY_AHEAD`` ones too, in one tight loop: in a
+loop the interpreter's caches stay warm, and each replay costs half what it costs between
+two tests. A test that finds no recording hands its request back, and the producer runs
+ahead again.
 
 Under xdist every worker runs a producer over the whole list, starting at its own offset,
 and claims each request in the shared cache before sending it: each request is sent once,
@@ -59,6 +62,8 @@ class Job:
 
 # Replays in a row after which the producer leaves replaying to the tests (see above).
 REPLAYS_BEFORE_PAUSE = 32
+# Answers a replaying test replays ahead for the next tests (held until they take them).
+REPLAY_AHEAD = 64
 
 
 class AdaptiveLimiter:
@@ -202,7 +207,13 @@ class CompletionGenerator:
         if local:
             replayed = self._replay_here(job)
             if replayed is not None:
+                self._replay_ahead(job)
                 return replayed
+        elif job.done and job.completion is not None:  # replayed ahead, or produced
+            if not self._paused:
+                self._poke()  # the producer may be waiting for the window to move
+            completion, job.completion = job.completion, None
+            return completion
         self._poke()
         with self._finished:
             self._finished.wait_for(lambda: job.done)
@@ -215,9 +226,10 @@ class CompletionGenerator:
         completion, job.completion = job.completion, None  # memory stays flat
         return completion
 
-    def _replay_here(self, job: Job) -> Completion | None:
+    def _replay_here(self, job: Job, *, hold: bool = False) -> Completion | None:
         """Replay the job's answer in this (the test's) thread; None: it hands the job back
-        to the producer (urgent, with its request built), which runs ahead again."""
+        to the producer (urgent, with its request built), which runs ahead again.
+        ``hold``: keep the answer on the job, for its test to take."""
         if not self._build(job):
             return None
         assert job.request is not None
@@ -226,6 +238,8 @@ class CompletionGenerator:
         if completion is not None:
             self._count(completion, None)
             with self._finished:
+                if hold:
+                    job.completion = completion
                 job.done = True
             return completion
         with self._lock:
@@ -233,6 +247,20 @@ class CompletionGenerator:
             job.handed_back = True
             self._urgent.append(job)
         return None
+
+    def _replay_ahead(self, job: Job) -> None:
+        """Replay the jobs after this one that nobody started, until one is not recorded."""
+        order = self._order
+        end = min(len(order), job.index + 1 + min(REPLAY_AHEAD, self.window or REPLAY_AHEAD))
+        for later in order[job.index + 1 : end]:
+            with self._lock:
+                if not self._paused:
+                    return
+                if later.started:
+                    continue
+                later.started = True
+            if self._replay_here(later, hold=True) is None:
+                return  # handed back (or its prompt failed): the producer has it now
 
     def take_input(self, job_id: str) -> Any:
         """The rendered messages of a job whose result was taken; then forget the job."""

@@ -585,13 +585,16 @@ def _apply_outcome(
             state.status = "error"
             if excinfo is not None:
                 state.error = ErrorRecord(kind="teardown", message=_one_line(excinfo.value))
-        record = state.record()
-        session = item.config.stash[SESSION]
-        session.write(record)
-        if item.config.option.xmlpath:  # only --junitxml reads them: memory stays flat
-            report.user_properties.extend(_junit_properties(record))
+        fields = state.record_fields()
+        item.config.stash[SESSION].write(fields)
         del item.stash[STATE]  # the record is on disk: memory stays flat
-        item.config.hook.pytest_modelopt_case_result(record=record)
+        hook = item.config.hook.pytest_modelopt_case_result
+        junit = bool(item.config.option.xmlpath)
+        if junit or hook.get_hookimpls():  # the model costs more than writing the line
+            record = CaseRecord.model_validate(fields)
+            if junit:  # only --junitxml reads them: memory stays flat
+                report.user_properties.extend(_junit_properties(record))
+            hook(record=record)
 
 
 def _junit_properties(record: CaseRecord) -> list[tuple[str, object]]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 if TYPE_CHECKING:
@@ -94,7 +93,9 @@ def _compile(source: str, name: str) -> jinja2.Template:
         code = _env.compile(source, name=name, filename=name)
     except jinja2.TemplateSyntaxError as exc:
         raise PromptError(f"{name}:{exc.lineno}: template syntax error: {exc.message}") from None
-    return _env.template_class.from_code(_env, code, _env.make_globals(None), None)
+    # A plain dict of the (never changed) environment globals, not jinja's ChainMap over
+    # them: every render copies the globals, and copying a ChainMap runs in Python.
+    return _env.template_class.from_code(_env, code, dict(_env.globals), None)
 
 
 def load_prompt(path: str | os.PathLike[str], *, display: str | None = None) -> Prompt:
@@ -126,6 +127,8 @@ def _parse(path: Path, display: str) -> Prompt:
     if suffix not in YAML_SUFFIXES:
         known = ", ".join(sorted(TEXT_SUFFIXES | YAML_SUFFIXES))
         raise PromptError(f"{display}: unknown prompt file type {suffix!r} (use one of {known})")
+    import yaml  # only for YAML prompt files: PyYAML costs ~12 ms to import
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

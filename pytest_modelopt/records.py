@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 if TYPE_CHECKING:
@@ -185,9 +186,16 @@ class RunWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def append(self, record: CaseRecord) -> None:
-        # fallback=str: a dataset field of an exotic type is kept as text, never a crash
-        os.write(self._fd, (record.model_dump_json(fallback=str) + "\n").encode("utf-8"))
+    def append(self, record: CaseRecord | dict[str, Any]) -> None:
+        """One line; a dict is a record's ``model_dump()`` (``CaseState.record_fields``).
+
+        ``fallback=str``: a dataset field of an exotic type is kept as text, never a crash.
+        """
+        if isinstance(record, dict):
+            line = pydantic_core.to_json(record, fallback=str)
+        else:
+            line = record.__pydantic_serializer__.to_json(record, fallback=str)
+        os.write(self._fd, line + b"\n")
 
     def close(self) -> None:
         if self._fd >= 0:

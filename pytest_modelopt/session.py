@@ -211,7 +211,8 @@ class EvalSession:
         write_run_info(self.run_dir, info)
         (self.runs_dir / "latest").write_text(self.run_id + "\n", encoding="utf-8")
 
-    def write(self, record: CaseRecord) -> None:
+    def write(self, record: CaseRecord | dict[str, Any]) -> None:
+        """Append a case (a CaseRecord, or its ``model_dump()``) to this writer's file."""
         if self._writer is None:
             if not (self.run_dir / "run.json").exists():
                 self.start()

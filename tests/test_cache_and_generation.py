@@ -15,7 +15,12 @@ import pytest
 from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
 from pytest_modelopt.client import CallContext, ModelCallError, ModelClient
 from pytest_modelopt.config import Price
-from pytest_modelopt.generate import CompletionGenerator, Job
+from pytest_modelopt.generate import (
+    REPLAY_AHEAD,
+    REPLAYS_BEFORE_PAUSE,
+    CompletionGenerator,
+    Job,
+)
 from pytest_modelopt.records import CaseRecord
 
 if TYPE_CHECKING:
@@ -425,7 +430,7 @@ def test_written_records_are_exactly_case_records(project: Project, server: Fake
     statuses = set()
     for line in lines:
         data = json.loads(line)
-        assert CaseRecord.model_validate_json(line).model_dump(mode="json") == data
+        assert CaseRecord.model_validate_json(line).model_dump_json(fallback=str) == line
         statuses.add(data["status"])
     assert statuses == {"passed", "failed", "error", "skipped"}
     assert len(lines) == 9 * 2 * (2 + 1) + 9 * 2  # echo x2 samples, strict; test_raises
@@ -591,6 +596,36 @@ def test_tests_replay_their_own_answers_and_hand_misses_back(
     assert generator.progress.sent == 40
     assert generator.progress.done == 120
     assert generator.progress.errors == 0
+
+
+def test_a_replaying_test_replays_the_next_answers_ahead_within_a_bound(
+    tmp_path: Path, server: FakeOpenAI
+) -> None:
+    """A test that replays its own answer replays the next REPLAY_AHEAD ones in one loop;
+    they wait on their jobs, no more than that many at once, and each is taken once."""
+    cache = ResponseCache(tmp_path)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
+    first = CompletionGenerator(client, concurrency=4)
+    first.start(jobs_for(300))
+    for i in range(300):
+        first.result(f"job{i}")
+    first.stop()
+    server.reset()
+    generator = CompletionGenerator(client, concurrency=64)
+    jobs = jobs_for(300)
+    generator.start(jobs)
+    held: list[int] = []
+    texts = []
+    for i in range(300):
+        held.append(sum(job.completion is not None for job in jobs))
+        texts.append(generator.result(f"job{i}").text)
+    generator.stop()
+    assert texts == [f"q{i}" for i in range(300)]
+    assert chat_posts(server) == 0
+    assert max(held) <= REPLAY_AHEAD + REPLAYS_BEFORE_PAUSE
+    assert max(held[REPLAYS_BEFORE_PAUSE + 1 :]) == REPLAY_AHEAD  # replayed ahead, then taken
+    assert all(job.completion is None for job in jobs)  # nothing kept after its test
+    assert generator.progress.replayed == generator.progress.done == 300
 
 
 # -- the Batch API ----------------------------------------------------------------------
