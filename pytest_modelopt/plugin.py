@@ -31,10 +31,13 @@ from .records import CaseRecord, ErrorRecord, RunNotFound, finished_cases, resol
 from .session import EvalSession
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from .optimize.flow import Finetuner
 
 SESSION = pytest.StashKey[EvalSession]()
 STATE = pytest.StashKey[CaseState]()
+_ITEM_TOKEN: pytest.StashKey[Token[pytest.Item | None]] = pytest.StashKey()
 PARAM = "_modelopt_param"
 # The running test item, for the plugin's fixtures: through ``request`` pytest would build
 # its special request fixture again for every fixture and item (measured: ~0.1 ms a test).
@@ -83,9 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run_id=workerinput.get("modelopt_run_id") if workerinput else None,
         started_at=workerinput.get("modelopt_started_at") if workerinput else None,
         writer=workerinput["workerid"] if workerinput else "main",
-        on_request=lambda request, context: config.hook.pytest_modelopt_request(
-            request=request, context=context
-        ),
+        on_request=functools.partial(_request_hook, config.hook.pytest_modelopt_request),
     )
     if settings.batch != "off" and (
         getattr(config.option, "numprocesses", None) or getattr(config, "workerinput", None)
@@ -108,6 +109,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(session), "modelopt-xdist")
+
+
+def _request_hook(hook: Any, request: dict[str, Any], context: CallContext) -> None:
+    if hook.get_hookimpls():  # conftest files register theirs during collection
+        hook(request=request, context=context)
 
 
 class _XdistHooks:
@@ -143,9 +149,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if ev is None:
         return
     for item in items:  # declared graders grade the completion, even if the test never asks
-        state = _state(item)
+        param = _param(item)
         fixturenames = getattr(item, "fixturenames", None)
-        needs = state is not None and state.param.spec.graders and fixturenames is not None
+        needs = param is not None and param.spec.graders and fixturenames is not None
         if needs and "completion" not in fixturenames:  # type: ignore[operator]
             fixturenames.append("completion")  # type: ignore[union-attr]
     _skip_trained_cases(config, ev, items)
@@ -165,8 +171,8 @@ def _skip_trained_cases(config: pytest.Config, ev: EvalSession, items: list[pyte
     keep: list[pytest.Item] = []
     drop: list[pytest.Item] = []
     for item in items:
-        state = _state(item)
-        skip = state is not None and state.case_id in ev.trained_cases.get(state.param.model, ())
+        param = _param(item)
+        skip = param is not None and _case_id(item, param) in ev.trained_cases.get(param.model, ())
         (drop if skip else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
@@ -224,21 +230,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(PARAM, values)
 
 
+def _param(item: pytest.Item) -> EvalParam | None:
+    """Which eval, model, case and sample the item is; None for tests that are not evals."""
+    callspec = getattr(item, "callspec", None)
+    param = callspec.params.get(PARAM) if callspec is not None else None
+    return param if isinstance(param, EvalParam) else None
+
+
+def _case_id(item: pytest.Item, param: EvalParam) -> str:
+    if param.case is not None:
+        return param.case.id
+    callspec = getattr(item, "callspec", None)
+    rest = callspec.id[len(param.id) :].lstrip("-") if callspec is not None else ""
+    return rest or "default"
+
+
 def _state(item: pytest.Item) -> CaseState | None:
-    """The item's CaseState, created on first use; None for tests that are not evals."""
+    """The item's CaseState, created when its test starts (only the running tests hold
+    one: memory, and the garbage collector's work, stay flat); None for other tests."""
     state = item.stash.get(STATE, None)
     if state is not None:
         return state
-    callspec = getattr(item, "callspec", None)
-    param = callspec.params.get(PARAM) if callspec is not None else None
-    if not isinstance(param, EvalParam):
+    param = _param(item)
+    if param is None:
         return None
-    if param.case is not None:
-        case_id = param.case.id
-    else:
-        rest = callspec.id[len(param.id) :].lstrip("-") if callspec is not None else ""
-        case_id = rest or "default"
-    state = item.stash[STATE] = CaseState(param=param, nodeid=item.nodeid, case_id=case_id)
+    state = CaseState(param=param, nodeid=item.nodeid, case_id=_case_id(item, param))
+    item.stash[STATE] = state
     return state
 
 
@@ -251,12 +268,18 @@ def _modelopt_param() -> EvalParam | None:
     return None
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    token = _ITEM.set(item)
-    try:
-        return (yield)
-    finally:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The running item, for the fixtures (a ``request`` argument would cost every test
+    a fixture definition); reset after its teardown, for a pytester run inside a test."""
+    item.stash[_ITEM_TOKEN] = _ITEM.set(item)
+
+
+@pytest.hookimpl(tryfirst=True)  # before the finalizers, which may raise
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    token = item.stash.get(_ITEM_TOKEN, None)
+    if token is not None:
+        del item.stash[_ITEM_TOKEN]
         _ITEM.reset(token)
 
 
@@ -310,12 +333,12 @@ def model(llm: BoundModel) -> BoundModel:
 def case(_modelopt_param: EvalParam | None) -> Mapping[str, Any]:
     """The current dataset row (validated); without a dataset, the test's own parameters."""
     item = _item("case")
-    return _case_values(item, _eval_state(item, "case"))
+    return _case_values(item, _eval_state(item, "case").param)
 
 
-def _case_values(node: pytest.Item | pytest.Collector, state: CaseState) -> Mapping[str, Any]:
-    if state.param.case is not None:
-        return state.param.case
+def _case_values(node: pytest.Item | pytest.Collector, param: EvalParam) -> Mapping[str, Any]:
+    if param.case is not None:
+        return param.case
     callspec = getattr(node, "callspec", None)
     params = callspec.params if callspec is not None else {}
     return {key: value for key, value in params.items() if key != PARAM}
@@ -339,28 +362,28 @@ def completion(_modelopt_param: EvalParam | None) -> Completion:
         result = generator.result(nodeid)
         state.add_call(result, generator.take_input(nodeid), declared=True)
         return result
-    case = _case_values(item, state)
-    api, body, context, messages = _declared_request(session, state, case)
+    case = _case_values(item, state.param)
+    api, body, context, messages = _declared_request(session, state.param, state.case_id, case)
     result = session.client.call(api, body, context, prepared=True)
     state.add_call(result, messages, declared=True)
     return result
 
 
 def _declared_request(
-    session: EvalSession, state: CaseState, case: Mapping[str, Any]
+    session: EvalSession, param: EvalParam, case_id: str, case: Mapping[str, Any]
 ) -> tuple[str, dict[str, Any], CallContext, Any]:
     """Render the eval's prompt for this case into the request it sends (hook applied)."""
-    spec = state.param.spec
+    spec = param.spec
     assert spec.prompt_path is not None
     rendered = session.prompt(spec.prompt_path, spec.prompt).render(case)
     context = CallContext(
         endpoint=rendered.api,
-        model=state.param.model,
-        sample=state.param.sample,
+        model=param.model,
+        sample=param.sample,
         eval=spec.name,
-        case_id=state.case_id,
+        case_id=case_id,
     )
-    body = {"model": state.param.model, **rendered.request()}
+    body = {"model": param.model, **rendered.request()}
     body, context = session.client.prepare(rendered.api, body, context)
     return rendered.api, body, context, rendered.messages
 
@@ -373,11 +396,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     jobs = []
     for item in session.items:
-        state = _state(item)
-        if state is None or not _needs_completion(item, state):
+        param = _param(item)
+        if param is None or not _needs_completion(item, param):
             continue
-        case = _case_values(item, state)
-        jobs.append(Job(item.nodeid, functools.partial(_declared_request, ev, state, case)))
+        build = functools.partial(
+            _declared_request, ev, param, _case_id(item, param), _case_values(item, param)
+        )
+        jobs.append(Job(item.nodeid, build))
     if not jobs:
         return
     if ev.settings.batch != "off":
@@ -425,8 +450,8 @@ def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> Non
         pytest.exit(stop, returncode=pytest.ExitCode.OK)
 
 
-def _needs_completion(item: pytest.Item, state: CaseState) -> bool:
-    spec = state.param.spec
+def _needs_completion(item: pytest.Item, param: EvalParam) -> bool:
+    spec = param.spec
     if spec.prompt_path is None or spec.pending_reason is not None:
         return False
     if any(mark.name in ("skip", "skipif") for mark in item.iter_markers()):
@@ -458,7 +483,7 @@ def grade(_modelopt_param: EvalParam | None) -> GradeFn:
     """
     test = _item("grade")
     state = _state(test)
-    item: Mapping[str, Any] = {} if state is None else _case_values(test, state)
+    item: Mapping[str, Any] = {} if state is None else _case_values(test, state.param)
     named = test.config.stash[SESSION].named_graders
 
     def _grade(output: Any, grader: Any, *, name: str | None = None) -> Grade:
@@ -501,7 +526,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def _apply_declared_graders(item: pytest.Item, state: CaseState) -> None:
     funcargs: dict[str, Any] = getattr(item, "funcargs", None) or {}
     completion = funcargs.get("completion")
-    case_item = _case_values(item, state)
+    case_item = _case_values(item, state.param)
     for grader in state.param.spec.graders:
         state.add_grade(grader.grade(completion, case_item), grader)
 

@@ -256,8 +256,10 @@ def _slim(record: CaseRecord, shared: dict[Any, Any]) -> None:
 def _share_fields_set(model: BaseModel, shared: dict[Any, Any]) -> None:
     # Only exclude_unset dumps read this set, and no reader of slim records makes them.
     fields = model.__pydantic_fields_set__
-    key = (type(model), frozenset(fields))
-    object.__setattr__(model, "__pydantic_fields_set__", shared.setdefault(key, fields))
+    last = shared.get(type(model))  # records of a run mostly set the same fields
+    if last is None or last != fields:
+        last = shared[type(model)] = shared.setdefault((type(model), frozenset(fields)), fields)
+    object.__setattr__(model, "__pydantic_fields_set__", last)
 
 
 def read_run_info(run_dir: Path) -> RunInfo:
