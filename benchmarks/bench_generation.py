@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -61,7 +62,10 @@ import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL = "gpt-4.1-mini"
@@ -305,6 +309,7 @@ class Row:
     load_1min: float | None = None  # the machine's load average as the run started
     plugin_sources: str = ""  # plugin_sources() as the run started
     round: int = 1  # which of the --repeat rounds (the 1000-case rows run in each)
+    pair: int = 0  # warm and trivial run back to back in --pairs pairs per round (0: neither)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -371,6 +376,7 @@ class Bench:
         self.sources_root = snapshot or REPO
         self.rows: list[Row] = []
         self.round = 1
+        self.pair = 0
         self.env = {
             k: v
             for k, v in os.environ.items()
@@ -427,7 +433,7 @@ class Bench:
     ) -> Row:
         if self.args.only is not None and row.name not in self.args.only:
             return row
-        row.round = self.round
+        row.round, row.pair = self.round, self.pair
         print(f"  {row.name:<10} {row.what} ...", end="", flush=True)
         self.server.ask("reset")
         before = self.server.ask("stats")
@@ -472,8 +478,17 @@ class Bench:
     def pytest(self, *extra: str) -> list[str]:
         return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *extra]
 
-    def cold_then_warm(self, prefix: str, what: tuple[str, str], project: Path, cases: int) -> None:
-        """``cold`` on an empty cache, then ``warm`` on the cache it filled (0 requests)."""
+    def cold_then_warm(
+        self,
+        prefix: str,
+        what: tuple[str, str],
+        project: Path,
+        cases: int,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """``cold`` on an empty cache, then ``warm`` on the cache it filled (0 requests);
+        ``then`` runs right after the first warm run (the first of a round's pairs)."""
         c = self.args.concurrency
         plugin = self.pytest("--eval-concurrency", str(c))
         self.run(
@@ -488,12 +503,14 @@ class Bench:
             project,
             expect_passed=cases,
         )
-        warm = self.run(
-            Row(f"{prefix}warm", what[1], cases, concurrency=c),
-            plugin,
-            project,
-            expect_passed=cases,
-        )
+        self.pair = 1 if then is not None else 0
+        self.warm(Row(f"{prefix}warm", what[1], cases, concurrency=c), plugin, project, cases)
+        if then is not None:
+            then()
+        self.pair = 0
+
+    def warm(self, row: Row, cmd: list[str], project: Path, cases: int) -> None:
+        warm = self.run(row, cmd, project, expect_passed=cases)
         if warm.server_requests:
             warm.notes.append(f"FAIL: {warm.server_requests} requests reached the server")
 
@@ -510,6 +527,16 @@ class Bench:
         floor_script = w / "floor.py"
         floor_script.write_text(FLOOR_SCRIPT, encoding="utf-8")
         trivial_dir = trivial_project(w / "trivial", n)
+
+        def trivial() -> None:
+            pyproject(trivial_dir, modelopt=False)
+            self.run(
+                Row("trivial", "plain pytest, trivial tests", n),
+                self.pytest(*no_plugin),
+                trivial_dir,
+                expect_passed=n,
+            )
+
         for round_ in range(1, a.repeat + 1):  # rounds interleave: a slow spell hits them all
             self.round = round_
             for name, transport, what in (
@@ -521,12 +548,24 @@ class Bench:
                     [sys.executable, str(floor_script), str(floor_dir), str(c), transport],
                     floor_dir,
                 )
+            project = eval_project(w / f"eval-{round_}", n)  # an empty cache each round
+            warm_what = "plugin, same again (cache hits)"
             self.cold_then_warm(
                 "",
-                (f"plugin, empty cache, --eval-concurrency {c}", "plugin, same again (cache hits)"),
-                eval_project(w / f"eval-{round_}", n),  # an empty cache each round
+                (f"plugin, empty cache, --eval-concurrency {c}", warm_what),
+                project,
                 n,
+                then=trivial,
             )
+            for pair in range(2, a.pairs + 1):  # back to back, in turns first: drift cancels
+                self.pair = pair
+                warm = functools.partial(
+                    self.warm, Row("warm", warm_what, n, concurrency=c), self.pytest(*plugin),
+                    project, n,
+                )  # fmt: skip
+                for run in (trivial, warm) if pair % 2 == 0 else (warm, trivial):
+                    run()
+            self.pair = 0
             xdist_c = min(n, 4 * c)  # each of the 4 workers sends up to C at once
             self.run(
                 Row(
@@ -538,13 +577,6 @@ class Bench:
                 ),
                 self.pytest(*plugin, "-n", "4"),
                 eval_project(w / f"eval-xdist-{round_}", n),
-                expect_passed=n,
-            )
-            pyproject(trivial_dir, modelopt=False)
-            self.run(
-                Row("trivial", "plain pytest, trivial tests", n),
-                self.pytest(*no_plugin),
-                trivial_dir,
                 expect_passed=n,
             )
             pyproject(trivial_dir, modelopt=True)  # the same tests, the plugin loaded but unused
@@ -583,6 +615,22 @@ class Bench:
             trivial_project(w / "trivial-rss", m),
             expect_passed=m,
         )
+
+    def paired(self, first: str, second: str) -> list[float]:
+        """first / second for each pair of runs made back to back (same round and pair).
+
+        On a shared machine a 1-2 s run moves by 20-40% from one minute to the next, and
+        both runs of a pair move together: the ratio of a pair varies far less than either.
+        """
+        walls: dict[tuple[str, int, int], float] = {}
+        for r in self.rows:
+            if r.pair and r.wall_s is not None and r.returncode == 0:
+                walls[(r.name, r.round, r.pair)] = r.wall_s
+        return [
+            walls[(first, rnd, pair)] / walls[(second, rnd, pair)]
+            for (name, rnd, pair) in sorted(walls)
+            if name == first and (second, rnd, pair) in walls
+        ]
 
     def ratios(self) -> list[dict[str, Any]]:
         def runs(name: str) -> list[Row]:
@@ -648,9 +696,20 @@ class Bench:
         )
         v = naive / floor if naive and floor else None
         out.append(ratio("naive_vs_floor", "naive / floor (bare SDK speed-up)", v, "(info)", None))
+        paired = self.paired("warm", "trivial")
+        v = statistics.median(paired) if paired else None
+        out.append(
+            ratio(
+                "warm_vs_trivial",
+                f"warm / trivial (median of {len(paired)} pairs)",
+                v,
+                "<= 1.5",
+                None if v is None else v <= 1.5,
+            )
+        )
         v = warm / trivial if warm and trivial else None
         out.append(
-            ratio("warm_vs_trivial", "warm / trivial", v, "<= 1.5", None if v is None else v <= 1.5)
+            ratio("warm_vs_trivial_medians", "warm / trivial (row medians)", v, "(info)", None)
         )
         idle = wall("idle")
         v = warm / idle if warm and idle else None
@@ -734,7 +793,7 @@ def table(rows: list[Row]) -> str:
         lines.append(
             (
                 r.name,
-                str(r.round),
+                f"{r.round}.{r.pair}" if r.pair else str(r.round),
                 fmt(r.wall_s, ".2f"),
                 fmt(r.limit_s, ".2f") + (f" (c={r.concurrency})" if r.limit_s else ""),
                 fmt(over, ".1f") + ("x" if over else ""),
@@ -781,7 +840,10 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
     print(table(bench.rows))
     print()
     if a.repeat > 1:
-        print(f"ratios use the median wall time of each row's {a.repeat} runs (# is the round)")
+        print(
+            f"ratios use the median wall time of each row's runs over {a.repeat} rounds (# is "
+            "the round, and round.pair for warm and trivial runs made back to back)"
+        )
     ratios = bench.ratios()
     for r in ratios:
         verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
@@ -817,6 +879,13 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="rounds of the 1000-case rows other than naive (default 3; the ratios take "
         "each row's median: one run of a 2 s row moves by 10-20%% on a shared machine)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="warm and trivial runs back to back per round (default 3); warm / trivial is "
+        "the median of the pairs' ratios",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(

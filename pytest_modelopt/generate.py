@@ -178,14 +178,22 @@ class CompletionGenerator:
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._jobs
 
-    def start(self, jobs: list[Job]) -> None:
+    def start(self, jobs: list[Job], *, replay_first: bool = False) -> None:
+        """``replay_first`` (the cache has recordings): the tests replay from the first
+        job, and the producer starts only when one finds no recording."""
         first = int(len(jobs) * self.offset) if jobs else 0
         self._order = jobs[first:] + jobs[:first]
         for index, job in enumerate(self._order):
             job.index = index
             self._jobs[job.id] = job
         self.progress = Progress(total=len(jobs), helper=self.sender is not None)
-        if jobs:
+        if replay_first and self.hold:
+            self._paused = True
+        elif jobs:
+            self._start_producer()
+
+    def _start_producer(self) -> None:
+        if self._thread is None:
             self._thread = threading.Thread(
                 target=asyncio.run,
                 args=(self._produce(),),
@@ -246,6 +254,7 @@ class CompletionGenerator:
             self._paused, self._replay_streak = False, 0
             job.handed_back = True
             self._urgent.append(job)
+            self._start_producer()
         return None
 
     def _replay_ahead(self, job: Job) -> None:
@@ -274,6 +283,8 @@ class CompletionGenerator:
         self._poke()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        elif self.progress.finished is None:  # every answer was replayed by the tests
+            self.progress.finished = time.monotonic()
 
     # -- the producer thread -------------------------------------------------------------
 

@@ -598,6 +598,39 @@ def test_tests_replay_their_own_answers_and_hand_misses_back(
     assert generator.progress.errors == 0
 
 
+def test_with_recordings_the_tests_replay_first_and_a_miss_starts_the_producer(
+    tmp_path: Path, server: FakeOpenAI
+) -> None:
+    """``replay_first``: no producer thread while every answer is recorded; the first
+    test that finds none starts it, and the rest of the misses go out concurrently."""
+    cache = ResponseCache(tmp_path)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
+    first = CompletionGenerator(client, concurrency=4)
+    first.start(jobs_for(50))
+    for i in range(50):
+        first.result(f"job{i}")
+    first.stop()
+    server.reset()
+    warm = CompletionGenerator(client, concurrency=4)
+    warm.start(jobs_for(50), replay_first=True)
+    assert [warm.result(f"job{i}").text for i in range(50)] == [f"q{i}" for i in range(50)]
+    assert warm._thread is None  # nothing to send: no thread, no event loop
+    warm.stop()
+    assert warm.progress.replayed == 50
+    assert warm.progress.finished is not None
+    assert chat_posts(server) == 0
+    server.latency = 0.05
+    partly = CompletionGenerator(client, concurrency=8)
+    partly.start(jobs_for(90), replay_first=True)  # 40 new ones at the end
+    texts = [partly.result(f"job{i}").text for i in range(90)]
+    partly.stop()
+    assert texts == [f"q{i}" for i in range(90)]
+    assert partly._thread is not None
+    assert chat_posts(server) == 40
+    assert server.max_in_flight > 1  # the misses were sent ahead, concurrently
+    assert (partly.progress.replayed, partly.progress.sent) == (50, 40)
+
+
 def test_a_replaying_test_replays_the_next_answers_ahead_within_a_bound(
     tmp_path: Path, server: FakeOpenAI
 ) -> None:
