@@ -330,7 +330,7 @@ def model(llm: BoundModel) -> BoundModel:
 
 
 @pytest.fixture
-def case(_modelopt_param: EvalParam | None) -> Mapping[str, Any]:
+def case() -> Mapping[str, Any]:
     """The current dataset row (validated); without a dataset, the test's own parameters."""
     item = _item("case")
     return _case_values(item, _eval_state(item, "case").param)
@@ -345,7 +345,7 @@ def _case_values(node: pytest.Item | pytest.Collector, param: EvalParam) -> Mapp
 
 
 @pytest.fixture
-def completion(_modelopt_param: EvalParam | None) -> Completion:
+def completion() -> Completion:
     """The declared prompt, rendered with this case, answered by this model."""
     item = _item("completion")
     state = _eval_state(item, "completion")
@@ -477,7 +477,7 @@ GradeFn = Callable[..., Grade]
 
 
 @pytest.fixture
-def grade(_modelopt_param: EvalParam | None) -> GradeFn:
+def grade() -> GradeFn:
     """``grade(output, grader, *, name=None)``: grade the output and record it on the case.
 
     In an eval the test's verdict comes from all its grades together (and its asserts);
