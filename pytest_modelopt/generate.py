@@ -10,7 +10,8 @@ not reached yet moves it to the front. Identical requests (two evals sharing a p
 sent once. A 429 halves the concurrency and successes grow it back (AIMD), never past the
 limit; the client's own retries honour Retry-After.
 
-Once the producer has replayed a run of answers from the cache it pauses, and the tests
+When the cache has recordings the tests replay from the first job and the producer starts
+at the first miss; otherwise, once it has replayed a run of answers, it pauses and the tests
 replay in the pytest thread: handing recorded answers across threads costs more than
 reading them, since the two threads take turns on one interpreter lock. A test that
 replays its own answer replays the next ``REPLAY_AHEAD`` ones too, in one tight loop: in a
@@ -212,6 +213,7 @@ class CompletionGenerator:
                 job.started = True
             elif not job.started:
                 self._urgent.append(job)
+                self._start_producer()  # none yet if the tests were replaying
         if local:
             replayed = self._replay_here(job)
             if replayed is not None:

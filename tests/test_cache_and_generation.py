@@ -631,6 +631,46 @@ def test_with_recordings_the_tests_replay_first_and_a_miss_starts_the_producer(
     assert (partly.progress.replayed, partly.progress.sent) == (50, 40)
 
 
+def test_a_prompt_that_fails_while_the_tests_replay_is_its_case_error_and_never_hangs(
+    tmp_path: Path, server: FakeOpenAI
+) -> None:
+    """A job whose request does not build (its prompt fails), met while the tests replay
+    ahead, errors its own case; the cases after it still get their answers."""
+    cache = ResponseCache(tmp_path)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
+    first = CompletionGenerator(client, concurrency=4)
+    first.start(jobs_for(20))
+    for i in range(20):
+        first.result(f"job{i}")
+    first.stop()
+    server.reset()
+
+    def broken() -> Any:
+        raise ValueError("template error")
+
+    jobs = jobs_for(20)
+    jobs[5] = Job("job5", broken)
+    generator = CompletionGenerator(client, concurrency=4)
+    generator.start(jobs, replay_first=True)
+    outcomes: list[str] = []
+
+    def take_all() -> None:
+        for i in range(20):
+            try:
+                outcomes.append(generator.result(f"job{i}").text)
+            except ValueError as exc:
+                outcomes.append(str(exc))
+
+    taker = threading.Thread(target=take_all, daemon=True)
+    taker.start()
+    taker.join(timeout=30)
+    generator.stop()
+    assert not taker.is_alive(), "a test waited forever for its answer"
+    assert outcomes == [f"q{i}" if i != 5 else "template error" for i in range(20)]
+    assert chat_posts(server) == 0
+    assert generator.progress.errors == 1
+
+
 def test_a_replaying_test_replays_the_next_answers_ahead_within_a_bound(
     tmp_path: Path, server: FakeOpenAI
 ) -> None:
