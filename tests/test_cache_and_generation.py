@@ -563,20 +563,27 @@ def test_a_replay_keeps_the_cost_priced_when_it_was_recorded(
     assert chat_posts(server) == 1
 
 
+def recorded(tmp_path: Path, server: FakeOpenAI, n: int) -> ModelClient:
+    """A client whose cache holds the answers of ``jobs_for(n)``, each sent once; the
+    server's counts are reset after."""
+    cache = ResponseCache(tmp_path)
+    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
+    first = CompletionGenerator(client, concurrency=4)
+    first.start(jobs_for(n))
+    assert [first.result(f"job{i}").text for i in range(n)] == [f"q{i}" for i in range(n)]
+    first.stop()
+    assert chat_posts(server) == n
+    server.reset()
+    return client
+
+
 def test_tests_replay_their_own_answers_and_hand_misses_back(
     tmp_path: Path, server: FakeOpenAI
 ) -> None:
     """Once the producer has replayed a run of answers it pauses and each test replays
     its own; a test that finds no recording hands its request back to be sent."""
     server.latency = 0.05
-    cache = ResponseCache(tmp_path)
-    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
-    first = CompletionGenerator(client, concurrency=4)
-    first.start(jobs_for(80))
-    assert [first.result(f"job{i}").text for i in range(80)] == [f"q{i}" for i in range(80)]
-    first.stop()
-    assert chat_posts(server) == 80
-    server.reset()
+    client = recorded(tmp_path, server, 80)
     generator = CompletionGenerator(client, concurrency=4)
     generator.start(jobs_for(120))  # 40 more at the end: never recorded
     threads: set[str] = set()
@@ -603,14 +610,7 @@ def test_with_recordings_the_tests_replay_first_and_a_miss_starts_the_producer(
 ) -> None:
     """``replay_first``: no producer thread while every answer is recorded; the first
     test that finds none starts it, and the rest of the misses go out concurrently."""
-    cache = ResponseCache(tmp_path)
-    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
-    first = CompletionGenerator(client, concurrency=4)
-    first.start(jobs_for(50))
-    for i in range(50):
-        first.result(f"job{i}")
-    first.stop()
-    server.reset()
+    client = recorded(tmp_path, server, 50)
     warm = CompletionGenerator(client, concurrency=4)
     warm.start(jobs_for(50), replay_first=True)
     assert [warm.result(f"job{i}").text for i in range(50)] == [f"q{i}" for i in range(50)]
@@ -636,14 +636,7 @@ def test_a_prompt_that_fails_while_the_tests_replay_is_its_case_error_and_never_
 ) -> None:
     """A job whose request does not build (its prompt fails), met while the tests replay
     ahead, errors its own case; the cases after it still get their answers."""
-    cache = ResponseCache(tmp_path)
-    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
-    first = CompletionGenerator(client, concurrency=4)
-    first.start(jobs_for(20))
-    for i in range(20):
-        first.result(f"job{i}")
-    first.stop()
-    server.reset()
+    client = recorded(tmp_path, server, 20)
 
     def broken() -> Any:
         raise ValueError("template error")
@@ -676,14 +669,7 @@ def test_a_replaying_test_replays_the_next_answers_ahead_within_a_bound(
 ) -> None:
     """A test that replays its own answer replays the next REPLAY_AHEAD ones in one loop;
     they wait on their jobs, no more than that many at once, and each is taken once."""
-    cache = ResponseCache(tmp_path)
-    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
-    first = CompletionGenerator(client, concurrency=4)
-    first.start(jobs_for(300))
-    for i in range(300):
-        first.result(f"job{i}")
-    first.stop()
-    server.reset()
+    client = recorded(tmp_path, server, 300)
     generator = CompletionGenerator(client, concurrency=64)
     jobs = jobs_for(300)
     generator.start(jobs)
