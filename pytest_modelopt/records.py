@@ -194,7 +194,7 @@ class RunWriter:
         if isinstance(record, dict):
             line = pydantic_core.to_json(record, fallback=str)
         else:
-            line = record.__pydantic_serializer__.to_json(record, fallback=str)
+            line = record.model_dump_json(fallback=str).encode("utf-8")
         os.write(self._fd, line + b"\n")
 
     def close(self) -> None:
