@@ -430,9 +430,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             offset=index / max(int(workerinput.get("workercount", 1)), 1),
         )
     if ev.generator is not None:
-        cache = ev.client.cache
-        replay_first = cache is not None and cache.reads and cache.has_entries()
-        ev.generator.start(jobs, replay_first=replay_first)
+        ev.generator.start(jobs, replay_first=ev.has_recordings())
 
 
 def _run_batch(session: pytest.Session, ev: EvalSession, jobs: list[Job]) -> None:

@@ -73,6 +73,7 @@ class EvalSession:
         self.distill_lines: list[str] = []  # --eval-distill-to's outcome, for the summary
         self.store_warnings: list[str] = []
         self._prompts: dict[tuple[Path, str | None], Prompt] = {}
+        self._has_recordings: bool | None = None
 
     def prompt(self, path: Path, display: str | None) -> Prompt:
         """A prompt file, loaded once per session (not stat-ed again for every case)."""
@@ -93,9 +94,16 @@ class EvalSession:
         wanted = self.settings.record != "none" and self._wants_sender(self.declared_so_far)
         if self.sender is None and wanted:
             self.sender = self.client.sender()
-            cache = self.client.cache
-            if cache is None or not cache.reads or not cache.has_entries():
+            if not self.has_recordings():
                 self.sender.warm_up()
+
+    def has_recordings(self) -> bool:
+        """Whether this run reads a cache that holds recordings (looked at once). Then the
+        tests replay before anything is sent, and nothing that sends starts ahead."""
+        if self._has_recordings is None:
+            cache = self.client.cache
+            self._has_recordings = cache is not None and cache.reads and cache.has_entries()
+        return self._has_recordings
 
     def sender_for(self, jobs: int) -> Sender | None:
         """The helper process for ``jobs`` declared requests (the warmed-up one if any)."""
