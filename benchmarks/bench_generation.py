@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import hashlib
 import importlib.metadata
 import json
@@ -485,10 +484,13 @@ class Bench:
         project: Path,
         cases: int,
         *,
-        then: Callable[[], None] | None = None,
+        pairs_with: Callable[[], None] | None = None,
     ) -> None:
-        """``cold`` on an empty cache, then ``warm`` on the cache it filled (0 requests);
-        ``then`` runs right after the first warm run (the first of a round's pairs)."""
+        """``cold`` on an empty cache, then ``warm`` on the cache it filled (0 requests).
+
+        ``pairs_with``: ``--pairs`` pairs of ``warm`` and that run, back to back, taking
+        turns at going first (the first ``warm`` right after ``cold``): drift cancels.
+        """
         c = self.args.concurrency
         plugin = self.pytest("--eval-concurrency", str(c))
         self.run(
@@ -503,16 +505,21 @@ class Bench:
             project,
             expect_passed=cases,
         )
-        self.pair = 1 if then is not None else 0
-        self.warm(Row(f"{prefix}warm", what[1], cases, concurrency=c), plugin, project, cases)
-        if then is not None:
-            then()
-        self.pair = 0
 
-    def warm(self, row: Row, cmd: list[str], project: Path, cases: int) -> None:
-        warm = self.run(row, cmd, project, expect_passed=cases)
-        if warm.server_requests:
-            warm.notes.append(f"FAIL: {warm.server_requests} requests reached the server")
+        def warm() -> None:
+            row = Row(f"{prefix}warm", what[1], cases, concurrency=c)
+            self.run(row, plugin, project, expect_passed=cases)
+            if row.server_requests:
+                row.notes.append(f"FAIL: {row.server_requests} requests reached the server")
+
+        if pairs_with is None:
+            warm()
+            return
+        for pair in range(1, self.args.pairs + 1):
+            self.pair = pair
+            for run in (warm, pairs_with) if pair % 2 else (pairs_with, warm):
+                run()
+        self.pair = 0
 
     def scenarios(self) -> None:
         a = self.args
@@ -548,24 +555,13 @@ class Bench:
                     [sys.executable, str(floor_script), str(floor_dir), str(c), transport],
                     floor_dir,
                 )
-            project = eval_project(w / f"eval-{round_}", n)  # an empty cache each round
-            warm_what = "plugin, same again (cache hits)"
             self.cold_then_warm(
                 "",
-                (f"plugin, empty cache, --eval-concurrency {c}", warm_what),
-                project,
+                (f"plugin, empty cache, --eval-concurrency {c}", "plugin, same again (cache hits)"),
+                eval_project(w / f"eval-{round_}", n),  # an empty cache each round
                 n,
-                then=trivial,
+                pairs_with=trivial,
             )
-            for pair in range(2, a.pairs + 1):  # back to back, in turns first: drift cancels
-                self.pair = pair
-                warm = functools.partial(
-                    self.warm, Row("warm", warm_what, n, concurrency=c), self.pytest(*plugin),
-                    project, n,
-                )  # fmt: skip
-                for run in (trivial, warm) if pair % 2 == 0 else (warm, trivial):
-                    run()
-            self.pair = 0
             xdist_c = min(n, 4 * c)  # each of the 4 workers sends up to C at once
             self.run(
                 Row(
