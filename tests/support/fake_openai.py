@@ -601,6 +601,13 @@ class FakeOpenAI(ThreadedServer):
         #: The model a chat reply names for the one asked, as OpenAI answers ``gpt-4o``
         #: with ``gpt-4o-2024-08-06``; unlisted models answer as themselves.
         self.chat_snapshots: dict[str, str] = {}
+        #: Most model requests served at once (None: no limit); one more is answered 429
+        #: at once, as a gateway with a concurrency quota does, with ``Retry-After:
+        #: capacity_retry_after`` seconds when that is set.
+        self.capacity: int | None = None
+        self.capacity_retry_after: float | None = None
+        #: Model requests answered 429 because of ``capacity``.
+        self.capacity_rejections: int = 0
         self._stored: dict[str, _StoredCompletion] = {}  # insertion order: oldest first
         self._stored_faults: list[tuple[str | None, int, str, str | None]] = []
         self._files: dict[str, _File] = {}
@@ -702,6 +709,9 @@ class FakeOpenAI(ThreadedServer):
             self.fine_tuning_lost_replies = 0
             self.stored_completions_enabled = True
             self.chat_snapshots = {}
+            self.capacity = None
+            self.capacity_retry_after = None
+            self.capacity_rejections = 0
             self._stored.clear()
             self._stored_faults.clear()
             self._files.clear()
@@ -1599,6 +1609,20 @@ class FakeOpenAI(ThreadedServer):
             texts = _embedding_inputs(body)
             user_text = "\n".join(texts)
 
+        with self._lock:
+            full = not batch and self.capacity is not None and self._in_flight >= self.capacity
+            if full:
+                self.capacity_rejections += 1
+        if full:
+            retry_after = self.capacity_retry_after
+            return _error(
+                429,
+                f"Too many concurrent requests for {model} (FakeOpenAI capacity "
+                f"{self.capacity}). Please try again later.",
+                "requests",
+                "rate_limit_exceeded",
+                headers={} if retry_after is None else {"Retry-After": f"{retry_after:g}"},
+            )
         with self._lock:
             if not batch:
                 self._in_flight += 1
