@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from . import graders
-    from .client import Completion, ModelCallError, Usage
+    from .model.types import Completion, ModelCallError, Usage
 
 __all__ = ["Completion", "ModelCallError", "Usage", "__version__", "graders"]
 _LAZY = {"graders": "", "Completion": "client", "ModelCallError": "client", "Usage": "client"}

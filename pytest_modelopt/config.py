@@ -66,7 +66,7 @@ class GateSettings(BaseModel):
     @field_validator("fail_on")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        from .gates import GateError, parse_gate
+        from .verdict.gates import GateError, parse_gate
 
         for expression in value:
             try:

@@ -16,10 +16,10 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .client import CallContext
     from .config import Settings
-    from .optimize.base import Backend, JobInfo, Manifest
-    from .records import CaseRecord, RunSummary
+    from .model.types import CallContext
+    from .optimize.jobs import Backend, JobInfo, Manifest
+    from .records.models import CaseRecord, RunSummary
 
 # Marked, so that a plain pluggy manager (the `modelopt` command's) sees them too.
 hookspec = pluggy.HookspecMarker("pytest")

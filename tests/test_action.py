@@ -265,7 +265,7 @@ class Runner:
             return self._restore(with_), True, "cache restore"
         if uses.startswith("actions/cache/save@"):
             saved = self.tmp / f"cache-{len(self.caches)}"
-            self.caches[with_["key"]] = self._copy(Path(with_["path"]), saved)
+            self.caches[with_["key"]] = self.copy_limited(Path(with_["path"]), saved)
             return {}, True, f"cache saved: {with_['key']}"
         if uses.startswith("actions/upload-artifact@"):
             return {}, True, self._upload(with_, int(env["GITHUB_RUN_ID"]))
@@ -304,11 +304,11 @@ class Runner:
             prefixes = [k for k in self.caches if k.startswith(with_.get("restore-keys", "\0"))]
             hit = self.caches[prefixes[-1]] if prefixes else None
         if hit is not None:
-            self._copy(hit, Path(with_["path"]))
+            self.copy_limited(hit, Path(with_["path"]))
         return {"cache-hit": "true" if key in self.caches else "false"}
 
     @staticmethod
-    def _copy(source: Path, target: Path) -> Path:
+    def copy_limited(source: Path, target: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target

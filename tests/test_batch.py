@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
-from pytest_modelopt import batch
-from pytest_modelopt.batch import (
+from pytest_modelopt.generate import batch
+from pytest_modelopt.generate.batch import (
     BatchError,
     BatchRequest,
     BatchStatus,
@@ -26,8 +26,9 @@ from pytest_modelopt.batch import (
     save_pending,
     submit,
 )
-from pytest_modelopt.cache import ResponseCache, cache_key
-from pytest_modelopt.client import CallContext, ModelClient
+from pytest_modelopt.model.cache import ResponseCache, cache_key
+from pytest_modelopt.model.client import ModelClient
+from pytest_modelopt.model.types import CallContext
 from tests.conftest import TEST_KEY
 from tests.support.openapi import spec_available, validate_request, validate_response
 

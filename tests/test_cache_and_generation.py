@@ -12,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_modelopt.cache import CacheEntry, ResponseCache, cache_key
-from pytest_modelopt.client import CallContext, ModelCallError, ModelClient
 from pytest_modelopt.config import Price
-from pytest_modelopt.generate import (
+from pytest_modelopt.generate.generator import (
     REPLAY_AHEAD,
     REPLAYS_BEFORE_PAUSE,
     CompletionGenerator,
     Job,
 )
-from pytest_modelopt.records import CaseRecord
+from pytest_modelopt.model.cache import CacheEntry, ResponseCache, cache_key
+from pytest_modelopt.model.client import ModelClient
+from pytest_modelopt.model.types import CallContext, ModelCallError
+from pytest_modelopt.records.models import CaseRecord
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -351,7 +352,7 @@ def test_the_transport_is_the_sdks_aiohttp_client_when_it_can_be(
 ) -> None:
     import openai
 
-    from pytest_modelopt.client import async_http_client
+    from pytest_modelopt.model.wire import async_http_client
 
     assert async_http_client("httpx") is None  # the SDK's own default
     assert isinstance(async_http_client("auto"), openai.DefaultAioHttpClient)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from pytest_modelopt.compare import compare_models, compare_runs
-from pytest_modelopt.gates import GateError, check_comparison, check_run, parse_gate
-from pytest_modelopt.records import CaseRecord, GradeRecord, RunInfo
+from pytest_modelopt.records.models import CaseRecord, GradeRecord, RunInfo
 from pytest_modelopt.reports import markdown
-from pytest_modelopt.summary import summarize
+from pytest_modelopt.verdict.compare import compare_models, compare_runs
+from pytest_modelopt.verdict.gates import GateError, check_comparison, check_run, parse_gate
+from pytest_modelopt.verdict.summary import summarize
 
 
 def run_cases(
@@ -248,8 +248,8 @@ def test_all_four_formats_say_the_same(pair: tuple) -> None:
     import re
 
     from pytest_modelopt.reports import html
-    from pytest_modelopt.reports.document import EvalReport
     from pytest_modelopt.reports.terminal import comparison_lines
+    from pytest_modelopt.verdict.document import EvalReport
 
     comparison = compare_runs(*pair)
     gates = check_comparison([parse_gate("regression<=0.02")], comparison)

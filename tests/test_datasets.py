@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 from pydantic import BaseModel
 
-from pytest_modelopt.datasets import Case, DatasetError, RowError, load_cases
+from pytest_modelopt.collect.datasets import Case, DatasetError, RowError, load_cases
 
 if TYPE_CHECKING:
     from pathlib import Path

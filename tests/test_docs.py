@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_modelopt import hookspecs
+from pytest_modelopt.collect.spec import MARKER_KEYS
 from pytest_modelopt.config import Settings, cli_fields
-from pytest_modelopt.evals import MARKER_KEYS
 
 ROOT = Path(__file__).parent.parent
 REFERENCE = (ROOT / "docs" / "reference.md").read_text()

@@ -19,23 +19,19 @@ pytest.importorskip("torch", reason="the local fine-tuning backend needs pytest-
 pytest.importorskip("trl", reason="the local fine-tuning backend needs pytest-modelopt[train]")
 pytest.importorskip("peft", reason="the local fine-tuning backend needs pytest-modelopt[train]")
 
-from pytest_modelopt.optimize.backends.trl_local import (
+from pytest_modelopt.optimize.backends.local.backend import (
     INSTALL_HINT,
-    ITEM_COLUMN,
     LocalBackend,
-    dpo_rows,
-    grader_reward,
     job_id_for,
     resolve_base_model,
+)
+from pytest_modelopt.optimize.backends.local.rows import (
+    ITEM_COLUMN,
+    dpo_rows,
+    grader_reward,
     sft_rows,
 )
-from pytest_modelopt.optimize.base import (
-    BackendError,
-    JobInfo,
-    Manifest,
-    files_sha256,
-    read_job,
-)
+from pytest_modelopt.optimize.jobs import BackendError, JobInfo, Manifest, files_sha256, read_job
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -446,7 +442,7 @@ def test_the_module_imports_no_training_library(tmp_path: Path) -> None:
     import subprocess
 
     code = (
-        "import sys; import pytest_modelopt.optimize.backends.trl_local; "
+        "import sys; import pytest_modelopt.optimize.backends.local.trainer; "
         "print(sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') "
         "if m in sys.modules))"
     )

@@ -22,7 +22,8 @@ from pytest_modelopt.optimize.backends.openai_api import (
     META_SHA256,
     OpenAIBackend,
 )
-from pytest_modelopt.optimize.base import (
+from pytest_modelopt.optimize.follow import follow
+from pytest_modelopt.optimize.jobs import (
     BackendError,
     JobEvent,
     JobInfo,
@@ -30,7 +31,6 @@ from pytest_modelopt.optimize.base import (
     files_sha256,
     read_job,
 )
-from pytest_modelopt.optimize.follow import follow
 from tests.conftest import TEST_KEY
 from tests.support.openapi import spec_available, validate_request
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pytest_modelopt.graders.formula import (
+from pytest_modelopt.graders.engines.formula import (
     FUNCTIONS,
     MAX_DEPTH,
     MAX_NODES,

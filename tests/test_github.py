@@ -22,18 +22,15 @@ import pytest
 
 from pytest_modelopt import github
 from pytest_modelopt.cli import main
-from pytest_modelopt.records import (
-    CaseRecord,
-    ErrorRecord,
-    GradeRecord,
-    RunInfo,
+from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
+from pytest_modelopt.records.store import (
     RunWriter,
     read_run_info,
     write_json_atomic,
     write_run_info,
 )
-from pytest_modelopt.reports.document import EvalReport
-from pytest_modelopt.summary import summarize
+from pytest_modelopt.verdict.document import EvalReport
+from pytest_modelopt.verdict.summary import summarize
 from tests.support.fake_github import FakeGitHub
 
 if TYPE_CHECKING:

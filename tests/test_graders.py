@@ -9,9 +9,10 @@ import pytest
 from pydantic import BaseModel
 
 from pytest_modelopt import graders
-from pytest_modelopt.client import Completion, ModelClient, Usage
 from pytest_modelopt.graders import Grader, GraderError
 from pytest_modelopt.graders.context import GradingContext, grading
+from pytest_modelopt.model.client import ModelClient
+from pytest_modelopt.model.types import Completion, Usage
 from tests.support import openapi
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ def test_multi_round_trips_in_the_documented_dict_form() -> None:
 
 
 def test_exported_local_grader_runs_as_openai_would() -> None:
-    from pytest_modelopt.graders.python_source import run_grade
+    from pytest_modelopt.graders.engines.python_source import run_grade
 
     source = graders.contains_all(["refund", "{{ item.order }}"]).to_openai()["source"]
     sample = {"output_text": "Your refund for order 48213 is on its way.", "output_json": None}
@@ -355,7 +356,7 @@ def test_cosine_similarity_uses_the_embeddings_endpoint(
 def test_judge_replay_skips_formats_the_server_refused_when_recording(
     server: FakeOpenAI, tmp_path: Path
 ) -> None:
-    from pytest_modelopt.cache import ResponseCache
+    from pytest_modelopt.model.cache import ResponseCache
 
     server.response_formats = {"json_object"}
     server.response_format_status = 500

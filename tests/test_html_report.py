@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_modelopt.compare import CaseDiff, Comparison, EvalComparison, Side
-from pytest_modelopt.gates import GateResult
 from pytest_modelopt.reports import html as html_report
+from pytest_modelopt.verdict.compare import CaseDiff, Comparison, EvalComparison, Side
+from pytest_modelopt.verdict.gates import GateResult
 
 if TYPE_CHECKING:
     from pathlib import Path

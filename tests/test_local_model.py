@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_modelopt.local_model import LOCAL_MODEL, LocalModelError, LocalServer, find_gguf
+from pytest_modelopt.model.local_server import LOCAL_MODEL, LocalModelError, LocalServer, find_gguf
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

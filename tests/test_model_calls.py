@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_modelopt.client import ModelCallError, ModelClient, backoff, redact
+from pytest_modelopt.model.client import ModelClient
+from pytest_modelopt.model.failures import backoff
+from pytest_modelopt.model.types import ModelCallError
+from pytest_modelopt.secrets import redact
 from tests.conftest import TEST_KEY, Project
 from tests.support import openapi
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_modelopt.prompts import PromptError, load_prompt
+from pytest_modelopt.collect.prompts import PromptError, load_prompt
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_modelopt.graders.python_source import (
+from pytest_modelopt.graders.engines.python_source import (
     MAX_SOURCE_BYTES,
     PythonGraderError,
     check_source,

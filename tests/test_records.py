@@ -12,21 +12,16 @@ from typing import TYPE_CHECKING
 import pydantic_core
 import pytest
 
-from pytest_modelopt.client import Completion, Usage
-from pytest_modelopt.datasets import Case
-from pytest_modelopt.evals import CaseState, EvalParam, build_spec
+from pytest_modelopt.collect.datasets import Case
+from pytest_modelopt.collect.spec import EvalParam, build_spec
 from pytest_modelopt.graders import function, string_check
 from pytest_modelopt.graders.base import Grade
-from pytest_modelopt.records import (
-    CaseRecord,
-    ErrorRecord,
-    GradeRecord,
-    RunInfo,
-    RunWriter,
-    read_cases,
-)
-from pytest_modelopt.stats import percentile
-from pytest_modelopt.summary import summarize
+from pytest_modelopt.model.types import Completion, Usage
+from pytest_modelopt.records.case import CaseState
+from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
+from pytest_modelopt.records.store import RunWriter, read_cases
+from pytest_modelopt.verdict.stats import percentile
+from pytest_modelopt.verdict.summary import summarize
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pytest_modelopt.graders import similarity as sim
+from pytest_modelopt.graders.engines import similarity as sim
 
 # (input, reference): the kinds of answer a grader sees.
 PAIRS = {

@@ -17,7 +17,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from pytest_modelopt.stats import (
+from pytest_modelopt.verdict.stats import (
     Interval,
     clustered_means,
     exact_interval,

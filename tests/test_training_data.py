@@ -19,7 +19,7 @@ from pytest_modelopt.optimize.training_data import (
     sft,
 )
 from pytest_modelopt.optimize.validate import default_epochs, read_jsonl, validate
-from pytest_modelopt.records import CaseRecord, GradeRecord
+from pytest_modelopt.records.models import CaseRecord, GradeRecord
 
 PROMPT = [{"role": "system", "content": "Classify the ticket."}]
 

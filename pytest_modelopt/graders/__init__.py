@@ -36,9 +36,9 @@ from .text_similarity import TextSimilarity
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from .engines.similarity import Metric
     from .judges import LabelModel, ScoreModel, refusal
     from .local import ContainsAll, ContainsAny, JsonMatch, JsonSchema, Length, Numeric, Regex
-    from .similarity import Metric
 
 # The judges and the local rules are imported when first used.
 _FAMILIES = {

@@ -150,7 +150,7 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
 
 
 def _parse_json(text: str) -> Any:
-    from ..client import parse_json_output
+    from ..model.types import parse_json_output
 
     return parse_json_output(text)
 

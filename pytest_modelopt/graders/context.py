@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from ..client import CallContext, Completion, ModelClient
+    from ..model.client import ModelClient
+    from ..model.types import CallContext, Completion
 
 
 @dataclass
@@ -32,7 +33,7 @@ class GradingContext:
 
     def get_client(self) -> ModelClient:
         if self.client is None:
-            from ..client import ModelClient
+            from ..model.client import ModelClient
 
             self.client = ModelClient(
                 base_url=os.environ.get("OPENAI_BASE_URL"), timeout=60.0, max_retries=4
@@ -40,7 +41,7 @@ class GradingContext:
         return self.client
 
     def call_context(self, endpoint: str, model: str) -> CallContext:
-        from ..client import CallContext
+        from ..model.types import CallContext
 
         return CallContext(endpoint=endpoint, model=model, eval=self.eval, case_id=self.case_id)
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..client import ModelCallError, parse_json_output
+from ..model.types import ModelCallError, parse_json_output
 from . import context
 from .base import Grade, Grader, GraderError, render, sample_namespace
 

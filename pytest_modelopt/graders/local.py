@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from . import local_rules
 from .base import DEFAULT_INPUT, Grade, Grader, GraderError, sample_namespace
+from .engines import local_rules
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

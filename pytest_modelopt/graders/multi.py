@@ -39,7 +39,7 @@ class Multi(Grader):
 
     @model_validator(mode="after")
     def _formula_uses_known_names(self) -> Multi:
-        from .formula import Formula, FormulaError
+        from .engines.formula import Formula, FormulaError
 
         try:
             Formula(self.calculate_output, allowed_names=self.graders)
@@ -59,7 +59,7 @@ class Multi(Grader):
         return data
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
-        from .formula import Formula, FormulaError
+        from .engines.formula import Formula, FormulaError
 
         grades = {key: g.grade(sample, item) for key, g in self.graders.items()}
         # OpenAI combines raw scores (a score_model's in its own range), so do we.

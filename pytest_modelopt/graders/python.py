@@ -28,7 +28,7 @@ class Python(Grader):
 
     @model_validator(mode="after")
     def _source_defines_grade(self) -> Python:
-        from .python_source import PythonGraderError, check_source
+        from .engines.python_source import PythonGraderError, check_source
 
         try:
             check_source(self.source, name=self.label)
@@ -44,7 +44,7 @@ class Python(Grader):
         return local if local is not None else super().from_openai_data(data)
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
-        from .python_source import PythonGraderError, run_grade
+        from .engines.python_source import PythonGraderError, run_grade
 
         ns = sample_namespace(sample)
         ns.setdefault("choices", [])

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..records import read_cases, read_run_info
+from ..records.store import read_cases, read_run_info
 from .backends import BUILTIN, builtin_backend
-from .base import BackendError, JobEvent, JobInfo
+from .jobs import BackendError, JobEvent, JobInfo
 from .launch import LaunchRefused, Prepared, confirm_launch, launch, prepare
 from .training_data import Selection, TrainingDataError
 
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..config import Settings
-    from ..records import CaseRecord
-    from .base import Backend, Manifest, Method
+    from ..records.models import CaseRecord
+    from .jobs import Backend, Manifest, Method
 
 
 def plugin_hooks() -> Any:

@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import BackendError, JobEvent, JobInfo, write_job
+from .jobs import BackendError, JobEvent, JobInfo, write_job
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .base import Backend
+    from .jobs import Backend
 
 __all__ = ["follow"]
 

@@ -19,24 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..records import utcnow, write_json_atomic
+from ..records.store import utcnow, write_json_atomic
 from .backends import FREE
-from .base import (
-    JobInfo,
-    Manifest,
-    ValidationReport,
-    files_sha256,
-    read_job,
-    read_manifest,
-)
+from .jobs import JobInfo, Manifest, ValidationReport, files_sha256, read_job, read_manifest
 from .training_data import BUILDERS, Selection, TrainingSet
 from .validate import validate
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from ..records import CaseRecord
-    from .base import Backend, Method
+    from ..records.models import CaseRecord
+    from .jobs import Backend, Method
 
 
 class LaunchRefused(Exception):

@@ -57,7 +57,7 @@ class ChatModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from .backends.trl_local import resolve_base_model
+        from .backends.local.backend import resolve_base_model
 
         directory, gguf_file = resolve_base_model(str(model))
         kwargs: dict[str, Any] = {"local_files_only": True}

@@ -21,15 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Final
 
-from ..client import classify, redact, sdk_data
-from ..records import CaseRecord, ErrorRecord, GradeRecord, UsageRecord
+from ..model.failures import classify
+from ..model.wire import sdk_data
+from ..records.models import CaseRecord, ErrorRecord, GradeRecord, UsageRecord
+from ..secrets import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from openai import OpenAI
 
-    from ..records import Status
+    from ..records.models import Status
 
 __all__ = [
     "META_CASE",

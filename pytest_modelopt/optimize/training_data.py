@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from ..records import CaseRecord
-    from .base import Method
+    from ..records.models import CaseRecord
+    from .jobs import Method
 
 RESERVED_RFT_KEYS = frozenset({"messages", "tools"})
 

@@ -15,12 +15,12 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .base import Issue, ValidationReport
+from .jobs import Issue, ValidationReport
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from .base import Method
+    from .jobs import Method
 
 MIN_EXAMPLES = 10
 MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ..compare import CASES_SHOWN
-from ..compare import headline as compare_headline
+from ..verdict.compare import CASES_SHOWN
+from ..verdict.compare import headline as compare_headline
 
 if TYPE_CHECKING:
-    from ..compare import CaseDiff, Comparison, EvalComparison
-    from ..gates import GateResult
+    from ..verdict.compare import CaseDiff, Comparison, EvalComparison
+    from ..verdict.gates import GateResult
 
 TEMPLATES = Path(__file__).parent / "templates"
 CSP = (

@@ -11,10 +11,10 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..compare import CaseDiff, Comparison, EvalComparison
-    from ..gates import GateResult
-    from ..records import RunSummary
-    from .document import EvalReport
+    from ..records.models import RunSummary
+    from ..verdict.compare import CaseDiff, Comparison, EvalComparison
+    from ..verdict.document import EvalReport
+    from ..verdict.gates import GateResult
 
 GITHUB_LIMIT = 65_536
 BUDGET = 60_000  # room for a wrapper (the sticky comment's marker, a footer)
@@ -66,7 +66,7 @@ def _delta(row: EvalComparison) -> str:
 
 
 def headline(comparison: Comparison, gates: list[GateResult]) -> str:
-    from ..compare import headline as compare_headline
+    from ..verdict.compare import headline as compare_headline
 
     tone, text = compare_headline(comparison, sum(not g.passed for g in gates))
     icon = {"bad": "❌", "warn": "⚠️", "good": "✅", "none": "✅"}[tone]

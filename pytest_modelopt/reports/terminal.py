@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..records import EvalSummary, RunSummary
+from ..records.models import EvalSummary, RunSummary
 
 if TYPE_CHECKING:
-    from ..compare import Comparison
-    from ..gates import GateResult
+    from ..verdict.compare import Comparison
+    from ..verdict.gates import GateResult
 
 Column = tuple[str, Callable[[EvalSummary], str]]
 

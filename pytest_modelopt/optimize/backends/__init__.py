@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ...config import Settings
-    from ..base import Backend
+    from ..jobs import Backend
 
 BUILTIN = ("openai", "local", "export")
 FREE = frozenset({"local", "export"})  # launching these costs nothing: no confirmation
@@ -20,7 +20,7 @@ def builtin_backend(name: str, settings: Settings) -> Backend | None:
 
         return OpenAIBackend(base_url=settings.base_url, timeout=settings.timeout)
     if name == "local":
-        from .trl_local import LocalBackend
+        from .local.backend import LocalBackend
 
         return LocalBackend(lora=settings.finetune.lora, max_steps=settings.finetune.max_steps)
     if name == "export":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ..base import BackendError, JobEvent, JobInfo, Manifest, write_job
+from ..jobs import BackendError, JobEvent, JobInfo, Manifest, write_job
 
 if TYPE_CHECKING:
     from pathlib import Path

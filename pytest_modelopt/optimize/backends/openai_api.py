@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...client import backoff, classify, redact, sdk_data
-from ..base import (
+from ...model.failures import backoff, classify
+from ...model.wire import sdk_data
+from ...secrets import redact
+from ..jobs import (
     OPENAI_METHOD,
     BackendError,
     JobEvent,

@@ -1,11 +1,4 @@
-"""Run records: the versioned on-disk format every later stage reads.
-
-Layout of one run (``<dir>/runs/<run-id>/``)::
-
-    run.json             RunInfo: who/when/what, written when the run starts
-    cases/<writer>.jsonl one CaseRecord per line, appended as each case finishes;
-                         one file per process ("main", or the xdist worker id "gw0"...)
-    summary.json         RunSummary, written when the session ends
+"""Reading and writing runs on disk: the writer, the readers, references and merging.
 
 Each process appends whole lines with a single ``write`` on an ``O_APPEND`` descriptor, so a
 crash or Ctrl-C loses at most the line being written, and readers skip a torn last line.
@@ -16,156 +9,17 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
+
+from .models import CaseRecord, RunInfo
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-
-SCHEMA_VERSION = 1
-Status = Literal["passed", "failed", "error", "pending", "skipped"]
-Verdict = Literal["pass", "fail", "pending", "error", "none"]
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GradeRecord(_Record):
-    """One grader's verdict on one sample of one case."""
-
-    name: str
-    score: float
-    passed: bool
-    reason: str = ""
-    error: str | None = None
-    sub_scores: dict[str, float] = Field(default_factory=dict)
-    # the grader as OpenAI grader JSON (None: a Python function): what RFT rewards with
-    grader: dict[str, Any] | None = None
-
-
-class ErrorRecord(_Record):
-    """Why a case has no grade: an API failure, a prompt that would not render, a crash."""
-
-    kind: str
-    message: str
-
-
-class UsageRecord(_Record):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-
-
-class CaseRecord(_Record):
-    """The result of one test item: one eval x model x case x sample."""
-
-    eval: str
-    nodeid: str
-    model: str
-    case_id: str
-    sample: int = 0
-    status: Status
-    threshold: float | None = None
-    input: Any = None
-    output: str | None = None
-    item: dict[str, Any] | None = None  # the dataset row's fields: what graders read as item
-    completion_id: str | None = None  # the answer's id at the provider (stored completions)
-    completion_metadata: dict[str, str] | None = None  # what it was stored with (store = true)
-    grades: list[GradeRecord] = Field(default_factory=list)
-    error: ErrorRecord | None = None
-    latency_s: float | None = None
-    usage: UsageRecord = Field(default_factory=UsageRecord)
-    cost: float | None = None
-    calls: int = 0
-    duration_s: float = 0.0
-    note: str | None = None
-    fingerprint: dict[str, str] = Field(default_factory=dict)
-    fail_on: list[str] = Field(default_factory=list)  # the eval's own gates (its marker)
-    strict: bool = False  # its threshold applies to the pass rate's lower bound
-    judge_calls: int = 0
-    judge_tokens: int = 0
-    judge_cost: float | None = None
-    finished_at: float = Field(default_factory=time.time)
-
-    @property
-    def score(self) -> float | None:
-        """Mean of the grade scores; None when the case was not graded."""
-        scored = [g.score for g in self.grades if g.error is None]
-        if self.status in ("error", "pending", "skipped") or not scored:
-            return None
-        return sum(scored) / len(scored)
-
-
-class RunInfo(_Record):
-    schema_version: int = SCHEMA_VERSION
-    run_id: str
-    started_at: str
-    plugin_version: str
-    models: list[str] = Field(default_factory=list)
-    base_url: str | None = None
-    rootdir: str = ""
-    git_commit: str | None = None
-    # what a reader of this run's scores must know, e.g. that a fine-tuned model was
-    # scored only on the cases it never trained on
-    notes: list[str] = Field(default_factory=list)
-
-
-class GraderSummary(_Record):
-    """How one grader (by name) did within one eval on one model, over graded samples."""
-
-    name: str
-    graded: int
-    passed: int
-    pass_rate: float
-    mean_score: float
-
-
-class EvalSummary(_Record):
-    """One row of the summary table: one eval on one model."""
-
-    eval: str
-    model: str
-    cases: int
-    samples: int
-    graded: int
-    passed: float
-    failed: float
-    errors: int
-    pending: int
-    pass_rate: float | None
-    mean_score: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost: float | None
-    latency_p50: float | None
-    latency_p95: float | None
-    threshold: float | None
-    verdict: Verdict
-    note: str | None = None
-    strict: bool = False
-    pass_rate_low: float | None = None
-    pass_rate_high: float | None = None
-    score_low: float | None = None
-    score_high: float | None = None
-    fail_on: list[str] = Field(default_factory=list)
-    judge_calls: int = 0
-    judge_cost: float | None = None
-    graders: list[GraderSummary] = Field(default_factory=list)
-
-
-class RunSummary(_Record):
-    schema_version: int = SCHEMA_VERSION
-    run: RunInfo
-    finished_at: str
-    evals: list[EvalSummary]
-    error_messages: dict[str, int] = Field(default_factory=dict)
 
 
 def new_run_id() -> str:

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ..records.models import EvalSummary
     from .compare import Comparison, EvalComparison
-    from .records import EvalSummary
 
 METRICS = (
     "pass_rate",

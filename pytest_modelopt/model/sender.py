@@ -24,21 +24,12 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .client import Failure
+from .failures import SenderFailure
 
 # A line can carry a long prompt or answer; asyncio's default limit is 64 KiB.
 LINE_LIMIT = 64 * 1024 * 1024
-
-
-class SenderFailure(Exception):
-    """One failed attempt, already classified by the child (or: the child itself died)."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
 
 
 class _Child:
@@ -88,7 +79,7 @@ class Sender:
             [
                 sys.executable,
                 "-m",
-                "pytest_modelopt.sender",
+                "pytest_modelopt.model.sender_child",
                 self.transport,
                 *([self.base_url] if self.base_url else []),
             ],
@@ -99,7 +90,7 @@ class Sender:
 
     async def post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[bytes, float]:
         """The response body and latency of one attempt; ``SenderFailure`` otherwise."""
-        from .client import Failure
+        from .failures import Failure
 
         self._next_id += 1
         request_id = self._next_id
@@ -150,7 +141,7 @@ class Sender:
             if future is not None and not future.done():
                 future.set_result(answer)
         code = await asyncio.to_thread(child.proc.wait)
-        from .client import Failure
+        from .failures import Failure
 
         died = Failure("connection", f"the sender process exited ({code})", None, True)
         child.writer = None
@@ -182,66 +173,3 @@ class Sender:
             if child.reader is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await child.reader
-
-
-# -- the child ---------------------------------------------------------------------------
-
-
-async def _serve(transport: str, base_url: str | None) -> None:
-    from openai import AsyncOpenAI
-
-    from .client import Failure, ModelCallError, _response_class, async_http_client, classify
-
-    key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
-    unusable: Failure | None = None  # a transport that cannot be had: every request says so
-    try:
-        http_client = async_http_client(transport)
-    except ModelCallError as exc:
-        http_client, unusable = None, Failure(exc.kind, exc.message, None, False)
-    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client)
-    response_class = _response_class()
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    out = sys.stdout.buffer
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def one(request: dict[str, Any]) -> None:
-        started = loop.time()
-        try:
-            if unusable is not None:
-                raise SenderFailure(unusable)
-            response = await client.post(
-                request["path"],
-                cast_to=response_class,
-                body=request["body"],
-                options={"timeout": request["timeout"], "max_retries": 0},
-            )
-            answer: dict[str, Any] = {
-                "id": request["id"],
-                "status": response.status_code,
-                "content": response.content.decode("utf-8", errors="replace"),
-                "latency": loop.time() - started,
-            }
-        except Exception as exc:
-            answer = {"id": request["id"], "failure": asdict(classify(exc))}
-        out.write(json.dumps(answer).encode() + b"\n")
-        out.flush()
-
-    while raw := await reader.readline():
-        task = asyncio.create_task(one(json.loads(raw)))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.gather(*tasks, return_exceptions=True)
-    await client.close()
-
-
-def main(argv: list[str]) -> int:
-    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
-        asyncio.run(_serve(argv[0], argv[1] if len(argv) > 1 else None))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

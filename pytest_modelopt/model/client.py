@@ -9,281 +9,26 @@ server, any new API field) and the response is parsed once, by us, into plain da
 from __future__ import annotations
 
 import asyncio
-import functools
-import importlib
 import json
 import os
-import random
-import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..secrets import redact
 from .cache import CacheEntry, ResponseCache, cache_key
+from .failures import Failure, backoff, classify
 from .prices import cost_usd
+from .types import CallContext, Completion, ModelCallError, RequestHook, Usage
+from .wire import ENDPOINTS, PARSERS, async_http_client, response_class
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
-    from .config import Price
+    from ..config import Price
     from .sender import Sender
-
-ENDPOINTS = {"chat": "/chat/completions", "responses": "/responses", "embeddings": "/embeddings"}
-MAX_RETRY_AFTER = 120.0
-_jitter = random.Random(0x5EED)
-# API keys, bearer headers and GitHub tokens (classic and fine-grained)
-_SECRET_PATTERN = re.compile(
-    r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+"
-    r"|gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,})"
-)
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts in one shape for both APIs; cached and reasoning are subsets, not extras."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.cached_tokens + other.cached_tokens,
-            self.reasoning_tokens + other.reasoning_tokens,
-        )
-
-
-@dataclass
-class Completion:
-    """What a model answered, with what it cost; graders and records read this."""
-
-    text: str
-    model: str
-    api: str
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
-    cost: float | None = None
-    latency_s: float = 0.0
-    cached: bool = False
-    request: dict[str, Any] = field(default_factory=dict, repr=False)
-    response: dict[str, Any] | None = field(default=None, repr=False)
-
-    @functools.cached_property
-    def json(self) -> Any:
-        """The output parsed as JSON (also inside a ``` fence), or None when it isn't JSON."""
-        return parse_json_output(self.text)
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __repr__(self) -> str:
-        text = self.text if len(self.text) <= 80 else self.text[:79] + "…"
-        return f"Completion({text!r}, model={self.model!r})"
-
-
-def parse_json_output(text: str) -> Any:
-    stripped = text.strip()
-    fence = re.match(r"^```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```$", stripped, re.DOTALL)
-    if fence:
-        stripped = fence.group(1).strip()
-    if not stripped or stripped[0] not in '[{"0123456789-tfn':
-        return None
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        return None
-
-
-class ModelCallError(Exception):
-    """A call that failed for good; recorded as an *error* on its case, never as a grade."""
-
-    def __init__(
-        self,
-        kind: str,
-        message: str,
-        *,
-        model: str = "",
-        status: int | None = None,
-        attempts: int = 1,
-    ) -> None:
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = message
-        self.model = model
-        self.status = status
-        self.attempts = attempts
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """Who is calling, for hooks and records: the eval, case and sample behind a request."""
-
-    endpoint: str
-    model: str
-    sample: int = 0
-    eval: str | None = None
-    case_id: str | None = None
-
-
-RequestHook = Callable[[dict[str, Any], CallContext], None]
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Strip API keys and bearer tokens from text that may end up in a record or a log."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return _SECRET_PATTERN.sub("***", text)
-
-
-def parse_chat(data: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], Usage]:
-    choices = data.get("choices") or []
-    if not choices or not isinstance(choices[0], Mapping):
-        raise ValueError("response has no choices")
-    message = choices[0].get("message") or {}
-    text = message.get("content") or message.get("refusal") or ""
-    tool_calls = list(message.get("tool_calls") or [])
-    raw = data.get("usage") or {}
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    usage = Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
-    )
-    return str(text), tool_calls, usage
-
-
-def parse_responses(data: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], Usage]:
-    texts: list[str] = []
-    tool_calls: list[dict[str, Any]] = []
-    for item in data.get("output") or []:
-        if item.get("type") == "message":
-            for part in item.get("content") or []:
-                if part.get("type") == "output_text":
-                    texts.append(part.get("text") or "")
-                elif part.get("type") == "refusal":
-                    texts.append(part.get("refusal") or "")
-        elif item.get("type") == "function_call":
-            tool_calls.append(
-                {
-                    "id": item.get("call_id") or item.get("id"),
-                    "type": "function",
-                    "function": {"name": item.get("name"), "arguments": item.get("arguments")},
-                }
-            )
-    if data.get("status") not in (None, "completed", "incomplete"):
-        raise ValueError(f"response status is {data.get('status')!r}")
-    raw = data.get("usage") or {}
-    usage = Usage(
-        prompt_tokens=int(raw.get("input_tokens") or 0),
-        completion_tokens=int(raw.get("output_tokens") or 0),
-        cached_tokens=int((raw.get("input_tokens_details") or {}).get("cached_tokens") or 0),
-        reasoning_tokens=int((raw.get("output_tokens_details") or {}).get("reasoning_tokens") or 0),
-    )
-    return "".join(texts), tool_calls, usage
-
-
-def parse_embeddings(data: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]], Usage]:
-    items = data.get("data")
-    if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
-        raise ValueError("embeddings response has no data list")
-    raw = data.get("usage") or {}
-    return "", [], Usage(prompt_tokens=int(raw.get("prompt_tokens") or 0))
-
-
-_PARSERS = {"chat": parse_chat, "responses": parse_responses, "embeddings": parse_embeddings}
-
-
-def _retry_after(headers: Mapping[str, str] | None) -> float | None:
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            return float(value)
-        except ValueError:
-            from email.utils import parsedate_to_datetime
-
-            try:
-                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-@dataclass(frozen=True)
-class Failure:
-    kind: str
-    message: str
-    status: int | None
-    retryable: bool
-    retry_after: float | None = None
-
-
-def classify(exc: BaseException) -> Failure:
-    """Map an SDK or parsing exception to an error kind and whether retrying can help."""
-    from .sender import SenderFailure
-
-    if isinstance(exc, SenderFailure):  # classified by the sender process already
-        return exc.failure
-    if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
-        return Failure("malformed", f"unreadable response: {exc}", None, True)
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):
-        return Failure("timeout", "the request timed out", None, True)
-    if isinstance(exc, openai.APIConnectionError):
-        return Failure("connection", f"cannot connect: {exc}", None, True)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        message = _error_message(exc)
-        headers = dict(exc.response.headers) if exc.response is not None else None
-        if status == 429:
-            return Failure("rate_limit", message, status, True, _retry_after(headers))
-        if status >= 500 or status in (408, 409):
-            return Failure("server", message, status, True, _retry_after(headers))
-        if status in (401, 403):
-            hint = " (check OPENAI_API_KEY)" if status == 401 else ""
-            return Failure("auth", message + hint, status, False)
-        if status == 404:
-            return Failure("not_found", message, status, False)
-        return Failure("bad_request", message, status, False)
-    return Failure("client", f"{type(exc).__name__}: {exc}", None, False)
-
-
-def _error_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        if isinstance(inner, Mapping) and inner.get("message"):
-            return f"HTTP {exc.status_code}: {inner['message']}"
-    return f"HTTP {exc.status_code}: {getattr(exc, 'message', exc)}"
-
-
-def backoff(attempt: int, retry_after: float | None) -> float:
-    """Honour the server's Retry-After; otherwise exponential with jitter, capped."""
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
-    delay: float = min(8.0, 0.25 * 2.0**attempt)
-    return delay * (0.5 + _jitter.random() / 2)
 
 
 class ModelClient:
@@ -386,7 +131,7 @@ class ModelClient:
             try:
                 response = client.post(
                     ENDPOINTS[api],
-                    cast_to=_response_class(),
+                    cast_to=response_class(),
                     body=body,
                     options={"timeout": self.timeout, "max_retries": 0},
                 )
@@ -429,7 +174,7 @@ class ModelClient:
                 else:
                     response = await client.post(
                         ENDPOINTS[api],
-                        cast_to=_response_class(),
+                        cast_to=response_class(),
                         body=body,
                         options={"timeout": self.timeout, "max_retries": 0},
                     )
@@ -557,7 +302,7 @@ class ModelClient:
         """
         if not isinstance(data, Mapping):
             raise ValueError("response body is not a JSON object")
-        text, tool_calls, usage = _PARSERS[api](data)
+        text, tool_calls, usage = PARSERS[api](data)
         requested = str(body.get("model"))
         served = str(data.get("model") or requested)
         cost: float | None
@@ -645,101 +390,3 @@ class ModelClient:
         client = self._async.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()
-
-
-def async_http_client(transport: str) -> Any:
-    """The SDK's aiohttp-backed client, or None for its default httpx one.
-
-    openai[aiohttp] spends about a third less CPU than httpx on each request (measured in
-    docs/benchmarks.md); ``auto`` takes it whenever the SDK and aiohttp provide it.
-    """
-    if transport == "httpx":
-        return None
-    import openai
-
-    factory = getattr(openai, "DefaultAioHttpClient", None)
-    try:
-        if factory is None:
-            raise RuntimeError("this openai SDK has no DefaultAioHttpClient")
-        return factory()
-    except RuntimeError as exc:  # the SDK's own message when aiohttp is not installed
-        if transport == "auto":
-            return None
-        raise ModelCallError(
-            "client",
-            f"--eval-transport aiohttp: {exc}; pip install 'openai[aiohttp]' or use httpx",
-        ) from None
-
-
-def sdk_data(obj: Any) -> dict[str, Any]:
-    """An SDK object as plain JSON data (the same across SDK versions)."""
-    if isinstance(obj, dict):
-        return obj
-    to_dict = getattr(obj, "to_dict", None)
-    data = to_dict() if callable(to_dict) else obj.model_dump()
-    return dict(data)
-
-
-def _response_class() -> type[Any]:
-    """The httpx flavour the installed SDK uses (httpx2 from openai 3.x, httpx before).
-
-    Looked up on every call, not cached: the class must be the one the SDK's module sees.
-    """
-    for name in ("httpx2", "httpx"):
-        try:
-            response: type[Any] = importlib.import_module(name).Response
-        except ImportError:  # pragma: no cover - openai < 3 uses httpx
-            continue
-        return response
-    raise ModelCallError("client", "neither httpx2 nor httpx is installed (openai needs one)")
-
-
-class BoundModel:
-    """The ``llm`` fixture: the model under test, with calls counted on the current case."""
-
-    def __init__(
-        self,
-        client: ModelClient,
-        name: str,
-        *,
-        sample: int = 0,
-        eval: str | None = None,
-        case_id: str | None = None,
-        on_call: Callable[[Completion, Any], None] | None = None,
-    ) -> None:
-        self._client = client
-        self.name = name
-        self.sample = sample
-        self._eval = eval
-        self._case_id = case_id
-        self._on_call = on_call
-
-    def __repr__(self) -> str:
-        return f"<llm {self.name}>"
-
-    def _context(self, api: str) -> CallContext:
-        return CallContext(ENDPOINTS[api], self.name, self.sample, self._eval, self._case_id)
-
-    def _seen(self, completion: Completion, input: Any) -> Completion:
-        if self._on_call is not None:
-            self._on_call(completion, input)
-        return completion
-
-    def chat(self, messages: list[dict[str, Any]], **params: Any) -> Completion:
-        """Chat Completions with this model; ``params`` go into the request body as they are."""
-        body = {"model": self.name, "messages": messages, **params}
-        return self._seen(self._client.call("chat", body, self._context("chat")), messages)
-
-    def respond(self, input: Any, **params: Any) -> Completion:
-        """The Responses API with this model; ``input`` is a string or a list of items."""
-        body = {"model": self.name, "input": input, **params}
-        return self._seen(self._client.call("responses", body, self._context("responses")), input)
-
-    async def achat(self, messages: list[dict[str, Any]], **params: Any) -> Completion:
-        body = {"model": self.name, "messages": messages, **params}
-        return self._seen(await self._client.acall("chat", body, self._context("chat")), messages)
-
-    async def arespond(self, input: Any, **params: Any) -> Completion:
-        body = {"model": self.name, "input": input, **params}
-        completion = await self._client.acall("responses", body, self._context("responses"))
-        return self._seen(completion, input)

@@ -1,6 +1,7 @@
-"""What an eval is: its spec (from the ``eval`` marker), its parameters, and how a case ends.
+"""What an eval is: the ``eval`` marker turned into a spec, and the spec into parameters.
 
-Pure logic; ``plugin.py`` feeds it marker kwargs and exceptions and gets plain data back.
+Pure logic; the plugin feeds it marker kwargs and gets plain data back: one
+:class:`EvalParam` per (model, case, sample) that the test is parametrized over.
 """
 
 from __future__ import annotations
@@ -9,15 +10,11 @@ import functools
 import hashlib
 import json
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .client import Completion, ModelCallError, Usage
-from .graders.base import Grade, Grader, GraderError, as_grader
-from .prompts import PromptError
-from .records import CaseRecord, ErrorRecord, Status
+from ..graders.base import Grader, GraderError, as_grader
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -25,6 +22,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .datasets import Case
+
 
 MARKER_KEYS = (
     "fail_on",
@@ -153,7 +151,7 @@ def build_spec(
     fail_on = kwargs.get("fail_on") or ()
     if isinstance(fail_on, str):
         fail_on = (fail_on,)
-    from .gates import GateError, parse_gate
+    from ..verdict.gates import GateError, parse_gate
 
     try:
         for expression in fail_on:
@@ -235,152 +233,3 @@ def params_for(spec: EvalSpec, cases: Sequence[Case] | None) -> list[EvalParam]:
         for case in (cases if cases is not None else [None])
         for sample in range(spec.samples)
     ]
-
-
-@dataclass
-class CaseState:
-    """What happened to one test item so far; becomes its CaseRecord at teardown."""
-
-    param: EvalParam
-    nodeid: str
-    case_id: str
-    grades: list[Grade] = field(default_factory=list)
-    graders: list[dict[str, Any] | None] = field(default_factory=list)  # beside each grade
-    calls: list[Completion] = field(default_factory=list)
-    input: Any = None
-    output: str | None = None
-    error: ErrorRecord | None = None
-    status: Status | None = None
-    duration_s: float = 0.0
-    assert_reason: str | None = None
-    note: str | None = None
-    judge_calls: list[Completion] = field(default_factory=list)
-    completion_id: str | None = None
-    completion_metadata: dict[str, str] | None = None
-
-    declared: bool = False
-
-    def add_call(self, completion: Completion, input: Any, *, declared: bool = False) -> None:
-        """Count every call; the declared prompt's output is the case's, else the last call's."""
-        self.calls.append(completion)
-        if declared or not self.declared:
-            self.input, self.output = input, completion.text
-            response_id = (completion.response or {}).get("id")
-            self.completion_id = str(response_id) if response_id else None
-            metadata = completion.request.get("metadata") if completion.request else None
-            self.completion_metadata = dict(metadata) if isinstance(metadata, dict) else None
-            self.declared = self.declared or declared
-
-    def add_grade(self, grade: Grade, grader: Grader) -> None:
-        """A grade, and the grader that gave it as OpenAI JSON when it has one."""
-        self.grades.append(grade)
-        try:
-            self.graders.append(grader.to_openai())
-        except GraderError:  # a Python function
-            self.graders.append(None)
-
-    def add_judge_call(self, completion: Completion) -> None:
-        self.judge_calls.append(completion)
-
-    def record(self) -> CaseRecord:
-        return CaseRecord.model_validate(self.record_fields())
-
-    def record_fields(self) -> dict[str, Any]:
-        """The CaseRecord as the JSON-ready dict its ``model_dump()`` is: every field, in
-        field order, each of its field's type. Written without building the model, which
-        costs more than the rest of recording a case (tests hold the two equal)."""
-        calls, judge_calls = self.calls, self.judge_calls
-        costs = [c.cost for c in calls]
-        judge_costs = [c.cost for c in judge_calls]
-        definitions = self.graders + [None] * (len(self.grades) - len(self.graders))
-        grades = [
-            {
-                "name": g.name,
-                "score": g.score,
-                "passed": g.passed,
-                "reason": g.reason,
-                "error": None,
-                "sub_scores": dict(g.sub_scores),
-                "grader": d,
-            }
-            for g, d in zip(self.grades, definitions, strict=True)
-        ]
-        if self.status == "failed" and self.assert_reason is not None:
-            grades.append(_assert_grade(0.0, False, self.assert_reason))
-        elif self.status == "passed" and not grades:
-            grades.append(_assert_grade(1.0, True, ""))
-        spec, error, metadata = self.param.spec, self.error, self.completion_metadata
-        usage = sum((c.usage for c in calls), Usage()) if len(calls) != 1 else calls[0].usage
-        return {
-            "eval": spec.name,
-            "nodeid": self.nodeid,
-            "model": self.param.model,
-            "case_id": self.case_id,
-            "sample": self.param.sample,
-            "status": self.status or "error",
-            "threshold": None if spec.threshold is None else float(spec.threshold),
-            "input": self.input,
-            "output": self.output,
-            "item": dict(self.param.case) if self.param.case is not None else None,
-            "completion_id": self.completion_id,
-            "completion_metadata": (
-                None if metadata is None else {str(k): str(v) for k, v in metadata.items()}
-            ),
-            "grades": grades,
-            "error": None if error is None else {"kind": error.kind, "message": error.message},
-            "latency_s": float(sum(c.latency_s for c in calls)) if calls else None,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
-            "cost": None if None in costs else float(sum(c for c in costs if c)),
-            "calls": len(calls),
-            "duration_s": round(float(self.duration_s), 6),
-            "note": self.note,
-            "fingerprint": spec.fingerprint,
-            "fail_on": list(spec.fail_on),
-            "strict": spec.strict,
-            "judge_calls": len(judge_calls),
-            "judge_tokens": sum(c.usage.total_tokens for c in judge_calls),
-            "judge_cost": (
-                None if None in judge_costs else float(sum(c for c in judge_costs if c))
-            ),
-            "finished_at": time.time(),
-        }
-
-
-def _assert_grade(score: float, passed: bool, reason: str) -> dict[str, Any]:
-    return {
-        "name": "assert",
-        "score": score,
-        "passed": passed,
-        "reason": reason,
-        "error": None,
-        "sub_scores": {},
-        "grader": None,
-    }
-
-
-def error_of(exc: BaseException) -> ErrorRecord | None:
-    """Known failures that are *errors* of a case (not grades), as a one-line record."""
-    if isinstance(exc, ModelCallError):
-        return ErrorRecord(kind=exc.kind, message=exc.message)
-    if isinstance(exc, PromptError):
-        return ErrorRecord(kind="prompt", message=str(exc))
-    if isinstance(exc, GraderError):
-        return ErrorRecord(kind="grader", message=str(exc))
-    return None
-
-
-def failed_grades_text(state: CaseState) -> str:
-    """The failure message of a case whose grades failed, for pytest's report."""
-    lines = [f"eval {state.param.spec.name} on {state.param.model}, case {state.case_id}:"]
-    for grade in state.grades:
-        if not grade.passed:
-            lines.append(f"  {grade.name}: score {grade.score:g} - {grade.reason}")
-    if state.output is not None:
-        shown = state.output if len(state.output) <= 500 else state.output[:500] + "…"
-        lines.append(f"  output: {shown!r}")
-    return "\n".join(lines)

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .client import Usage
-    from .config import Price
+    from ..config import Price
+    from .types import Usage
 
 
 def cost_usd(

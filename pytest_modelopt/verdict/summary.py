@@ -10,16 +10,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from .records import (
-    CaseRecord,
-    EvalSummary,
-    GraderSummary,
-    RunInfo,
-    RunSummary,
-    Verdict,
-    sort_cases,
-    utcnow,
-)
+from ..records.models import CaseRecord, EvalSummary, GraderSummary, RunInfo, RunSummary, Verdict
+from ..records.store import sort_cases, utcnow
 from .stats import mean, mean_interval, percentile, wilson_interval
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from . import stats
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .records import CaseRecord, RunInfo
+    from ..records.models import CaseRecord, RunInfo
 
 SCHEMA_VERSION = 1
 Verdict = Literal["improved", "ok", "regressed", "inconclusive"]

@@ -163,7 +163,7 @@ def load_cases(
     if base_dir is not None and not file_path.is_absolute():
         file_path = Path(base_dir) / file_path
     suffix = file_path.suffix.lower()
-    parse = _PARSERS.get(suffix)
+    parse = PARSERS.get(suffix)
     if parse is None:
         what = f"format {suffix!r}" if suffix else "format (the file has no extension)"
         fail(f"unsupported dataset {what}: use {_SUFFIXES}")
@@ -641,7 +641,7 @@ def _header_problems(line: int, header: list[str]) -> list[RowError]:
     return problems
 
 
-_PARSERS: dict[str, Callable[[str, list[RowError]], _Rows]] = {
+PARSERS: dict[str, Callable[[str, list[RowError]], _Rows]] = {
     ".jsonl": _parse_jsonl,
     ".json": _parse_json,
     ".yaml": _parse_yaml,

@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..compare import Comparison
-from ..gates import GateResult
-from ..records import RunSummary
+from ..records.models import RunSummary
+from .compare import Comparison
+from .gates import GateResult
 
 SCHEMA_VERSION = 1
 

@@ -34,14 +34,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .cache import cache_key
-from .client import ENDPOINTS, Failure, ModelCallError
+from ..model.cache import cache_key
+from ..model.types import ModelCallError
+from ..model.wire import ENDPOINTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .client import CallContext, Completion, ModelClient
-    from .sender import Sender
+    from ..model.client import ModelClient
+    from ..model.failures import Failure
+    from ..model.sender import Sender
+    from ..model.types import CallContext, Completion
 
 
 @dataclass(slots=True)  # one per declared request: no __dict__ each

@@ -28,16 +28,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .cache import CacheEntry, cache_key
-from .client import (
-    ENDPOINTS,
-    backoff,
-    classify,
-    parse_chat,
-    parse_embeddings,
-    parse_responses,
-    redact,
-)
+from ..model.cache import CacheEntry, cache_key
+from ..model.failures import backoff, classify
+from ..model.wire import ENDPOINTS, parse_chat, parse_embeddings, parse_responses
+from ..secrets import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,8 +40,8 @@ if TYPE_CHECKING:
     from openai import OpenAI
     from openai.types import Batch
 
-    from .cache import ResponseCache
-    from .client import ModelClient
+    from ..model.cache import ResponseCache
+    from ..model.client import ModelClient
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -73,7 +67,7 @@ _MAX_BYTES = 190 * 1024 * 1024
 #: Polls in a row that may fail transiently (5xx, connection) before poll() gives up.
 _MAX_POLL_FAILURES = 5
 _NO_BATCH_API = (404, 405, 501)
-_PARSERS = {
+PARSERS = {
     ENDPOINTS["chat"]: parse_chat,
     ENDPOINTS["responses"]: parse_responses,
     ENDPOINTS["embeddings"]: parse_embeddings,
@@ -107,10 +101,10 @@ class BatchRequest:
     sample: int = 0
 
     def __post_init__(self) -> None:
-        if self.endpoint not in _PARSERS:
+        if self.endpoint not in PARSERS:
             raise BatchError(
                 f"cannot batch a request to {self.endpoint!r}: the endpoint must be one of "
-                f"{', '.join(_PARSERS)}"
+                f"{', '.join(PARSERS)}"
             )
         if not isinstance(self.custom_id, str) or not self.custom_id:
             raise BatchError("a batch request needs a non-empty custom_id (its cache key)")
@@ -442,7 +436,7 @@ def _cacheable(
     if body is None:
         return why or "no response"
     try:
-        _PARSERS[request.endpoint](body)
+        PARSERS[request.endpoint](body)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"unreadable {request.endpoint} response: {exc}"
     return request, body

@@ -170,6 +170,6 @@ def read_job(launch_dir: Path) -> JobInfo | None:
 
 
 def write_job(launch_dir: Path, job: JobInfo) -> None:
-    from ..records import write_json_atomic
+    from ..records.store import write_json_atomic
 
     write_json_atomic(launch_dir / "job.json", job)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import load_settings
-from ..records import resolve_run
+from ..records.store import resolve_run
 from .backends.export import ExportBackend
-from .base import BackendError, read_job, read_manifest, write_job
+from .jobs import BackendError, read_job, read_manifest, write_job
 from .launch import LaunchRefused, launches
 from .stored import StoredCompletionsError
 from .training_data import TrainingDataError
@@ -31,10 +31,10 @@ def _finetuner(args: argparse.Namespace) -> Finetuner:
 
 
 def _records(args: argparse.Namespace, finetuner: Finetuner) -> tuple[list[Any], str | None]:
-    from ..records import read_cases, read_run_info
+    from ..records.store import read_cases, read_run_info
 
     if args.source == "stored":
-        from ..client import ModelClient
+        from ..model.client import ModelClient
         from .stored import stored_records
 
         settings = finetuner.settings

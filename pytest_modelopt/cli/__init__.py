@@ -1,0 +1,112 @@
+"""The ``modelopt`` command: runs, verdicts, the response cache, the local model, and
+the command groups of ``optimize`` (fine-tuning) and ``github`` (the Action's steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..config import ConfigError
+from ..records.store import RunNotFound
+from .local import cmd_cache, cmd_serve_local
+from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelopt", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    show = sub.add_parser("show", help="print a run's summary and its cases")
+    show.add_argument("run", nargs="?", default="latest", help="run directory, run id or 'latest'")
+    show.add_argument("--eval", help="only this eval (as named in the summary)")
+    show.add_argument("--failed", action="store_true", help="show failed and errored cases")
+    show.add_argument(
+        "--status",
+        action="append",
+        choices=["passed", "failed", "error", "pending", "skipped"],
+        help="show cases with this status (repeatable)",
+    )
+    show.add_argument("--limit", type=int, default=50, help="at most this many cases")
+    show.add_argument("--width", type=int, default=160, help="truncate outputs to this width")
+    show.set_defaults(fn=cmd_show)
+
+    compare = sub.add_parser("compare", help="compare a candidate run with a baseline run")
+    compare.add_argument("baseline", help="run directory, run id, saved name or 'latest'")
+    compare.add_argument("candidate", help="run directory, run id, saved name or 'latest'")
+    compare.add_argument("--baseline-model", help="compare models within the candidate run")
+    compare.add_argument("--fail-on", action="append", metavar="EXPR", help="a gate (repeatable)")
+    compare.add_argument("--tolerance", type=float, help="largest drop that is not a regression")
+    compare.add_argument("--alpha", type=float, help="significance level (Holm-adjusted)")
+    for command in (compare,):
+        command.add_argument("--md", help="write the Markdown report here")
+        command.add_argument("--html", help="write the HTML report here")
+        command.add_argument("--json", help="write the JSON report here")
+    compare.set_defaults(fn=cmd_compare)
+
+    report = sub.add_parser("report", help="render one run (its summary and gates)")
+    report.add_argument("run", nargs="?", default="latest")
+    report.add_argument("--md", help="write the Markdown report here")
+    report.add_argument("--html", help="write the HTML report here (needs a baseline)")
+    report.add_argument("--json", help="write the JSON report here")
+    report.set_defaults(fn=cmd_report)
+
+    runs = sub.add_parser("runs", help="list the runs and saved runs")
+    runs.set_defaults(fn=cmd_runs)
+
+    merge = sub.add_parser("merge", help="merge runs (CI shards, xdist leftovers) into one run")
+    merge.add_argument("runs", nargs="+", help="run directories, run ids or 'latest'")
+    merge.add_argument("-o", "--output", required=True, help="directory of the merged run")
+    merge.set_defaults(fn=cmd_merge)
+
+    cache = sub.add_parser("cache", help="look after the response cache (.modelopt/cache)")
+    cache.add_argument("action", choices=["stats", "prune", "clear"])
+    cache.add_argument(
+        "--older-than",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="prune: remove entries not written or replayed for this many days (default 30)",
+    )
+    cache.set_defaults(fn=cmd_cache)
+
+    serve = sub.add_parser(
+        "serve-local",
+        help="serve SmolLM2-135M-Instruct locally over the OpenAI API (needs the [local] extra)",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    serve.add_argument("--log", type=Path, help="write the server's output to this file")
+    serve.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        help="optional: run this command with OPENAI_BASE_URL set, then stop the server",
+    )
+    serve.set_defaults(fn=cmd_serve_local)
+
+    from ..optimize.commands import add_commands
+
+    add_commands(sub)
+
+    from ..github.commands import add_commands as add_github_commands
+
+    add_github_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except (ConfigError, RunNotFound) as exc:
+        print(f"modelopt: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

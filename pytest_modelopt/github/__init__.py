@@ -1,0 +1,1 @@
+"""The bundled GitHub Action's steps (``modelopt github ...``)."""

@@ -1,0 +1,188 @@
+"""``modelopt github ...``: the steps the bundled action (action.yml) calls.
+
+The action's logic lives in the package, not in action.yml, so that it is unit-tested in
+Python; action.yml only wires its inputs to these commands. None of them fails a check on
+its own account for a missing baseline or a comment it could not post; the verdict does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .api import GitHubError
+from .artifact import DEFAULT_ARTIFACT, NoBaseline, fetch_baseline
+from .comment import (
+    _SEE_SUMMARY,
+    DEFAULT_MARKER,
+    PR_EVENTS,
+    REPLAY_HEADING,
+    comment_body,
+    marker_line,
+    replay_note,
+    upsert_comment,
+)
+from .runner import Console, RunnerEnv, append_summary, report_outputs
+
+if TYPE_CHECKING:
+    import argparse
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    env = RunnerEnv.from_environ()
+    console = Console(env.token)
+    try:
+        run_dir = fetch_baseline(env, Path(args.out), artifact=args.artifact, branch=args.branch)
+    except NoBaseline as exc:
+        console.outputs(env.output, {"found": "false", "baseline-dir": ""})
+        if args.require:
+            console.error(exc.reason, title="No baseline")
+            return 1
+        console.annotate(exc.level, exc.reason, title="No baseline")
+        return 0
+    resolved = str(run_dir.resolve())
+    console.line(resolved)
+    console.outputs(env.output, {"found": "true", "baseline-dir": resolved})
+    return 0
+
+
+def _read_markdown(path: str, console: Console) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        console.warning(f"No report to show: cannot read {path} ({exc.__class__.__name__}).")
+        return None
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    env = RunnerEnv.from_environ()
+    console = Console(env.token)
+    markdown = _read_markdown(args.file, console)
+    if markdown is None:
+        return 0
+    if not env.step_summary:
+        console.notice("GITHUB_STEP_SUMMARY is not set (not in GitHub Actions): no job summary.")
+        return 0
+    append_summary(Path(env.step_summary), markdown, env.token)
+    console.line(f"appended {args.file} to the job summary")
+    return 0
+
+
+def cmd_comment(args: argparse.Namespace) -> int:
+    env = RunnerEnv.from_environ()
+    console = Console(env.token)
+    if env.event_name not in PR_EVENTS:
+        console.notice(
+            f"No PR comment on a {env.event_name or 'non-GitHub'} event (pull requests only); "
+            "the job summary has the report."
+        )
+        return 0
+    try:
+        marker = marker_line(args.marker)
+    except ValueError as exc:
+        console.error(str(exc))
+        return 2
+    markdown = _read_markdown(args.file, console)
+    if markdown is None:
+        return 0
+    number = env.pr_number
+    unable = "The PR comment could not be posted"
+    if number is None or not env.repository:
+        console.warning(f"{unable}: the event payload names no pull request. {_SEE_SUMMARY}")
+        return 0
+    if not env.token:
+        console.warning(
+            f"{unable}: no GITHUB_TOKEN (the action's `github-token` input). {_SEE_SUMMARY}"
+        )
+        return 0
+    body = comment_body(markdown, args.marker, env.token)
+    try:
+        result = upsert_comment(env.client(), env.repository, number, body, marker)
+    except GitHubError as exc:
+        console.warning(f"{unable}: {exc} {_SEE_SUMMARY}", title="No PR comment")
+        return 0
+    console.line(f"{result.action} the PR comment {result.html_url}")
+    console.outputs(env.output, {"comment-url": result.html_url})
+    return 0
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    env = RunnerEnv.from_environ()
+    console = Console(env.token)
+    values = report_outputs(Path(args.report_json), Path(args.md) if args.md else None)
+    if not values["report-json"]:
+        console.warning(f"No readable report at {args.report_json}: verdict is none.")
+    console.outputs(env.output, values)
+    console.line(f"verdict={values['verdict']} pass-rate={values['pass-rate'] or '-'}")
+    return 0
+
+
+def cmd_replay_note(args: argparse.Namespace) -> int:
+    console = Console(os.environ.get("GITHUB_TOKEN") or None)
+    try:
+        from ..config import load_settings
+        from ..records.store import read_cases, resolve_run
+
+        run_dir = resolve_run(args.run, load_settings(Path.cwd()).dir / "runs")
+        note = replay_note(read_cases(run_dir))
+    except Exception as exc:  # a note is optional: never fail the job over it
+        console.notice(f"No replay note: {exc}")
+        return 0
+    if note is None:
+        return 0
+    md = Path(args.md)
+    existing = md.read_text(encoding="utf-8") if md.is_file() else ""
+    if REPLAY_HEADING in existing:
+        return 0
+    separator = "" if not existing.strip() else "\n" if existing.endswith("\n") else "\n\n"
+    with md.open("a", encoding="utf-8") as handle:
+        handle.write(separator + note + "\n")
+    console.line(f"added the replay note to {md}")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    """``modelopt github ...``: what the bundled action's steps call."""
+    parser = sub.add_parser(
+        "github",
+        help="GitHub Actions steps: baseline, summary, comment, outputs, replay-note",
+        description=(
+            "The bundled GitHub Action's steps. They read the runner's GITHUB_* variables and "
+            "the event payload, and the token from GITHUB_TOKEN only; none of them fails the "
+            "job for a missing baseline or a comment it could not post."
+        ),
+    )
+    commands = parser.add_subparsers(dest="github_cmd", required=True)
+
+    baseline = commands.add_parser(
+        "baseline", help="download the base branch's saved run (the baseline artifact)"
+    )
+    baseline.add_argument("--out", required=True, help="unpack the artifact into this directory")
+    baseline.add_argument("--artifact", default=DEFAULT_ARTIFACT, help="the artifact's name")
+    baseline.add_argument("--branch", help="the branch to look on (default: the PR's base)")
+    baseline.add_argument("--require", action="store_true", help="exit 1 when there is no baseline")
+    baseline.set_defaults(fn=cmd_baseline)
+
+    summary = commands.add_parser("summary", help="append a Markdown file to the job summary")
+    summary.add_argument("file")
+    summary.set_defaults(fn=cmd_summary)
+
+    comment = commands.add_parser("comment", help="post or update the sticky PR comment")
+    comment.add_argument("file")
+    comment.add_argument(
+        "--marker", default=DEFAULT_MARKER, help="key of the hidden marker (one comment per key)"
+    )
+    comment.set_defaults(fn=cmd_comment)
+
+    outputs = commands.add_parser("outputs", help="write verdict, pass-rate and report paths")
+    outputs.add_argument("report_json", metavar="REPORT_JSON")
+    outputs.add_argument("--md", help="the Markdown report (its path becomes report-md)")
+    outputs.set_defaults(fn=cmd_outputs)
+
+    note = commands.add_parser(
+        "replay-note", help="note the cases replay mode could not run in the Markdown report"
+    )
+    note.add_argument("run", metavar="RUN", help="run directory, run id or 'latest'")
+    note.add_argument("--md", required=True, help="the Markdown file to append the note to")
+    note.set_defaults(fn=cmd_replay_note)

@@ -1,0 +1,154 @@
+"""The sticky PR comment and the Markdown notes the Action adds to its report.
+
+One comment per marker key, found among the comments and updated in place; untrusted text
+(model output, names) cannot forge a marker or mention anyone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .api import GitHubClient, GitHubError
+from .runner import cut_to_units, redact_token, utf16_units
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from ..records.models import CaseRecord
+
+
+BOT_LOGIN = "github-actions[bot]"
+
+
+DEFAULT_MARKER = "evals"
+
+
+PR_EVENTS = ("pull_request", "pull_request_target")
+
+
+#: GitHub's limit on an issue comment's body ("maximum is 65536 characters").
+COMMENT_LIMIT = 65_536
+
+
+NOTE_LIMIT = 10
+
+
+REPLAY_HEADING = "**Cases not run: no recorded response**"
+
+
+TRUNCATED_NOTE = (
+    "*(the report was cut to fit GitHub's 65,536-character comment limit; the job summary "
+    "has all of it)*"
+)
+
+
+_MENTION = re.compile(r"@(?=[A-Za-z0-9_-])")
+
+
+_FORGED_MARKER = re.compile(r"<!--(\s*pytest-modelopt:)", re.IGNORECASE)
+
+
+_MARKER_KEY = re.compile(r"[A-Za-z0-9_.]+(-[A-Za-z0-9_.]+)*")
+
+
+def marker_line(key: str = DEFAULT_MARKER) -> str:
+    """The hidden line that finds the comment again; the key cannot end the HTML comment."""
+    if not _MARKER_KEY.fullmatch(key) or len(key) > 64:
+        raise ValueError(f"marker key {key!r}: use letters, digits, '_', '.', single '-'")
+    return f"<!-- pytest-modelopt:{key} -->"
+
+
+def comment_body(markdown: str, key: str = DEFAULT_MARKER, token: str | None = None) -> str:
+    """Marker line + the report, with mentions neutralised, forged markers defused, capped."""
+    marker = marker_line(key)
+    text = redact_token(markdown, token).strip("\n")
+    text = _MENTION.sub("@\u200d", text)
+    text = _FORGED_MARKER.sub(r"&lt;!--\1", text)
+    room = COMMENT_LIMIT - utf16_units(marker) - 1
+    if utf16_units(text) > room:
+        text = (
+            cut_to_units(text, room - utf16_units(TRUNCATED_NOTE) - 2).rstrip()
+            + "\n\n"
+            + TRUNCATED_NOTE
+        )
+    return f"{marker}\n{text}"
+
+
+def pick_comment(comments: Sequence[Mapping[str, Any]], marker: str) -> Mapping[str, Any] | None:
+    """The first comment with the marker: github-actions[bot]'s, then any bot's, then any."""
+    carrying = [c for c in comments if marker in str(c.get("body") or "")]
+
+    def rank(comment: Mapping[str, Any]) -> int:
+        user = comment.get("user")
+        user = user if isinstance(user, Mapping) else {}
+        return 0 if user.get("login") == BOT_LOGIN else 1 if user.get("type") == "Bot" else 2
+
+    return min(carrying, key=rank, default=None)  # min keeps the first of equal rank
+
+
+@dataclass(frozen=True)
+class CommentResult:
+    action: str  # created, updated, unchanged
+    id: int
+    html_url: str
+
+
+def upsert_comment(
+    client: GitHubClient, repo: str, number: int, body: str, marker: str
+) -> CommentResult:
+    """Update the marked comment in place, or create it: one comment per PR, ever."""
+    existing = pick_comment(client.list_comments(repo, number), marker)
+    if existing is not None:
+        if existing.get("body") == body:
+            return CommentResult("unchanged", int(existing["id"]), str(existing.get("html_url")))
+        try:
+            data = client.update_comment(repo, existing["id"], body)
+            return CommentResult("updated", int(data.get("id", existing["id"])), _url(data))
+        except GitHubError as exc:
+            if exc.status != 404:  # deleted since we listed it: create a new one
+                raise
+    data = client.create_comment(repo, number, body)
+    return CommentResult("created", int(data.get("id", 0)), _url(data))
+
+
+def _url(data: Mapping[str, Any]) -> str:
+    return str(data.get("html_url") or "")
+
+
+_SEE_SUMMARY = "The job summary has the report."
+
+
+def replay_note(cases: Iterable[CaseRecord], limit: int = NOTE_LIMIT) -> str | None:
+    """The section listing cases replay mode could not run (no key, no recording), if any."""
+    from ..reports.markdown import escape
+
+    missing = sorted(
+        {
+            (c.eval, c.case_id)
+            for c in cases
+            if c.status == "error" and c.error is not None and c.error.kind == "not_recorded"
+        }
+    )
+    if not missing:
+        return None
+    n = len(missing)
+    head = (
+        f"{n} cases need a live model call and were not run"
+        if n != 1
+        else "1 case needs a live model call and was not run"
+    )
+    lines = [
+        REPLAY_HEADING,
+        "",
+        f"{head}: this run had no API key (a fork's pull request, or no `openai-api-key` "
+        f"input), so it replayed recorded responses only. "
+        + ("They are not counted as failures." if n != 1 else "It is not counted as a failure."),
+        "",
+    ]
+    lines += [f"- {escape(e, 120)}: case {escape(c, 80)}" for e, c in missing[:limit]]
+    if n > limit:
+        lines.append(f"- … and {n - limit} more")
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The helper process that sends declared requests (see ``sender.py`` for why).
+
+Run as ``python -m pytest_modelopt.model.sender_child TRANSPORT [BASE_URL]``. It reads
+one JSON request per line on stdin, sends each once with ``AsyncOpenAI`` and writes the
+raw response body, or the classified failure, as one JSON line on stdout. The API key
+reaches it through its environment only, never its command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from .failures import SenderFailure
+from .sender import LINE_LIMIT
+
+if TYPE_CHECKING:
+    from .failures import Failure
+
+
+async def _serve(transport: str, base_url: str | None) -> None:
+    from openai import AsyncOpenAI
+
+    from .failures import Failure, classify
+    from .types import ModelCallError
+    from .wire import async_http_client, response_class
+
+    key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
+    unusable: Failure | None = None  # a transport that cannot be had: every request says so
+    try:
+        http_client = async_http_client(transport)
+    except ModelCallError as exc:
+        http_client, unusable = None, Failure(exc.kind, exc.message, None, False)
+    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client)
+    response_type = response_class()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout.buffer
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(request: dict[str, Any]) -> None:
+        started = loop.time()
+        try:
+            if unusable is not None:
+                raise SenderFailure(unusable)
+            response = await client.post(
+                request["path"],
+                cast_to=response_type,
+                body=request["body"],
+                options={"timeout": request["timeout"], "max_retries": 0},
+            )
+            answer: dict[str, Any] = {
+                "id": request["id"],
+                "status": response.status_code,
+                "content": response.content.decode("utf-8", errors="replace"),
+                "latency": loop.time() - started,
+            }
+        except Exception as exc:
+            answer = {"id": request["id"], "failure": asdict(classify(exc))}
+        out.write(json.dumps(answer).encode() + b"\n")
+        out.flush()
+
+    while raw := await reader.readline():
+        task = asyncio.create_task(one(json.loads(raw)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await client.close()
+
+
+def main(argv: list[str]) -> int:
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        asyncio.run(_serve(argv[0], argv[1] if len(argv) > 1 else None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

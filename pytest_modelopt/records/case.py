@@ -1,0 +1,144 @@
+"""The case in flight: what happened to one test item so far, until it is recorded.
+
+Beside the schema it mirrors (``models.CaseRecord``): ``CaseState.record_fields`` writes the
+record's JSON without building the model, and a test holds the two byte-identical.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..graders.base import Grade, Grader, GraderError
+from ..model.types import Completion, Usage
+from .models import CaseRecord, ErrorRecord, Status
+
+if TYPE_CHECKING:
+    from ..collect.spec import EvalParam
+
+
+@dataclass
+class CaseState:
+    """What happened to one test item so far; becomes its CaseRecord at teardown."""
+
+    param: EvalParam
+    nodeid: str
+    case_id: str
+    grades: list[Grade] = field(default_factory=list)
+    graders: list[dict[str, Any] | None] = field(default_factory=list)  # beside each grade
+    calls: list[Completion] = field(default_factory=list)
+    input: Any = None
+    output: str | None = None
+    error: ErrorRecord | None = None
+    status: Status | None = None
+    duration_s: float = 0.0
+    assert_reason: str | None = None
+    note: str | None = None
+    judge_calls: list[Completion] = field(default_factory=list)
+    completion_id: str | None = None
+    completion_metadata: dict[str, str] | None = None
+
+    declared: bool = False
+
+    def add_call(self, completion: Completion, input: Any, *, declared: bool = False) -> None:
+        """Count every call; the declared prompt's output is the case's, else the last call's."""
+        self.calls.append(completion)
+        if declared or not self.declared:
+            self.input, self.output = input, completion.text
+            response_id = (completion.response or {}).get("id")
+            self.completion_id = str(response_id) if response_id else None
+            metadata = completion.request.get("metadata") if completion.request else None
+            self.completion_metadata = dict(metadata) if isinstance(metadata, dict) else None
+            self.declared = self.declared or declared
+
+    def add_grade(self, grade: Grade, grader: Grader) -> None:
+        """A grade, and the grader that gave it as OpenAI JSON when it has one."""
+        self.grades.append(grade)
+        try:
+            self.graders.append(grader.to_openai())
+        except GraderError:  # a Python function
+            self.graders.append(None)
+
+    def add_judge_call(self, completion: Completion) -> None:
+        self.judge_calls.append(completion)
+
+    def record(self) -> CaseRecord:
+        return CaseRecord.model_validate(self.record_fields())
+
+    def record_fields(self) -> dict[str, Any]:
+        """The CaseRecord as the JSON-ready dict its ``model_dump()`` is: every field, in
+        field order, each of its field's type. Written without building the model, which
+        costs more than the rest of recording a case (tests hold the two equal)."""
+        calls, judge_calls = self.calls, self.judge_calls
+        costs = [c.cost for c in calls]
+        judge_costs = [c.cost for c in judge_calls]
+        definitions = self.graders + [None] * (len(self.grades) - len(self.graders))
+        grades = [
+            {
+                "name": g.name,
+                "score": g.score,
+                "passed": g.passed,
+                "reason": g.reason,
+                "error": None,
+                "sub_scores": dict(g.sub_scores),
+                "grader": d,
+            }
+            for g, d in zip(self.grades, definitions, strict=True)
+        ]
+        if self.status == "failed" and self.assert_reason is not None:
+            grades.append(_assert_grade(0.0, False, self.assert_reason))
+        elif self.status == "passed" and not grades:
+            grades.append(_assert_grade(1.0, True, ""))
+        spec, error, metadata = self.param.spec, self.error, self.completion_metadata
+        usage = sum((c.usage for c in calls), Usage()) if len(calls) != 1 else calls[0].usage
+        return {
+            "eval": spec.name,
+            "nodeid": self.nodeid,
+            "model": self.param.model,
+            "case_id": self.case_id,
+            "sample": self.param.sample,
+            "status": self.status or "error",
+            "threshold": None if spec.threshold is None else float(spec.threshold),
+            "input": self.input,
+            "output": self.output,
+            "item": dict(self.param.case) if self.param.case is not None else None,
+            "completion_id": self.completion_id,
+            "completion_metadata": (
+                None if metadata is None else {str(k): str(v) for k, v in metadata.items()}
+            ),
+            "grades": grades,
+            "error": None if error is None else {"kind": error.kind, "message": error.message},
+            "latency_s": float(sum(c.latency_s for c in calls)) if calls else None,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cached_tokens": usage.cached_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
+            },
+            "cost": None if None in costs else float(sum(c for c in costs if c)),
+            "calls": len(calls),
+            "duration_s": round(float(self.duration_s), 6),
+            "note": self.note,
+            "fingerprint": spec.fingerprint,
+            "fail_on": list(spec.fail_on),
+            "strict": spec.strict,
+            "judge_calls": len(judge_calls),
+            "judge_tokens": sum(c.usage.total_tokens for c in judge_calls),
+            "judge_cost": (
+                None if None in judge_costs else float(sum(c for c in judge_costs if c))
+            ),
+            "finished_at": time.time(),
+        }
+
+
+def _assert_grade(score: float, passed: bool, reason: str) -> dict[str, Any]:
+    return {
+        "name": "assert",
+        "score": score,
+        "passed": passed,
+        "reason": reason,
+        "error": None,
+        "sub_scores": {},
+        "grader": None,
+    }
