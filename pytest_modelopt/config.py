@@ -3,6 +3,10 @@
 One pydantic model is the single source of truth: the CLI options, the environment
 variables and the config-file keys are all derived from its fields, so the three surfaces
 cannot drift apart. Precedence: command line > environment > config file > defaults.
+
+A leaf: grader definitions and gate expressions are kept here as data (dicts and
+strings); :func:`pytest_modelopt.run.settings_for` builds and checks them, so that a bad one
+is reported with the surface it came from, and this module imports nothing of the package.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -62,18 +66,6 @@ class GateSettings(BaseModel):
     fail_on: list[str] = Field(default_factory=list)
     tolerance: float = Field(default=0.02, ge=0, le=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
-
-    @field_validator("fail_on")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        from .verdict.gates import GateError, parse_gate
-
-        for expression in value:
-            try:
-                parse_gate(expression)
-            except GateError as exc:
-                raise ValueError(str(exc)) from None
-        return value
 
 
 class FinetuneSettings(BaseModel):
@@ -290,23 +282,11 @@ class Settings(BaseModel):
         description="[tool.modelopt.finetune]: backend, method, holdout, ... (config file only).",
     )
 
-    @field_validator("graders")
-    @classmethod
-    def _graders_parse(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from .graders.base import GraderError, from_openai
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
-        for name, data in value.items():
-            try:
-                from_openai({"name": name, **data})
-            except GraderError as exc:
-                raise ValueError(f"{name}: {exc}") from None
-        return value
-
-    def named_graders(self) -> dict[str, Any]:
-        """The configured graders, built (names default to their keys)."""
-        from .graders.base import from_openai
-
-        return {name: from_openai({"name": name, **data}) for name, data in self.graders.items()}
+    def source_of(self, key: str) -> str:
+        """Where a setting's value came from, for messages: a file, a variable or an option."""
+        return self._sources.get(key, "default")
 
     @field_validator("fail_on", mode="before")
     @classmethod
@@ -314,11 +294,6 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(";") if part.strip()]
         return value
-
-    @field_validator("fail_on")
-    @classmethod
-    def _parse_gates(cls, value: list[str]) -> list[str]:
-        return GateSettings(fail_on=value).fail_on
 
     @field_validator("models", mode="before")
     @classmethod
@@ -466,4 +441,5 @@ def load_settings(
         raise ConfigError(_format_error(exc, where)) from None
     if not settings.dir.is_absolute():
         settings.dir = rootdir / settings.dir
+    settings._sources = where
     return settings

@@ -22,3 +22,8 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     return SECRET_PATTERN.sub("***", text)
+
+
+def redact_token(text: str, token: str | None) -> str:
+    """The token (and anything shaped like a GitHub token or an API key) replaced by ***."""
+    return redact(text, (token,) if token else ())

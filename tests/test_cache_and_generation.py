@@ -187,7 +187,7 @@ def test_cache_entries_are_atomic_and_written_by_many_processes(tmp_path: Path) 
     script = f"""
 import sys, time
 sys.path.insert(0, {str(tmp_path)!r})
-from pytest_modelopt.cache import CacheEntry, ResponseCache
+from pytest_modelopt.model.cache import CacheEntry, ResponseCache
 cache = ResponseCache(__import__("pathlib").Path({str(tmp_path / "c")!r}))
 bad = 0
 for i in range(300):

@@ -225,9 +225,8 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def after_all(finetune, request):
     yield
-    session = request.config.stash
-    from pytest_modelopt.plugin import SESSION
-    run_dir = session[SESSION].run_dir
+    from pytest_modelopt.plugin.state import PLUGIN
+    run_dir = request.config.stash[PLUGIN].run.run_dir
     prepared = finetune.prepare_run(run_dir, base_model="s")
     print(f"FIXTURE built {prepared.report.examples} examples in {prepared.launch_dir.name}")
 """

@@ -343,7 +343,7 @@ def test_formula_module_imports_nothing_from_the_package() -> None:
     import ast
     from pathlib import Path
 
-    import pytest_modelopt.graders.formula as module
+    import pytest_modelopt.graders.engines.formula as module
 
     tree = ast.parse(Path(module.__file__).read_text())
     imported = {

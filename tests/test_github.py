@@ -20,8 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_modelopt import github
 from pytest_modelopt.cli import main
+from pytest_modelopt.github.api import GitHubClient, GitHubError, parse_link
+from pytest_modelopt.github.artifact import DEFAULT_ARTIFACT, UnsafeArchive, safe_extract
+from pytest_modelopt.github.comment import (
+    COMMENT_LIMIT,
+    REPLAY_HEADING,
+    TRUNCATED_NOTE,
+    comment_body,
+    marker_line,
+)
+from pytest_modelopt.github.runner import SUMMARY_LIMIT, workflow_command, write_outputs
 from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
 from pytest_modelopt.records.store import (
     RunWriter,
@@ -244,7 +253,7 @@ def run_artifact(tmp_path: Path, run_id: str = "20260101-000000-base01") -> byte
 
 def seed_baseline(fake: FakeGitHub, data: bytes, branch: str = "main") -> int:
     run = fake.add_run(REPO, WORKFLOW, branch)
-    return fake.add_artifact(REPO, run.id, github.DEFAULT_ARTIFACT, data).id
+    return fake.add_artifact(REPO, run.id, DEFAULT_ARTIFACT, data).id
 
 
 # -- baseline ----------------------------------------------------------------------------------
@@ -256,12 +265,12 @@ def test_baseline_found_unzips_the_run_and_writes_outputs(
     good = seed_baseline(fake, run_artifact(tmp_path))
     # newer, but not usable: failed, another workflow, another branch, a PR event, this run
     failed = fake.add_run(REPO, WORKFLOW, "main", conclusion="failure")
-    fake.add_artifact(REPO, failed.id, github.DEFAULT_ARTIFACT, b"not a zip")
+    fake.add_artifact(REPO, failed.id, DEFAULT_ARTIFACT, b"not a zip")
     fake.add_run(REPO, "other.yml", "main")
     fake.add_run(REPO, WORKFLOW, "feature")
     fake.add_run(REPO, WORKFLOW, "main", event="pull_request")
     current = fake.add_run(REPO, WORKFLOW, "main", run_id=RUN_ID)
-    fake.add_artifact(REPO, current.id, github.DEFAULT_ARTIFACT, b"not a zip")
+    fake.add_artifact(REPO, current.id, DEFAULT_ARTIFACT, b"not a zip")
 
     result = runner.run("baseline", "--out", "baseline")
 
@@ -289,7 +298,7 @@ def test_baseline_takes_the_next_run_when_the_newest_artifact_expired(
 ) -> None:
     seed_baseline(fake, run_artifact(tmp_path, "20260101-000000-older1"))
     newer = fake.add_run(REPO, WORKFLOW, "main")
-    fake.add_artifact(REPO, newer.id, github.DEFAULT_ARTIFACT, b"gone", expired=True)
+    fake.add_artifact(REPO, newer.id, DEFAULT_ARTIFACT, b"gone", expired=True)
     fake.add_artifact(REPO, newer.id, "coverage", b"other")
 
     result = runner.run("baseline", "--out", "b")
@@ -344,8 +353,8 @@ def test_missing_baseline_is_a_notice_unless_required(runner: Runner, fake: Fake
 
 def test_a_run_without_the_artifact_says_so(runner: Runner, fake: FakeGitHub) -> None:
     run = fake.add_run(REPO, WORKFLOW, "main")
-    fake.add_artifact(REPO, run.id, github.DEFAULT_ARTIFACT, b"x", expired=True)
-    result = runner.run("baseline", "--out", "b", "--artifact", github.DEFAULT_ARTIFACT)
+    fake.add_artifact(REPO, run.id, DEFAULT_ARTIFACT, b"x", expired=True)
+    result = runner.run("baseline", "--out", "b", "--artifact", DEFAULT_ARTIFACT)
     (notice,) = result.annotations("notice")
     assert "no unexpired `modelopt-baseline` artifact" in notice
     assert result.code == 0
@@ -405,13 +414,13 @@ def test_zip_slip_is_refused_whole(
 def test_symlink_members_are_refused(tmp_path: Path) -> None:
     archive = tmp_path / "a.zip"
     archive.write_bytes(_symlink_zip())
-    with pytest.raises(github.UnsafeArchive, match="symbolic link"):
-        github.safe_extract(archive, tmp_path / "out")
+    with pytest.raises(UnsafeArchive, match="symbolic link"):
+        safe_extract(archive, tmp_path / "out")
 
 
 def test_the_download_redirect_never_carries_the_token(fake: FakeGitHub) -> None:
     artifact = seed_baseline(fake, b"PK-bytes")
-    client = github.GitHubClient(TOKEN, fake.api_url)
+    client = GitHubClient(TOKEN, fake.api_url)
     sink = io.BytesIO()
     client.download(f"/repos/{REPO}/actions/artifacts/{artifact}/zip", sink)
     assert sink.getvalue() == b"PK-bytes"
@@ -569,15 +578,15 @@ def test_a_post_that_may_have_landed_is_not_repeated(runner: Runner, fake: FakeG
 def test_a_long_retry_after_is_reported_not_slept(fake: FakeGitHub) -> None:
     slept: list[float] = []
     fake.fault("GET", "/comments", 429, headers={"Retry-After": "3600"})
-    client = github.GitHubClient(TOKEN, fake.api_url, sleep=slept.append)
-    with pytest.raises(github.GitHubError, match=r"429 \(rate-limited\)") as caught:
+    client = GitHubClient(TOKEN, fake.api_url, sleep=slept.append)
+    with pytest.raises(GitHubError, match=r"429 \(rate-limited\)") as caught:
         client.list_comments(REPO, 7)
     assert caught.value.status == 429
     assert slept == []
 
 
 def test_comment_body_is_safe_and_fits() -> None:
-    body = github.comment_body(
+    body = comment_body(
         f"hi @octocat and @acme/team, {MARKER} --> <!--pytest-modelopt:evals -->", "evals"
     )
     assert body.count(MARKER) == 1
@@ -587,13 +596,13 @@ def test_comment_body_is_safe_and_fits() -> None:
     assert "@\u200dacme/team" in body
     assert "<!--pytest-modelopt" not in body
 
-    huge = github.comment_body("| a | b |\n" * 20_000 + "🙂" * 10_000)
-    assert len(huge.encode("utf-16-le")) // 2 <= github.COMMENT_LIMIT
+    huge = comment_body("| a | b |\n" * 20_000 + "🙂" * 10_000)
+    assert len(huge.encode("utf-16-le")) // 2 <= COMMENT_LIMIT
     assert huge.startswith(MARKER)
-    assert huge.endswith(github.TRUNCATED_NOTE)
+    assert huge.endswith(TRUNCATED_NOTE)
 
     with pytest.raises(ValueError, match="marker key"):
-        github.marker_line("x -->")
+        marker_line("x -->")
 
 
 def test_a_bad_marker_key_is_a_usage_error(runner: Runner, fake: FakeGitHub) -> None:
@@ -624,9 +633,9 @@ def test_summary_is_appended_without_a_token(runner: Runner, fake: FakeGitHub) -
 
 def test_summary_stays_under_githubs_limit(runner: Runner) -> None:
     report = runner.tmp / "report.md"
-    report.write_text("x" * (2 * github.SUMMARY_LIMIT))
+    report.write_text("x" * (2 * SUMMARY_LIMIT))
     assert runner.run("summary", str(report)).code == 0
-    assert runner.summary.stat().st_size <= github.SUMMARY_LIMIT
+    assert runner.summary.stat().st_size <= SUMMARY_LIMIT
 
 
 def _report(tmp_path: Path, verdict: str, cases: list[CaseRecord]) -> Path:
@@ -673,7 +682,7 @@ def test_outputs_without_a_report(runner: Runner) -> None:
 def test_write_outputs_round_trips_any_value(tmp_path: Path) -> None:
     path = tmp_path / "out"
     tricky = "line one\nEOF\nname=value\n<<\n"
-    github.write_outputs(path, {"a": tricky, "b": ""})
+    write_outputs(path, {"a": tricky, "b": ""})
     assert parse_github_output(path.read_text()) == {"a": tricky, "b": ""}
 
 
@@ -689,7 +698,7 @@ def test_replay_note_lists_what_was_not_run(runner: Runner) -> None:
 
     assert result.code == 0
     text = md.read_text()
-    assert text.startswith("### report\n\n" + github.REPLAY_HEADING)
+    assert text.startswith("### report\n\n" + REPLAY_HEADING)
     assert (
         "13 cases need a live model call and were not run: this run had no API key (a fork's "
         "pull request, or no `openai-api-key` input), so it replayed recorded responses only. "
@@ -745,7 +754,7 @@ def test_the_token_never_appears_even_when_the_server_echoes_it(
 
 
 def test_workflow_commands_cannot_be_injected() -> None:
-    line = github.workflow_command("notice", "a\n::error::forged\r100%", title="x: y, z")
+    line = workflow_command("notice", "a\n::error::forged\r100%", title="x: y, z")
     assert line == "::notice title=x%3A y%2C z::a%0A::error::forged%0D100%25"
 
 
@@ -754,8 +763,8 @@ def test_parse_link() -> None:
         '<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; '
         'rel="last"'
     )
-    assert github.parse_link(header) == {
+    assert parse_link(header) == {
         "next": "https://api.github.com/x?page=2",
         "last": "https://api.github.com/x?page=5",
     }
-    assert github.parse_link("") == {}
+    assert parse_link("") == {}

@@ -175,7 +175,7 @@ def test_missing_library_says_how_to_install(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_optional_libraries_load_lazily() -> None:
     code = (
-        "import sys, pytest_modelopt.graders.similarity as s; "
+        "import sys, pytest_modelopt.graders.engines.similarity as s; "
         "print(sorted({'rapidfuzz', 'sacrebleu', 'nltk', 'rouge_score'} & set(sys.modules)))"
     )
     out = subprocess.run(

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import load_settings
+from ..run import settings_for
 
 if TYPE_CHECKING:
     import argparse
@@ -24,7 +24,7 @@ def _when(timestamp: float) -> str:
 def cmd_cache(args: argparse.Namespace) -> int:
     from ..model.cache import ResponseCache
 
-    settings = load_settings(Path.cwd())
+    settings = settings_for(Path.cwd())
     cache = ResponseCache(settings.dir / "cache")
     if args.action == "stats":
         stats = cache.stats()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..config import load_settings
 from ..records.store import (
     merge_runs,
     read_cases,
@@ -20,7 +19,11 @@ from ..records.store import (
     sort_cases,
     write_json_atomic,
 )
-from ..reports.terminal import table_lines
+from ..reports.terminal import failure_lines, gate_lines, table_lines
+from ..reports.write import write_reports
+from ..run import settings_for
+from ..verdict.document import EvalReport
+from ..verdict.gates import GateError
 from ..verdict.summary import summarize
 
 if TYPE_CHECKING:
@@ -30,7 +33,7 @@ if TYPE_CHECKING:
 
 
 def _runs_dir() -> Path:
-    return load_settings(Path.cwd()).dir / "runs"
+    return settings_for(Path.cwd()).dir / "runs"
 
 
 def _excerpt(text: str | None, limit: int) -> str:
@@ -76,84 +79,90 @@ def _print_case(case: CaseRecord, width: int) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """A candidate run against a baseline run (or its models against one of them), judged
+    by the same policy as the pytest session that would have compared them."""
     from ..reports.terminal import comparison_lines, gate_lines
-    from ..verdict.compare import compare_models, compare_runs
-    from ..verdict.document import EvalReport
-    from ..verdict.gates import GateError, check_comparison, check_run, parse_gate, parse_gates
+    from ..verdict.judge import Policy, compare_with, judge
 
-    settings = load_settings(Path.cwd())
+    settings = settings_for(Path.cwd())
     runs_dir = settings.dir / "runs"
     base_dir = resolve_run(args.baseline, runs_dir)
     cand_dir = resolve_run(args.candidate, runs_dir)
     base = (read_run_info(base_dir), list(read_cases(base_dir)))
-    cand = (read_run_info(cand_dir), list(read_cases(cand_dir)))
-    tolerance = settings.gates.tolerance if args.tolerance is None else args.tolerance
-    alpha = settings.gates.alpha if args.alpha is None else args.alpha
-    if args.baseline_model:
-        comparison = compare_models(*cand, args.baseline_model, tolerance=tolerance, alpha=alpha)
-    else:
-        comparison = compare_runs(base, cand, tolerance=tolerance, alpha=alpha)
+    cand_info, cand_cases = read_run_info(cand_dir), list(read_cases(cand_dir))
+    policy = Policy.from_settings(
+        settings, fail_on=args.fail_on or (), tolerance=args.tolerance, alpha=args.alpha
+    )
+    summary = summarize(cand_info, cand_cases)
+    comparison = compare_with(
+        summary,
+        cand_cases,
+        policy,
+        baseline=None if args.baseline_model else base,
+        baseline_model=args.baseline_model,
+    )
+    assert comparison is not None
     try:
-        gates = parse_gates([*settings.gates.fail_on, *(args.fail_on or [])])
+        report = judge(summary, comparison, policy)
     except GateError as exc:
         print(f"modelopt compare: {exc}", file=sys.stderr)
         return 2
-    if not any(g.metric == "regression" for g in gates):
-        gates.append(parse_gate(f"regression<={tolerance}"))
-    summary = summarize(*cand)
-    results = check_run(gates, summary.evals) + check_comparison(gates, comparison)
-    failed = any(not g.passed for g in results)
-    report = EvalReport(
-        verdict="fail" if failed else "pass", summary=summary, comparison=comparison, gates=results
-    )
-    print(f"{base[0].run_id} -> {cand[0].run_id}")
-    for line in comparison_lines(comparison) + gate_lines(results):
+    print(f"{base[0].run_id} -> {cand_info.run_id}")
+    for line in comparison_lines(comparison) + gate_lines(report.gates):
         print(line)
-    _write_outputs(args, report)
-    return 1 if failed else 0
+    for line in failure_lines(summary, f"modelopt show {cand_dir}"):
+        print(line)
+    return _write_outputs(args, report) or (1 if report.verdict == "fail" else 0)
 
 
-def _write_outputs(args: argparse.Namespace, report: Any) -> None:
-    from ..reports import markdown
-
-    if args.json:
-        write_json_atomic(Path(args.json), report)
-    if args.md:
-        Path(args.md).write_text(markdown.render_report(report), encoding="utf-8")
-    if args.html:
-        from ..reports import html
-
-        if report.comparison is None:
-            print("modelopt: --html needs a comparison (a baseline)", file=sys.stderr)
-        else:
-            Path(args.html).write_text(
-                html.render(report.comparison, report.gates), encoding="utf-8"
-            )
+def _write_outputs(args: argparse.Namespace, report: EvalReport) -> int:
+    """Write the reports asked for; 3 when one could not be written (the run's verdict is
+    then unknown to whoever reads that file), else 0."""
+    written = write_reports(
+        report,
+        json_path=Path(args.json) if args.json else None,
+        md_path=Path(args.md) if args.md else None,
+        html_path=Path(args.html) if args.html else None,
+    )
+    for note in written.notes:
+        print(f"modelopt: {note}", file=sys.stderr)
+    for problem in written.problems:
+        print(f"modelopt: {problem}", file=sys.stderr)
+    return 3 if written.problems else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ..verdict.document import EvalReport
-    from ..verdict.gates import check_run, parse_gates
+    """One run's verdict: the one its session decided (report.json), else decided now by
+    the same policy from its cases and the current settings' gates."""
+    from ..verdict.judge import Policy, judge
 
-    settings = load_settings(Path.cwd())
+    settings = settings_for(Path.cwd())
     run_dir = resolve_run(args.run, settings.dir / "runs")
     saved = run_dir / "report.json"
     if saved.is_file():
-        report = EvalReport.model_validate_json(saved.read_bytes())
+        try:
+            report = EvalReport.model_validate_json(saved.read_bytes())
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            print(
+                f"modelopt report: {saved} cannot be read ({first}): the run's verdict is "
+                "unknown; run the evals again",
+                file=sys.stderr,
+            )
+            return 2
     else:
-        summary = summarize(read_run_info(run_dir), read_cases(run_dir))
-        gates = check_run(parse_gates(settings.gates.fail_on), summary.evals)
-        failed = any(not g.passed for g in gates) or any(r.verdict == "fail" for r in summary.evals)
-        report = EvalReport(verdict="fail" if failed else "pass", summary=summary, gates=gates)
+        summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
+        report = judge(summary, None, Policy.from_settings(settings))
     print(f"run {report.summary.run.run_id}: {report.verdict}")
     for line in table_lines(report.summary.evals):
         print(line)
-    _write_outputs(args, report)
-    return 0
+    for line in gate_lines(report.gates):
+        print(line)
+    return _write_outputs(args, report) or (1 if report.verdict == "fail" else 0)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    settings = load_settings(Path.cwd())
+    settings = settings_for(Path.cwd())
     rows = []
     for base, label in ((settings.dir / "runs", ""), (settings.dir / "saved", "saved: ")):
         for run_json in sorted(base.glob("*/run.json")) if base.is_dir() else []:

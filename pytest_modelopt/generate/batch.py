@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from ..model.cache import ResponseCache
     from ..model.client import ModelClient
+    from .generator import Job
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -567,3 +568,81 @@ def load_pending(directory: Path) -> list[tuple[Path, list[str], list[BatchReque
             ) from None
         pending.append((path, ids, requests))
     return pending
+
+
+def run_batch(
+    client: ModelClient,
+    *,
+    mode: str,
+    jobs: Sequence[Job],
+    pending_dir: Path,
+    run_id: str,
+    poll_interval: float,
+    report: Callable[[str], None],
+) -> str | None:
+    """``--eval-batch``: send the jobs' requests that are not cached yet through the Batch API.
+
+    ``run`` waits and fills the cache (the tests then replay it); ``submit`` stops after
+    submitting and returns the message to end the session with; ``collect`` fetches
+    batches an earlier ``submit`` left. Raises BatchError with one clear line.
+    """
+    cache = client.cache
+    if cache is None or not cache.writes_enabled:
+        raise BatchError("--eval-batch fills the response cache: use --eval-record new")
+    if mode == "collect":
+        manifests = load_pending(pending_dir)
+        if not manifests:
+            report(f"no pending batches under {pending_dir}")
+        for path, pending_ids, pending in manifests:
+            _collect_all(client, pending_ids, pending, poll_interval, report)
+            path.unlink()
+        return None
+    wanted: dict[str, BatchRequest] = {}
+    for job in jobs:
+        try:
+            assert job.build is not None
+            api, body, context, _ = job.build()
+        except Exception:  # a prompt that does not render errors its case later
+            continue
+        request = BatchRequest.for_call(ENDPOINTS[api], body, context.sample)
+        if cache.get(request.custom_id) is None:
+            wanted[request.custom_id] = request
+    requests = list(wanted.values())
+    if not requests:
+        report("every declared request is in the cache already: nothing to batch")
+        return None
+    ids = submit(client, requests, metadata={"run": run_id})
+    report(f"submitted {len(requests)} requests as batch {', '.join(ids)}")
+    if mode == "submit":
+        path = save_pending(pending_dir, ids, requests)
+        return (
+            f"submitted {len(requests)} requests ({', '.join(ids)}; manifest {path}); "
+            "collect them later with: pytest --eval-batch=collect"
+        )
+    _collect_all(client, ids, requests, poll_interval, report)
+    return None
+
+
+def _collect_all(
+    client: ModelClient,
+    ids: list[str],
+    requests: Sequence[BatchRequest],
+    poll_interval: float,
+    report: Callable[[str], None],
+) -> None:
+    cache = client.cache
+    assert cache is not None
+    by_id = {r.custom_id: r for r in requests}
+    for batch_id in ids:
+        status = poll(
+            client,
+            batch_id,
+            interval=poll_interval,
+            on_progress=lambda s: report(
+                f"batch {s.id}: {s.status} ({s.completed + s.failed}/{s.total})"
+            ),
+        )
+        written, failed = collect(client, status, by_id, cache)
+        report(f"batch {batch_id}: {written} responses cached, {len(failed)} failed")
+        for custom_id, message in list(failed.items())[:3]:
+            report(f"  {custom_id[:12]}: {message}")

@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
-from .artifact import MAX_ARTIFACT_BYTES
-from .runner import redact_token
+from ..secrets import redact_token
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+
+# an artifact (a zip of one run) larger than this is refused, downloaded or unpacked
+MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 
 DEFAULT_API_URL = "https://api.github.com"
 

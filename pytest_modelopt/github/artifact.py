@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import GitHubClient, GitHubError, copy_limited
+from .api import MAX_ARTIFACT_BYTES, GitHubClient, GitHubError, copy_limited
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -26,7 +26,6 @@ DEFAULT_ARTIFACT = "modelopt-baseline"
 
 
 #: Largest uncompressed baseline artifact we unpack (a run is JSON; this is a zip-bomb guard).
-MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
 
 
 MAX_ARTIFACT_MEMBERS = 100_000

@@ -16,14 +16,13 @@ from .artifact import DEFAULT_ARTIFACT, NoBaseline, fetch_baseline
 from .comment import (
     _SEE_SUMMARY,
     DEFAULT_MARKER,
-    PR_EVENTS,
     REPLAY_HEADING,
     comment_body,
     marker_line,
     replay_note,
     upsert_comment,
 )
-from .runner import Console, RunnerEnv, append_summary, report_outputs
+from .runner import PR_EVENTS, Console, RunnerEnv, append_summary, report_outputs
 
 if TYPE_CHECKING:
     import argparse

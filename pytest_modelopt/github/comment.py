@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..secrets import redact_token
 from .api import GitHubClient, GitHubError
-from .runner import cut_to_units, redact_token, utf16_units
+from .runner import cut_to_units, utf16_units
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -24,9 +25,6 @@ BOT_LOGIN = "github-actions[bot]"
 
 
 DEFAULT_MARKER = "evals"
-
-
-PR_EVENTS = ("pull_request", "pull_request_target")
 
 
 #: GitHub's limit on an issue comment's body ("maximum is 65536 characters").

@@ -17,17 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..secrets import redact
+from ..secrets import redact_token
 from .api import DEFAULT_API_URL, GitHubClient
-from .comment import PR_EVENTS
+
+PR_EVENTS = ("pull_request", "pull_request_target")
+
 
 #: GitHub refuses a step's summary over 1 MiB (and then shows none of it).
 SUMMARY_LIMIT = 1024 * 1024
-
-
-def redact_token(text: str, token: str | None) -> str:
-    """The token (and anything shaped like a GitHub token or an API key) replaced by ***."""
-    return redact(text, (token,) if token else ())
 
 
 def _escape_data(text: str) -> str:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..records.store import utcnow, write_json_atomic
+from ..records.ids import utcnow
+from ..records.store import write_json_atomic
 from .backends import FREE
 from .jobs import JobInfo, Manifest, ValidationReport, files_sha256, read_job, read_manifest
 from .training_data import BUILDERS, Selection, TrainingSet

@@ -8,8 +8,6 @@ Merging runs (xdist workers, CI shards) is reading several ``cases/`` files toge
 from __future__ import annotations
 
 import os
-import secrets
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +18,6 @@ from .models import CaseRecord, RunInfo
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-
-
-def new_run_id() -> str:
-    """Sortable by time and unique across parallel CI jobs."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{secrets.token_hex(3)}"
-
-
-def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class RunWriter:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..records.models import EvalSummary, RunSummary
 
 if TYPE_CHECKING:
     from ..verdict.compare import Comparison
+    from ..verdict.document import EvalReport
     from ..verdict.gates import GateResult
 
 Column = tuple[str, Callable[[EvalSummary], str]]
@@ -212,3 +214,96 @@ def gate_lines(gates: Sequence[GateResult]) -> list[str]:
     return [
         f"FAILED gate {g.gate} on {g.eval} [{g.model}]: {g.message}" for g in gates if not g.passed
     ]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the end-of-session summary; ``sep``: a separator with this character,
+    ``text`` as its title."""
+
+    text: str
+    sep: str | None = None
+    red: bool = False
+    bold: bool = False
+    yellow: bool = False
+
+
+@dataclass(frozen=True)
+class SummaryParts:
+    """Everything the end-of-session summary shows, gathered by the caller."""
+
+    summary: RunSummary | None
+    report: EvalReport | None
+    problems: Sequence[str] = ()
+    progress: str | None = None
+    extra_columns: Sequence[Column] = ()
+    sections: Sequence[tuple[str, str]] = ()
+    notes: Sequence[str] = ()  # the run's own notes (holdouts) and the report writer's
+    store_warnings: Sequence[str] = ()
+    distill_to: str | None = None
+    distill_lines: Sequence[str] = ()
+    run_dir: str = ""
+    baseline_ref: str | None = None
+
+
+def summary_lines(parts: SummaryParts) -> list[Line]:
+    """The summary the pytest session ends with, in order; the hook only prints it.
+
+    A run whose verdict could not be decided ends with what broke and what to do, in red:
+    it fails whatever the table shows.
+    """
+    lines: list[Line] = []
+    summary, report = parts.summary, parts.report
+    if summary is not None and summary.evals:
+        if parts.progress:
+            lines.append(Line(f"modelopt: {parts.progress}"))
+        lines.append(Line("modelopt: evals", sep="="))
+        lines += [Line(text) for text in table_lines(summary.evals, parts.extra_columns)]
+        by_grader = grader_lines(summary.evals)
+        if by_grader:
+            lines += [Line(""), Line("graders:"), *(Line(f"  {t}") for t in by_grader)]
+        errors = error_lines(summary)
+        if errors:
+            lines += [Line(""), Line("errors (not counted in pass rates):")]
+            lines += [Line(f"  {t}") for t in errors]
+        pending = {row.eval: row.note for row in summary.evals if row.verdict == "pending"}
+        for name, note in sorted(pending.items()):
+            lines.append(Line(f"PENDING eval {name}: {note or 'skipped'}"))
+        for title, text in parts.sections:
+            lines += [Line(title, sep="-"), Line(text)]
+        lines += [Line(f"modelopt: {note}") for note in parts.notes]
+        lines += [Line(f"modelopt: store: {w}", yellow=True) for w in parts.store_warnings[:5]]
+        if parts.distill_lines:
+            lines.append(Line(f"distill into {parts.distill_to}", sep="-"))
+            lines += [Line(text) for text in parts.distill_lines]
+        if report is not None and report.comparison is not None:
+            lines.append(Line(f"compared with {report.comparison.baseline_run}", sep="-"))
+            lines += [Line(text) for text in comparison_lines(report.comparison)]
+        failures = failure_lines(summary, f"modelopt show {parts.run_dir}")
+        failures += gate_lines(report.gates) if report is not None else []
+        lines.append(Line(""))
+        lines += [Line(text, red=True, bold=True) for text in failures]
+        if report is not None and report.comparison is not None and report.comparison.regressed:
+            lines.append(
+                Line(
+                    f"see the regressed cases: modelopt compare {parts.baseline_ref} "
+                    f"{parts.run_dir} --md compare.md",
+                    red=True,
+                )
+            )
+    if parts.problems:
+        if summary is None or not summary.evals:
+            lines.append(Line("modelopt", sep="="))
+        for problem in parts.problems:
+            lines.append(Line(f"modelopt: {problem}", red=True, bold=True))
+        lines.append(
+            Line(
+                "modelopt: the verdict could not be decided, so this run fails (exit status 3); "
+                "fix the problem above and run again",
+                red=True,
+                bold=True,
+            )
+        )
+    if summary is not None and summary.evals:
+        lines.append(Line(f"run saved to {parts.run_dir} (modelopt show {parts.run_dir})"))
+    return lines

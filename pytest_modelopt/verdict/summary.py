@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
+from ..records.ids import utcnow
 from ..records.models import CaseRecord, EvalSummary, GraderSummary, RunInfo, RunSummary, Verdict
-from ..records.store import sort_cases, utcnow
+from ..records.store import sort_cases
 from .stats import mean, mean_interval, percentile, wilson_interval
 
 if TYPE_CHECKING:

@@ -1,0 +1,229 @@
+"""The plan for declared completions: which tests need one, how each request is built,
+and how they are produced.
+
+This is the one place that answers "where does ``completion`` come from?":
+
+1. Collection: each eval with a prompt reports its declared cases
+   (:meth:`Planner.collected`); once enough are known, the helper process that will send
+   them starts warming up, so its ``import openai`` overlaps collection.
+2. End of collection: :meth:`Planner.start` gets one :class:`Declared` per test that
+   needs the completion (it asks for the ``completion`` fixture, or its eval declares
+   graders), builds a :class:`~.generator.Job` for each and starts the generator in the
+   mode that fits the process:
+
+   - **serial** (no xdist): the generator holds each answer until its test takes it;
+     with recordings in the cache the tests replay from the first job and the producer
+     starts on the first miss (``replay_first``);
+   - **xdist worker**: every worker produces the whole list from its own offset and
+     shares answers through a cache, claiming each request there before sending it, so a
+     request goes out once; without a response cache (``--eval-record off``) the workers
+     share a scratch cache that lives as long as the run;
+   - **Batch API** (``--eval-batch``): first every uncached request goes through OpenAI's
+     Batch API, filling the cache; then the tests replay.
+
+   Requests are sent from a helper process (``model/sender.py``) when ``--eval-sender``
+   says so (``auto``: 2+ cores and 16+ requests, without xdist).
+3. The test: the ``completion`` fixture takes its job's answer
+   (:meth:`CompletionGenerator.result`), or, for a test outside the plan, builds and
+   sends its request there and then (:func:`declared_request`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..model.cache import ResponseCache
+from ..model.types import CallContext
+from .generator import CompletionGenerator, Job, Progress
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from pathlib import Path
+
+    from ..collect.prompts import Prompt
+    from ..collect.spec import EvalParam
+    from ..config import Settings
+    from ..model.client import ModelClient
+    from ..model.sender import Sender
+
+Request = tuple[str, dict[str, Any], CallContext, Any]  # (api, body, context, messages)
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A test that needs its eval's declared completion."""
+
+    nodeid: str
+    param: EvalParam
+    case_id: str
+    case: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This process as one of ``count`` xdist workers."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def from_workerinput(cls, workerinput: Mapping[str, Any]) -> Worker:
+        index = int(str(workerinput["workerid"]).removeprefix("gw") or 0)
+        return cls(index, max(int(workerinput.get("workercount", 1)), 1))
+
+
+def needs_completion(param: EvalParam, fixturenames: Sequence[str], skipped: bool) -> bool:
+    """Whether a test will take the declared completion: it asks for it, or its eval's
+    graders grade it; never for a skipped test or an eval whose prompt is not written."""
+    spec = param.spec
+    if spec.prompt_path is None or spec.pending_reason is not None or skipped:
+        return False
+    return "completion" in fixturenames or bool(spec.graders)
+
+
+def declared_request(
+    client: ModelClient,
+    prompt: Callable[[Path, str | None], Prompt],
+    param: EvalParam,
+    case_id: str,
+    case: Mapping[str, Any],
+) -> Request:
+    """Render the eval's prompt for this case into the request it sends (hook applied)."""
+    spec = param.spec
+    assert spec.prompt_path is not None
+    rendered = prompt(spec.prompt_path, spec.prompt).render(case)
+    context = CallContext(
+        endpoint=rendered.api,
+        model=param.model,
+        sample=param.sample,
+        eval=spec.name,
+        case_id=case_id,
+    )
+    body = {"model": param.model, **rendered.request()}
+    body, context = client.prepare(rendered.api, body, context)
+    return rendered.api, body, context, rendered.messages
+
+
+class Planner:
+    """One run's plan: the sender warmed up during collection, then the generator."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: Callable[[], ModelClient],
+        prompt: Callable[[Path, str | None], Prompt],
+        run_dir: Path,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._prompt = prompt
+        self._run_dir = run_dir
+        self.generator: CompletionGenerator | None = None
+        self.sender: Sender | None = None  # warmed up during collection
+        self.declared_so_far = 0
+        self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
+        self._has_recordings: bool | None = None
+        self._scratch: Path | None = None
+
+    def collected(self, declared: int, *, worker: bool) -> None:
+        """An eval with ``declared`` completions to come was collected. Start the helper
+        process that will send them once as many are known as ``auto`` uses it for.
+
+        With recordings in the cache the helper starts on the first miss instead: a run
+        that replays everything then never pays for it.
+        """
+        if worker:
+            return
+        self.declared_so_far += declared
+        wanted = self.settings.record != "none" and self._wants_sender(self.declared_so_far)
+        if self.sender is None and wanted:
+            self.sender = self._client().sender()
+            if not self.has_recordings():
+                self.sender.warm_up()
+
+    def has_recordings(self) -> bool:
+        """Whether this run reads a cache that holds recordings (looked at once). Then the
+        tests replay before anything is sent, and nothing that sends starts ahead."""
+        if self._has_recordings is None:
+            cache = self._client().cache
+            self._has_recordings = cache is not None and cache.reads and cache.has_entries()
+        return self._has_recordings
+
+    def _wants_sender(self, requests: int) -> bool:
+        """A helper process pays off once there is a second core and enough requests."""
+        setting = self.settings.sender
+        return setting == "process" or (
+            setting == "auto" and requests >= 16 and (os.cpu_count() or 1) > 1
+        )
+
+    def jobs(self, declared: Sequence[Declared]) -> list[Job]:
+        client = self._client()
+        return [
+            Job(
+                d.nodeid,
+                functools.partial(
+                    declared_request, client, self._prompt, d.param, d.case_id, d.case
+                ),
+            )
+            for d in declared
+        ]
+
+    def start(self, jobs: list[Job], worker: Worker | None) -> CompletionGenerator | None:
+        """Start producing the jobs' completions in the mode that fits this process."""
+        if not jobs:
+            return None
+        settings, client = self.settings, self._client()
+        if worker is None:
+            sender = None
+            if self._wants_sender(len(jobs)):
+                sender = self.sender or client.sender()
+            self.generator = CompletionGenerator(
+                client, concurrency=settings.concurrency, sender=sender
+            )
+        elif settings.record != "off":
+            self.generator = CompletionGenerator(
+                client,
+                concurrency=settings.concurrency,
+                hold=False,
+                offset=worker.index / worker.count,
+            )
+        if self.generator is not None:
+            self.generator.start(jobs, replay_first=self.has_recordings())
+        return self.generator
+
+    def scratch_cache(self) -> ResponseCache:
+        """A cache the workers of this run share when there is no response cache."""
+        if self._scratch is None:
+            self._scratch = self._run_dir.parent.parent / "inflight" / self._run_dir.name
+        return ResponseCache(self._scratch, "new")
+
+    def progress_line(self) -> str | None:
+        """One line on the ahead-of-time generation (summed over xdist workers)."""
+        if self.generator is not None:
+            return self.generator.progress.line()
+        if not self.worker_progress:
+            return None
+        progress = self.worker_progress
+        sent = sum(p.sent for p in progress)
+        replayed = sum(p.replayed for p in progress)
+        errors = sum(p.errors for p in progress)
+        cost = sum(p.cost for p in progress)
+        elapsed = max(p.elapsed for p in progress)
+        total = max(p.total for p in progress)
+        return (
+            f"generated {total} declared completions on {len(progress)} workers in "
+            f"{elapsed:.1f}s ({sent} sent, {replayed} replayed, {errors} errors, ${cost:.4f})"
+        )
+
+    def close(self) -> None:
+        """Stop the generator; a helper process warmed up and never used is killed."""
+        if self.generator is not None:
+            self.generator.stop()
+        if self.sender is not None and (self.generator is None or self.generator.sender is None):
+            self.sender.kill()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)

@@ -1,0 +1,90 @@
+"""The report files a run writes (``--eval-json``, ``--eval-md``, ``--eval-html``), for the
+pytest session and ``modelopt compare|report`` alike.
+
+Each file is written on its own: one that cannot be written (a missing directory that
+cannot be made, a full disk) does not stop the others, and is returned as a problem for
+the caller to fail the run with. Nothing is left half-written: each file is written to a
+temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..verdict.document import EvalReport
+
+
+@dataclass(frozen=True)
+class Written:
+    """What ``write_reports`` did: the files written, notes, and the problems (which fail
+    the run: a report that was asked for and not written is not a pass)."""
+
+    files: list[Path]
+    notes: list[str]
+    problems: list[str]
+
+
+def write_reports(
+    report: EvalReport,
+    *,
+    json_path: Path | None = None,
+    md_path: Path | None = None,
+    html_path: Path | None = None,
+) -> Written:
+    files: list[Path] = []
+    notes: list[str] = []
+    problems: list[str] = []
+    jobs: list[tuple[str, Path, str]] = []
+    # Rendering is imported per format: a run pays only for the reports it asked for.
+    if json_path is not None:
+        jobs.append(("--eval-json", json_path, "json"))
+    if md_path is not None:
+        jobs.append(("--eval-md", md_path, "md"))
+    if html_path is not None:
+        if report.comparison is None:
+            notes.append(
+                f"no HTML report written to {html_path}: the HTML report shows a comparison, "
+                "and this run has no baseline (--eval-baseline or --eval-baseline-model)"
+            )
+        else:
+            jobs.append(("--eval-html", html_path, "html"))
+    for option, path, kind in jobs:
+        try:
+            text = _render(report, kind)
+            _write_atomic(path, text)
+        except OSError as exc:
+            problems.append(f"{option}: could not write {path}: {exc.strerror or exc}")
+        except Exception as exc:
+            problems.append(f"{option}: could not render the report: {type(exc).__name__}: {exc}")
+        else:
+            files.append(path)
+    return Written(files, notes, problems)
+
+
+def _render(report: EvalReport, kind: str) -> str:
+    if kind == "json":
+        return report.model_dump_json(indent=2) + "\n"
+    if kind == "md":
+        from . import markdown
+
+        return markdown.render_report(report)
+    from . import html
+
+    assert report.comparison is not None
+    return html.render(report.comparison, report.gates)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
