@@ -121,3 +121,122 @@ def test_the_package_has_no_import_cycle() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def _unit(module: str) -> str:
+    """The layer a module belongs to: its top-level package, with the two leaves that
+    others may import alone named apart."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "pytest_modelopt"
+    if parts[:2] in (["model", "types"], ["verdict", "gates"]):
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+DRIVERS = {"run", "cli", "plugin"}
+# What each layer may import at run time (docs/architecture.md explains each line).
+ALLOWED: dict[str, set[str]] = {
+    "pytest_modelopt": set(),  # lazy public names only
+    "config": set(),
+    "secrets": set(),
+    "hookspecs": set(),
+    "model.types": set(),
+    "model": {"model.types", "secrets"},
+    "graders": {"model", "model.types"},
+    "collect": {"graders", "verdict.gates"},  # the marker's fail_on uses the gate grammar
+    "verdict.gates": {"verdict"},
+    "generate": {"model", "model.types", "secrets"},
+    "records": {"collect", "graders", "model.types"},
+    "verdict": {"records", "verdict.gates"},
+    "reports": {"records", "verdict", "verdict.gates"},
+    "optimize": {"config", "graders", "hookspecs", "model", "model.types", "records", "secrets"},
+    "github": {"config", "records", "reports", "secrets", "verdict"},
+    "run": {
+        "collect",
+        "config",
+        "generate",
+        "graders",
+        "model",
+        "model.types",
+        "optimize",
+        "records",
+        "reports",
+        "secrets",
+        "verdict",
+        "verdict.gates",
+    },
+}
+ALLOWED["cli"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
+ALLOWED["plugin"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
+SDK = ("openai", "httpx", "httpx2", "aiohttp")
+
+
+def test_every_layer_imports_only_what_it_may() -> None:
+    wrong = []
+    for module in MODULES:
+        unit = _unit(module)
+        allowed = ALLOWED[unit] | {unit}
+        for target, line, _ in _imports(module):
+            if not target.startswith("pytest_modelopt"):
+                continue
+            if target == "pytest_modelopt":  # __version__
+                continue
+            if _unit(target) not in allowed:
+                wrong.append(f"{module}:{line} imports {target}")
+    assert wrong == []
+
+
+def test_only_the_plugin_imports_pytest() -> None:
+    wrong = [
+        f"{module}:{line} imports {target}"
+        for module in MODULES
+        if not module.startswith("pytest_modelopt.plugin")
+        for target, line, _ in _imports(module)
+        if target.split(".")[0] in ("pytest", "_pytest")
+    ]
+    assert wrong == []
+
+
+def test_only_the_model_layer_talks_to_a_model() -> None:
+    """The SDK and HTTP clients: only model/ (and the fine-tuning backend, which talks to
+    OpenAI's fine-tuning API, not to a model) imports them, and never at module level
+    outside model/ (``openai`` costs ~0.9 s to import)."""
+    wrong = []
+    for module in MODULES:
+        for target, line, top in _imports(module):
+            if target.split(".")[0] not in SDK:
+                continue
+            if module.startswith("pytest_modelopt.model."):
+                continue
+            if module == "pytest_modelopt.optimize.backends.openai_api" and not top:
+                continue
+            wrong.append(f"{module}:{line} imports {target}")
+    assert wrong == []
+
+
+def test_the_pure_stages_import_no_sdk_and_no_pytest_at_module_level() -> None:
+    wrong = [
+        f"{module}:{line} imports {target}"
+        for module in MODULES
+        if _unit(module) in ("verdict", "verdict.gates", "records", "collect", "graders")
+        for target, line, top in _imports(module)
+        if top and target.split(".")[0] in (*SDK, "pytest", "_pytest")
+    ]
+    assert wrong == []
+
+
+def test_the_architecture_doc_names_every_package() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    packages = sorted(
+        _module_name(p.parent) for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE
+    )
+    top_modules = sorted(
+        _module_name(p) for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py",)
+    )
+    missing = [
+        name
+        for name in [*packages, *top_modules]
+        if f"`{name.removeprefix('pytest_modelopt.').replace('.', '/')}" not in doc
+    ]
+    assert missing == []
