@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import ConfigError
+from ..github.commands import add_commands as add_github_commands
+from ..optimize.commands import add_commands
 from ..records.store import RunNotFound
 from .local import cmd_cache, cmd_serve_local
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
@@ -89,11 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(fn=cmd_serve_local)
 
-    from ..optimize.commands import add_commands
-
     add_commands(sub)
-
-    from ..github.commands import add_commands as add_github_commands
 
     add_github_commands(sub)
     return parser

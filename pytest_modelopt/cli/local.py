@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..model.cache import ResponseCache
+from ..model.local_server import LocalModelError, LocalServer
 from ..run import settings_for
 
 if TYPE_CHECKING:
@@ -22,7 +24,6 @@ def _when(timestamp: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from ..model.cache import ResponseCache
 
     settings = settings_for(Path.cwd())
     cache = ResponseCache(settings.dir / "cache")
@@ -48,7 +49,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_local(args: argparse.Namespace) -> int:
-    from ..model.local_server import LocalModelError, LocalServer
 
     command = list(args.command)
     if command and command[0] == "--":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..records.models import RunSummary
 from ..records.store import (
     merge_runs,
     read_cases,
@@ -19,11 +20,12 @@ from ..records.store import (
     sort_cases,
     write_json_atomic,
 )
-from ..reports.terminal import failure_lines, gate_lines, table_lines
+from ..reports.terminal import comparison_lines, failure_lines, gate_lines, table_lines
 from ..reports.write import write_reports
 from ..run import settings_for
 from ..verdict.document import EvalReport
 from ..verdict.gates import GateError
+from ..verdict.judge import Policy, compare_with, judge
 from ..verdict.summary import summarize
 
 if TYPE_CHECKING:
@@ -81,8 +83,6 @@ def _print_case(case: CaseRecord, width: int) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     """A candidate run against a baseline run (or its models against one of them), judged
     by the same policy as the pytest session that would have compared them."""
-    from ..reports.terminal import comparison_lines, gate_lines
-    from ..verdict.judge import Policy, compare_with, judge
 
     settings = settings_for(Path.cwd())
     runs_dir = settings.dir / "runs"
@@ -134,7 +134,6 @@ def _write_outputs(args: argparse.Namespace, report: EvalReport) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """One run's verdict: the one its session decided (report.json), else decided now by
     the same policy from its cases and the current settings' gates."""
-    from ..verdict.judge import Policy, judge
 
     settings = settings_for(Path.cwd())
     run_dir = resolve_run(args.run, settings.dir / "runs")
@@ -170,8 +169,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
             summary = run_json.parent / "summary.json"
             evals = "?"
             if summary.is_file():
-                from ..records.models import RunSummary
-
                 evals = str(len(RunSummary.model_validate_json(summary.read_bytes()).evals))
             rows.append(
                 f"{label}{run_json.parent.name}  {info.started_at}  "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..graders.base import Grader, GraderError, as_grader
+from ..verdict.gates import GateError, parse_gate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -151,7 +152,6 @@ def build_spec(
     fail_on = kwargs.get("fail_on") or ()
     if isinstance(fail_on, str):
         fail_on = (fail_on,)
-    from ..verdict.gates import GateError, parse_gate
 
     try:
         for expression in fail_on:

@@ -14,6 +14,9 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from ..records.store import read_run_info
 from .api import MAX_ARTIFACT_BYTES, GitHubClient, GitHubError, copy_limited
 
 if TYPE_CHECKING:
@@ -94,9 +97,6 @@ def safe_extract(archive_path: Path, dest: Path, *, limit: int = MAX_ARTIFACT_BY
 
 def find_run(files: Iterable[Path]) -> Path | None:
     """The run directory among unpacked files: the one ``latest`` names, else the newest."""
-    from pydantic import ValidationError
-
-    from ..records.store import read_run_info
 
     found = []
     for path in files:

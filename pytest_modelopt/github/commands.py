@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import load_settings
+from ..records.store import read_cases, resolve_run
 from .api import GitHubError
 from .artifact import DEFAULT_ARTIFACT, NoBaseline, fetch_baseline
 from .comment import (
@@ -120,9 +122,6 @@ def cmd_outputs(args: argparse.Namespace) -> int:
 def cmd_replay_note(args: argparse.Namespace) -> int:
     console = Console(os.environ.get("GITHUB_TOKEN") or None)
     try:
-        from ..config import load_settings
-        from ..records.store import read_cases, resolve_run
-
         run_dir = resolve_run(args.run, load_settings(Path.cwd()).dir / "runs")
         note = replay_note(read_cases(run_dir))
     except Exception as exc:  # a note is optional: never fail the job over it

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..reports.markdown import escape
 from ..secrets import redact_token
 from .api import GitHubClient, GitHubError
 from .runner import cut_to_units, utf16_units
@@ -121,7 +122,6 @@ _SEE_SUMMARY = "The job summary has the report."
 
 def replay_note(cases: Iterable[CaseRecord], limit: int = NOTE_LIMIT) -> str | None:
     """The section listing cases replay mode could not run (no key, no recording), if any."""
-    from ..reports.markdown import escape
 
     missing = sorted(
         {

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..secrets import redact_token
+from ..verdict.document import EvalReport
 from .api import DEFAULT_API_URL, GitHubClient
 
 PR_EVENTS = ("pull_request", "pull_request_target")
@@ -197,9 +200,6 @@ def append_summary(path: Path, markdown: str, token: str | None = None) -> None:
 
 def report_outputs(report_json: Path, md: Path | None = None) -> dict[str, str]:
     """``verdict``, ``pass-rate`` (pooled over evals' graded cases), and the report paths."""
-    from pydantic import ValidationError
-
-    from ..verdict.document import EvalReport
 
     verdict, rate = "none", ""
     report = None

@@ -115,7 +115,7 @@ def score_model(
     name: str = "",
 ) -> ScoreModel:
     """An LLM judge scoring within ``range``; ``input`` is a template or a list of messages."""
-    from .judges import ScoreModel
+    from .judges import ScoreModel  # a grader family loads when first used (start-up cost)
 
     return _make(
         ScoreModel,
@@ -137,7 +137,7 @@ def label_model(
     name: str = "",
 ) -> LabelModel:
     """An LLM judge choosing one of ``labels``; passes on one of ``passing_labels``."""
-    from .judges import LabelModel
+    from .judges import LabelModel  # a grader family loads when first used (start-up cost)
 
     return _make(
         LabelModel,
@@ -182,7 +182,7 @@ def regex(
     name: str = "",
 ) -> Regex:
     """The output contains (``search``) or is (``fullmatch``) a match of ``pattern``."""
-    from .local import Regex
+    from .local import Regex  # a grader family loads when first used (start-up cost)
 
     return _make(Regex, pattern=pattern, flags=flags, mode=mode, input=input, name=name)
 
@@ -195,7 +195,7 @@ def contains_all(
     name: str = "",
 ) -> ContainsAll:
     """Every value appears in the output; the score is the share that do."""
-    from .local import ContainsAll
+    from .local import ContainsAll  # a grader family loads when first used (start-up cost)
 
     return _make(
         ContainsAll, values=list(values), case_sensitive=case_sensitive, input=input, name=name
@@ -210,7 +210,7 @@ def contains_any(
     name: str = "",
 ) -> ContainsAny:
     """At least one value appears in the output."""
-    from .local import ContainsAny
+    from .local import ContainsAny  # a grader family loads when first used (start-up cost)
 
     return _make(
         ContainsAny, values=list(values), case_sensitive=case_sensitive, input=input, name=name
@@ -222,7 +222,7 @@ def json_schema(
 ) -> JsonSchema:
     """The output is JSON that validates against a JSON Schema or a pydantic model."""
     value = schema if isinstance(schema, type) else dict(schema)
-    from .local import JsonSchema
+    from .local import JsonSchema  # a grader family loads when first used (start-up cost)
 
     return _make(JsonSchema, json_schema=value, input=input, name=name)
 
@@ -238,7 +238,7 @@ def json_match(
     """Field-wise equality with ``expected`` (a mapping or a template such as
     ``"{{ item.answer }}"``); ``tolerance`` gives a number's absolute tolerance, or
     ``"ignore_case"`` for a string. The score is the share of fields that match."""
-    from .local import JsonMatch
+    from .local import JsonMatch  # a grader family loads when first used (start-up cost)
 
     return _make(
         JsonMatch,
@@ -259,7 +259,7 @@ def numeric(
     name: str = "",
 ) -> Numeric:
     """The number in the output equals ``reference`` within the tolerances."""
-    from .local import Numeric
+    from .local import Numeric  # a grader family loads when first used (start-up cost)
 
     return _make(
         Numeric, reference=reference, abs_tol=abs_tol, rel_tol=rel_tol, input=input, name=name
@@ -278,7 +278,7 @@ def length(
     name: str = "",
 ) -> Length:
     """A length budget in words, characters or completion tokens (tokens need a Completion)."""
-    from .local import Length
+    from .local import Length  # a grader family loads when first used (start-up cost)
 
     return _make(
         Length,

@@ -9,6 +9,7 @@ Every grader is a frozen pydantic model whose fields are OpenAI's JSON fields, s
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -16,6 +17,8 @@ from typing import Any, ClassVar
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..model.types import parse_json_output
 
 DEFAULT_INPUT = "{{ sample.output_text }}"
 
@@ -100,7 +103,6 @@ _FAMILY_MODULES = ("judges", "local", "multi", "python", "string_check", "text_s
 
 def _load_families() -> None:
     """Register every grader type; the package imports families lazily."""
-    import importlib
 
     for module in _FAMILY_MODULES:
         importlib.import_module(f"{__package__}.{module}")
@@ -150,7 +152,6 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
 
 
 def _parse_json(text: str) -> Any:
-    from ..model.types import parse_json_output
 
     return parse_json_output(text)
 

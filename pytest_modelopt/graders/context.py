@@ -13,11 +13,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..model.client import ModelClient
+from ..model.types import CallContext
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from ..model.client import ModelClient
-    from ..model.types import CallContext, Completion
+    from ..model.types import Completion
 
 
 @dataclass
@@ -33,15 +35,12 @@ class GradingContext:
 
     def get_client(self) -> ModelClient:
         if self.client is None:
-            from ..model.client import ModelClient
-
             self.client = ModelClient(
                 base_url=os.environ.get("OPENAI_BASE_URL"), timeout=60.0, max_retries=4
             )
         return self.client
 
     def call_context(self, endpoint: str, model: str) -> CallContext:
-        from ..model.types import CallContext
 
         return CallContext(endpoint=endpoint, model=model, eval=self.eval, case_id=self.case_id)
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from .base import Grade, Grader, GraderError, from_openai
+from .engines.formula import Formula, FormulaError
 
 
 class Multi(Grader):
@@ -39,7 +40,6 @@ class Multi(Grader):
 
     @model_validator(mode="after")
     def _formula_uses_known_names(self) -> Multi:
-        from .engines.formula import Formula, FormulaError
 
         try:
             Formula(self.calculate_output, allowed_names=self.graders)
@@ -59,7 +59,6 @@ class Multi(Grader):
         return data
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
-        from .engines.formula import Formula, FormulaError
 
         grades = {key: g.grade(sample, item) for key, g in self.graders.items()}
         # OpenAI combines raw scores (a score_model's in its own range), so do we.

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from .base import Grade, Grader, GraderError, sample_namespace
+from .engines.python_source import PythonGraderError, check_source, run_grade
+from .local import local_from_python_source
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -28,7 +30,6 @@ class Python(Grader):
 
     @model_validator(mode="after")
     def _source_defines_grade(self) -> Python:
-        from .engines.python_source import PythonGraderError, check_source
 
         try:
             check_source(self.source, name=self.label)
@@ -38,13 +39,11 @@ class Python(Grader):
 
     @classmethod
     def from_openai_data(cls, data: Mapping[str, Any]) -> Grader:
-        from .local import local_from_python_source
 
         local = local_from_python_source(str(data.get("source", "")))
         return local if local is not None else super().from_openai_data(data)
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
-        from .engines.python_source import PythonGraderError, run_grade
 
         ns = sample_namespace(sample)
         ns.setdefault("choices", [])

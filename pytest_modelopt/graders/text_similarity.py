@@ -13,7 +13,7 @@ from pydantic import model_validator
 
 from . import context
 from .base import DEFAULT_INPUT, Grade, Grader, GraderError, render, sample_namespace
-from .engines.similarity import Metric
+from .engines.similarity import Metric, SimilarityError, cosine, similarity, wordnet_available
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,7 +43,6 @@ class TextSimilarity(Grader):
         item = dict(item or {})
         got = render(self.input, ns, item, grader=self.label)
         ref = render(self.reference, ns, item, grader=self.label)
-        from .engines.similarity import SimilarityError, cosine, similarity, wordnet_available
 
         try:
             if self.evaluation_metric == "cosine":

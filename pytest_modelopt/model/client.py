@@ -21,6 +21,7 @@ from ..secrets import redact
 from .cache import CacheEntry, ResponseCache, cache_key
 from .failures import Failure, backoff, classify
 from .prices import cost_usd
+from .sender import Sender
 from .types import CallContext, Completion, ModelCallError, RequestHook, Usage
 from .wire import ENDPOINTS, PARSERS, async_http_client, response_class
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
     from ..config import Price
-    from .sender import Sender
 
 
 class ModelClient:
@@ -345,7 +345,6 @@ class ModelClient:
 
     def sender(self, processes: int = 1) -> Sender:
         """Helper processes that send this client's requests (see sender.py)."""
-        from .sender import Sender
 
         return Sender(
             base_url=self.base_url,
@@ -365,7 +364,7 @@ class ModelClient:
     def _sync_client(self) -> OpenAI:
         with self._lock:
             if self._sync is None:
-                from openai import OpenAI
+                from openai import OpenAI  # openai costs ~0.9 s to import: only with the first call
 
                 self._sync = OpenAI(api_key=self._key(), base_url=self.base_url, max_retries=0)
             return self._sync
@@ -374,7 +373,7 @@ class ModelClient:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            from openai import AsyncOpenAI
+            from openai import AsyncOpenAI  # openai: only with the first call
 
             client = AsyncOpenAI(
                 api_key=self._key(),

@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 MAX_RETRY_AFTER = 120.0
@@ -33,8 +34,6 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
         try:
             return float(value)
         except ValueError:
-            from email.utils import parsedate_to_datetime
-
             try:
                 return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
             except (TypeError, ValueError):
@@ -57,7 +56,7 @@ def classify(exc: BaseException) -> Failure:
         return exc.failure
     if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
         return Failure("malformed", f"unreadable response: {exc}", None, True)
-    import openai
+    import openai  # openai: only once a failure is classified
 
     if isinstance(exc, openai.APITimeoutError):
         return Failure("timeout", "the request timed out", None, True)

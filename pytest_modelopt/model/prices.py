@@ -41,7 +41,9 @@ def _table_cost(
 ) -> float | None:
     if not _known(model, provider):
         return None
-    from genai_prices import Usage as PriceUsage
+    from genai_prices import (
+        Usage as PriceUsage,
+    )  # genai-prices costs ~0.5 s to import: only with the first price
     from genai_prices import calc_price
 
     result = calc_price(
@@ -56,7 +58,7 @@ def _table_cost(
 
 @functools.lru_cache(maxsize=256)
 def _known(model: str, provider: str) -> bool:
-    from genai_prices import Usage as PriceUsage
+    from genai_prices import Usage as PriceUsage  # genai-prices: only with the first price
     from genai_prices import calc_price
 
     try:

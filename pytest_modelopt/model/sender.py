@@ -26,7 +26,7 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .failures import SenderFailure
+from .failures import Failure, SenderFailure
 
 # A line can carry a long prompt or answer; asyncio's default limit is 64 KiB.
 LINE_LIMIT = 64 * 1024 * 1024
@@ -90,7 +90,6 @@ class Sender:
 
     async def post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[bytes, float]:
         """The response body and latency of one attempt; ``SenderFailure`` otherwise."""
-        from .failures import Failure
 
         self._next_id += 1
         request_id = self._next_id
@@ -141,7 +140,6 @@ class Sender:
             if future is not None and not future.done():
                 future.set_result(answer)
         code = await asyncio.to_thread(child.proc.wait)
-        from .failures import Failure
 
         died = Failure("connection", f"the sender process exited ({code})", None, True)
         child.writer = None

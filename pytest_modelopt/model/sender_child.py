@@ -14,21 +14,16 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .failures import SenderFailure
+from .failures import Failure, SenderFailure, classify
 from .sender import LINE_LIMIT
-
-if TYPE_CHECKING:
-    from .failures import Failure
+from .types import ModelCallError
+from .wire import async_http_client, response_class
 
 
 async def _serve(transport: str, base_url: str | None) -> None:
-    from openai import AsyncOpenAI
-
-    from .failures import Failure, classify
-    from .types import ModelCallError
-    from .wire import async_http_client, response_class
+    from openai import AsyncOpenAI  # openai: the helper's reason to exist, imported once it runs
 
     key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
     unusable: Failure | None = None  # a transport that cannot be had: every request says so

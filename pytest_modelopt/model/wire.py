@@ -83,7 +83,7 @@ def async_http_client(transport: str) -> Any:
     """
     if transport == "httpx":
         return None
-    import openai
+    import openai  # openai: only when a transport is chosen
 
     factory = getattr(openai, "DefaultAioHttpClient", None)
     try:

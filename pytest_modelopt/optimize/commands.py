@@ -7,21 +7,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import load_settings
-from ..records.store import resolve_run
+from ..model.client import ModelClient
+from ..records.store import read_cases, read_run_info, resolve_run
 from .backends.export import ExportBackend
+from .flow import Finetuner, plugin_hooks
 from .jobs import BackendError, read_job, read_manifest, write_job
 from .launch import LaunchRefused, launches
-from .stored import StoredCompletionsError
+from .stored import StoredCompletionsError, stored_records
 from .training_data import TrainingDataError
 
 if TYPE_CHECKING:
     import argparse
 
-    from .flow import Finetuner
-
 
 def _finetuner(args: argparse.Namespace) -> Finetuner:
-    from .flow import Finetuner, plugin_hooks
 
     cli: dict[str, Any] = {"yes": True if getattr(args, "yes", False) else None}
     for key in ("finetune_backend", "finetune_method"):
@@ -31,12 +30,8 @@ def _finetuner(args: argparse.Namespace) -> Finetuner:
 
 
 def _records(args: argparse.Namespace, finetuner: Finetuner) -> tuple[list[Any], str | None]:
-    from ..records.store import read_cases, read_run_info
 
     if args.source == "stored":
-        from ..model.client import ModelClient
-        from .stored import stored_records
-
         settings = finetuner.settings
         client = ModelClient(base_url=settings.base_url, timeout=settings.timeout, max_retries=2)
         records = stored_records(client.sdk(), evals=args.eval or (), model=args.teacher)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pluggy
+
+from .. import hookspecs
 from ..records.store import read_cases, read_run_info
 from .backends import BUILTIN, builtin_backend
+from .follow import follow
 from .jobs import BackendError, JobEvent, JobInfo
 from .launch import LaunchRefused, Prepared, confirm_launch, launch, prepare
 from .training_data import Selection, TrainingDataError
@@ -26,9 +30,6 @@ if TYPE_CHECKING:
 
 def plugin_hooks() -> Any:
     """The hook relay for runs outside pytest: our hookspecs, plugins from entry points."""
-    import pluggy
-
-    from .. import hookspecs
 
     class Manager(pluggy.PluginManager):
         def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
@@ -164,7 +165,6 @@ class Finetuner:
     def follow(
         self, job: JobInfo, backend: Backend | None = None, timeout: float = 24 * 3600
     ) -> JobInfo:
-        from .follow import follow
 
         chosen = backend or self.backend(job.backend)
 

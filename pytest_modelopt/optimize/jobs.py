@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..records.store import write_json_atomic
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -170,6 +172,5 @@ def read_job(launch_dir: Path) -> JobInfo | None:
 
 
 def write_job(launch_dir: Path, job: JobInfo) -> None:
-    from ..records.store import write_json_atomic
 
     write_json_atomic(launch_dir / "job.json", job)

@@ -14,14 +14,18 @@ It implements ``GET /v1/models`` and ``POST /v1/chat/completions`` (``messages``
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
+import os
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .backends.local.backend import resolve_base_model
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -51,13 +55,10 @@ class ChatModel:
     """A causal LM and its tokenizer's chat template, answering chat completion bodies."""
 
     def __init__(self, model: str | Path, *, name: str | None = None, device: str = "cpu") -> None:
-        import os
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a checkpoint on disk, never a download
-        import torch
+        import torch  # torch and transformers: only in the serving process
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from .backends.local.backend import resolve_base_model
 
         directory, gguf_file = resolve_base_model(str(model))
         kwargs: dict[str, Any] = {"local_files_only": True}
@@ -268,7 +269,6 @@ class HFServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m pytest_modelopt.optimize.serve_hf",

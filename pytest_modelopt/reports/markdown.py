@@ -7,8 +7,11 @@ the whole comment stays under GitHub's 65,536-character limit.
 
 from __future__ import annotations
 
+import html
 import re
 from typing import TYPE_CHECKING
+
+from ..verdict.compare import headline as compare_headline
 
 if TYPE_CHECKING:
     from ..records.models import RunSummary
@@ -44,7 +47,6 @@ def code(text: str, limit: int = 120) -> str:
 
 def html_text(text: str, limit: int = 120) -> str:
     """Text inside raw HTML (a <summary>), where Markdown is not processed: HTML-escaped."""
-    import html
 
     flat = " ".join(text.split())
     if len(flat) > limit:
@@ -66,7 +68,6 @@ def _delta(row: EvalComparison) -> str:
 
 
 def headline(comparison: Comparison, gates: list[GateResult]) -> str:
-    from ..verdict.compare import headline as compare_headline
 
     tone, text = compare_headline(comparison, sum(not g.passed for g in gates))
     icon = {"bad": "❌", "warn": "⚠️", "good": "✅", "none": "✅"}[tone]

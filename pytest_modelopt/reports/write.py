@@ -70,10 +70,10 @@ def _render(report: EvalReport, kind: str) -> str:
     if kind == "json":
         return report.model_dump_json(indent=2) + "\n"
     if kind == "md":
-        from . import markdown
+        from . import markdown  # each renderer loads when its report is asked for
 
         return markdown.render_report(report)
-    from . import html
+    from . import html  # each renderer loads when its report is asked for
 
     assert report.comparison is not None
     return html.render(report.comparison, report.gates)

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from .compare import verdict_for
+from .stats import wilson_interval
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -162,7 +165,6 @@ def check_run(gates: Sequence[Gate], rows: Sequence[EvalSummary]) -> list[GateRe
 
 
 def _run_metric(metric: str, row: EvalSummary) -> float | None:
-    from .stats import wilson_interval
 
     if metric == "pass_rate":
         return row.pass_rate
@@ -198,8 +200,6 @@ def _compared(gate: Gate, row: EvalComparison, comparison: Comparison) -> GateRe
     model = row.candidate.model
     if gate.metric == "regression":
         if abs(gate.value - comparison.tolerance) > 1e-12:
-            from .compare import verdict_for
-
             verdict, why = verdict_for(row, gate.value, comparison.alpha)
         else:
             verdict, why = row.verdict, row.why

@@ -240,3 +240,18 @@ def test_the_architecture_doc_names_every_package() -> None:
         if f"`{name.removeprefix('pytest_modelopt.').replace('.', '/')}" not in doc
     ]
     assert missing == []
+
+
+def test_every_lazy_import_of_the_package_says_why() -> None:
+    """An import of the package's own code inside a function must say why it is lazy (the
+    cost of importing it up front): with no cycle left, nothing else justifies one."""
+    silent = []
+    for module, path in MODULES.items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for target, line, top in _imports(module):
+            if top or not target.startswith("pytest_modelopt"):
+                continue
+            here, above = lines[line - 1], lines[line - 2].strip() if line > 1 else ""
+            if "#" not in here and not above.startswith("#"):
+                silent.append(f"{module}:{line}: {here.strip()}")
+    assert silent == []

@@ -43,7 +43,7 @@ if sys.path and os.path.dirname(os.path.abspath(__file__)) == os.path.abspath(sy
 
 def _limit() -> None:
     try:
-        import resource
+        import resource  # not on every platform
     except ImportError:  # pragma: no cover - not on Windows
         return
     mem, cpu, fsize = (int(a) for a in sys.argv[1:4])
@@ -145,7 +145,7 @@ def _grader_frames(tb: TracebackType | None) -> tuple[TracebackType | None, int 
 def describe(exc: BaseException, where: str) -> Reply:
     tb, line = _grader_frames(exc.__traceback__)
     try:
-        import linecache
+        import linecache  # only when a grader raises: a cold start stays cheap
         import traceback
 
         linecache.cache[FILE] = (len(SOURCE), None, [x + "\n" for x in LINES], FILE)

@@ -16,15 +16,15 @@ FREE = frozenset({"local", "export"})  # launching these costs nothing: no confi
 def builtin_backend(name: str, settings: Settings) -> Backend | None:
     """A shipped backend by name, configured from the settings; None for any other name."""
     if name == "openai":
-        from .openai_api import OpenAIBackend
+        from .openai_api import OpenAIBackend  # each backend loads when chosen (start-up cost)
 
         return OpenAIBackend(base_url=settings.base_url, timeout=settings.timeout)
     if name == "local":
-        from .local.backend import LocalBackend
+        from .local.backend import LocalBackend  # each backend loads when chosen
 
         return LocalBackend(lora=settings.finetune.lora, max_steps=settings.finetune.max_steps)
     if name == "export":
-        from .export import ExportBackend
+        from .export import ExportBackend  # each backend loads when chosen
 
         return ExportBackend()
     return None

@@ -174,7 +174,10 @@ class OpenAIBackend:
 
     def _client(self) -> OpenAI:
         if self._sdk is None:
-            from openai import OpenAI, OpenAIError
+            from openai import (  # openai: only when the fine-tuning API is called
+                OpenAI,
+                OpenAIError,
+            )
 
             try:
                 self._sdk = OpenAI(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from ....graders.base import GraderError, from_openai
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
@@ -139,7 +141,6 @@ def grader_reward(
     An output the grader cannot grade scores 0, as in OpenAI's RFT; ``on_error`` hears why,
     so a grader that can never run here (a judge without a client) is not silently zero.
     """
-    from ....graders.base import GraderError, from_openai
 
     grader = from_openai(grader_data)
 

@@ -7,7 +7,10 @@ the work directory (see ``backend.py`` for the layout).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
+import importlib.metadata as md
 import json
 import os
 import shutil
@@ -85,7 +88,6 @@ def training_plan(manifest: Manifest, config: RunConfig, examples: int) -> dict[
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
 
     out = {}
     for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate"):
@@ -152,7 +154,7 @@ def _log_message(data: dict[str, Any]) -> str:
 
 
 def _events_callback(recorder: _Recorder) -> Any:
-    from transformers import TrainerCallback
+    from transformers import TrainerCallback  # training libraries: only in the child process
 
     class EventsCallback(TrainerCallback):  # type: ignore[misc]
         """Every log line of the trainer as a JobEvent, the last values as the job's metrics."""
@@ -173,7 +175,7 @@ def _events_callback(recorder: _Recorder) -> Any:
 
 
 def _load(config: RunConfig) -> tuple[Any, Any]:
-    import torch
+    import torch  # training libraries: only in the child process
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs: dict[str, Any] = {"local_files_only": True}
@@ -225,7 +227,6 @@ def _peft_config(manifest: Manifest) -> Any:
 
 def _trl_config(cls: Any, **kwargs: Any) -> Any:
     """A TRL config from the plan, the checkpointing flag spelt as this transformers has it."""
-    import dataclasses
 
     names = {f.name for f in dataclasses.fields(cls)}
     if "activation_checkpointing" in kwargs and "activation_checkpointing" not in names:
@@ -402,7 +403,6 @@ def run(launch_dir: Path, work: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
 
     parser = argparse.ArgumentParser(description="train one local fine-tuning job (the child)")
     parser.add_argument("launch_dir", type=Path)
