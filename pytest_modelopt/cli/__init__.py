@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..config import ConfigError
 from ..github.commands import add_commands as add_github_commands
 from ..optimize.commands import add_commands
-from ..records.store import RunNotFound
+from ..records.store import RunNotFound, RunUnreadable
 from .local import cmd_cache, cmd_serve_local
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
 
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))
-    except (ConfigError, RunNotFound) as exc:
+    except (ConfigError, RunNotFound, RunUnreadable) as exc:
         print(f"modelopt: {exc}", file=sys.stderr)
         return 2
 

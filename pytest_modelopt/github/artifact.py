@@ -14,9 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
-from ..records.store import read_run_info
+from ..records.store import RunUnreadable, read_run_info
 from .api import MAX_ARTIFACT_BYTES, GitHubClient, GitHubError, copy_limited
 
 if TYPE_CHECKING:
@@ -104,7 +102,7 @@ def find_run(files: Iterable[Path]) -> Path | None:
             continue
         try:
             found.append((read_run_info(path.parent), path.parent))
-        except (OSError, ValueError, ValidationError):
+        except RunUnreadable:
             continue
     for _, run_dir in found:
         pointer = run_dir.parent / "latest"

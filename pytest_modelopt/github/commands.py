@@ -112,11 +112,16 @@ def cmd_outputs(args: argparse.Namespace) -> int:
     env = RunnerEnv.from_environ()
     console = Console(env.token)
     values = report_outputs(Path(args.report_json), Path(args.md) if args.md else None)
-    if not values["report-json"]:
-        console.warning(f"No readable report at {args.report_json}: verdict is none.")
+    if values["verdict"] == "error":
+        console.error(
+            f"The report {args.report_json} cannot be read: the verdict is unknown, so this "
+            "check fails. See the evals step's log."
+        )
+    elif not values["report-json"]:
+        console.warning(f"No report at {args.report_json}: verdict is none.")
     console.outputs(env.output, values)
     console.line(f"verdict={values['verdict']} pass-rate={values['pass-rate'] or '-'}")
-    return 0
+    return 1 if values["verdict"] == "error" else 0
 
 
 def cmd_replay_note(args: argparse.Namespace) -> int:

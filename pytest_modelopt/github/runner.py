@@ -7,7 +7,6 @@ and every file written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -199,12 +198,18 @@ def append_summary(path: Path, markdown: str, token: str | None = None) -> None:
 
 
 def report_outputs(report_json: Path, md: Path | None = None) -> dict[str, str]:
-    """``verdict``, ``pass-rate`` (pooled over evals' graded cases), and the report paths."""
+    """``verdict``, ``pass-rate`` (pooled over evals' graded cases), and the report paths.
 
+    ``verdict`` is ``pass``, ``fail``, ``none`` (no report: no eval ran) or ``error`` (a
+    report that cannot be read: the verdict is unknown, which is never a pass).
+    """
     verdict, rate = "none", ""
     report = None
-    with contextlib.suppress(OSError, ValueError, ValidationError):
-        report = EvalReport.model_validate_json(report_json.read_bytes())
+    if report_json.exists():
+        try:
+            report = EvalReport.model_validate_json(report_json.read_bytes())
+        except (OSError, ValueError, ValidationError):
+            verdict = "error"
     if report is not None:
         graded = sum(row.graded for row in report.summary.evals)
         passed = sum(row.passed for row in report.summary.evals)

@@ -104,8 +104,25 @@ def _share_fields_set(model: BaseModel, shared: dict[Any, Any]) -> None:
     object.__setattr__(model, "__pydantic_fields_set__", last)
 
 
+class RunUnreadable(Exception):
+    """A run whose files cannot be read (truncated, corrupt, or not a run): one line that
+    names the file and what to do."""
+
+
 def read_run_info(run_dir: Path) -> RunInfo:
-    return RunInfo.model_validate_json((run_dir / "run.json").read_bytes())
+    """The run's run.json; RunUnreadable when it cannot be read."""
+    path = run_dir / "run.json"
+    try:
+        return RunInfo.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise RunUnreadable(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise RunUnreadable(
+            f"{path}: not a readable run ({where}: {first['msg']}); it may be truncated or "
+            "not written by pytest-modelopt: run the evals again to make a new one"
+        ) from None
 
 
 def sort_cases(cases: Iterable[CaseRecord]) -> list[CaseRecord]:

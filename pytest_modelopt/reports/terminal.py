@@ -298,8 +298,8 @@ def summary_lines(parts: SummaryParts) -> list[Line]:
             lines.append(Line(f"modelopt: {problem}", red=True, bold=True))
         lines.append(
             Line(
-                "modelopt: the verdict could not be decided, so this run fails (exit status 3); "
-                "fix the problem above and run again",
+                "modelopt: so this run fails (exit status 3), whatever the table says: fix the "
+                "problem above and run again",
                 red=True,
                 bold=True,
             )

@@ -40,11 +40,10 @@ def write_reports(
     notes: list[str] = []
     problems: list[str] = []
     jobs: list[tuple[str, Path, str]] = []
-    # Rendering is imported per format: a run pays only for the reports it asked for.
     if json_path is not None:
-        jobs.append(("--eval-json", json_path, "json"))
+        jobs.append(("JSON", json_path, "json"))
     if md_path is not None:
-        jobs.append(("--eval-md", md_path, "md"))
+        jobs.append(("Markdown", md_path, "md"))
     if html_path is not None:
         if report.comparison is None:
             notes.append(
@@ -52,15 +51,18 @@ def write_reports(
                 "and this run has no baseline (--eval-baseline or --eval-baseline-model)"
             )
         else:
-            jobs.append(("--eval-html", html_path, "html"))
-    for option, path, kind in jobs:
+            jobs.append(("HTML", html_path, "html"))
+    for name, path, kind in jobs:
         try:
             text = _render(report, kind)
             _write_atomic(path, text)
         except OSError as exc:
-            problems.append(f"{option}: could not write {path}: {exc.strerror or exc}")
+            problems.append(
+                f"could not write the {name} report to {path}: {exc.strerror or exc} "
+                "(check that its folder can be created and written)"
+            )
         except Exception as exc:
-            problems.append(f"{option}: could not render the report: {type(exc).__name__}: {exc}")
+            problems.append(f"could not render the {name} report: {type(exc).__name__}: {exc}")
         else:
             files.append(path)
     return Written(files, notes, problems)
