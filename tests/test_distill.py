@@ -223,11 +223,9 @@ FIXTURE_CONFTEST = """
 import pytest
 
 @pytest.fixture(scope="session", autouse=True)
-def after_all(finetune, request):
+def after_all(finetune):
     yield
-    from pytest_modelopt.plugin.state import PLUGIN
-    run_dir = request.config.stash[PLUGIN].run.run_dir
-    prepared = finetune.prepare_run(run_dir, base_model="s")
+    prepared = finetune.prepare_run(base_model="s")
     print(f"FIXTURE built {prepared.report.examples} examples in {prepared.launch_dir.name}")
 """
 

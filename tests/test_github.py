@@ -679,6 +679,17 @@ def test_outputs_without_a_report(runner: Runner) -> None:
     }
 
 
+def test_an_unreadable_report_is_an_error_not_a_pass(runner: Runner) -> None:
+    cases = [case("a"), case("b")]
+    report_json = _report(runner.tmp, "pass", cases)
+    report_json.write_text(report_json.read_text()[:50])  # truncated
+    result = runner.run("outputs", str(report_json))
+    assert result.code == 1
+    assert result.outputs["verdict"] == "error"
+    assert "::error::The report " in result.out
+    assert "the verdict is unknown, so this check fails" in result.out
+
+
 def test_write_outputs_round_trips_any_value(tmp_path: Path) -> None:
     path = tmp_path / "out"
     tricky = "line one\nEOF\nname=value\n<<\n"

@@ -54,11 +54,14 @@ class Finetuner:
         hook: Any = None,
         say: Callable[[str], None] = print,
         ask: Callable[[str], str] | None = None,
+        current_run: Path | None = None,
     ) -> None:
         self.settings = settings
         self.hook = hook
         self.say = say
         self.ask = ask
+        #: the run of the pytest session that made this Finetuner (the fixture's), if any
+        self.current_run = current_run
 
     @property
     def root(self) -> Path:
@@ -128,8 +131,11 @@ class Finetuner:
             hook=self._example_hook(),
         )
 
-    def prepare_run(self, run_dir: Path, **kwargs: Any) -> Prepared:
-        """``prepare`` over one saved run's cases."""
+    def prepare_run(self, run_dir: Path | None = None, **kwargs: Any) -> Prepared:
+        """``prepare`` over one saved run's cases (by default the current session's run)."""
+        run_dir = run_dir or self.current_run
+        if run_dir is None:
+            raise TrainingDataError("prepare_run needs a run directory outside a pytest session")
         info = read_run_info(run_dir)
         return self.prepare(list(read_cases(run_dir)), source_run=info.run_id, **kwargs)
 

@@ -97,7 +97,8 @@ def finetune(pytestconfig: pytest.Config) -> Finetuner:
 
     reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
     say = reporter.write_line if reporter is not None else print
-    return Finetuner(activate(pytestconfig).run.settings, pytestconfig.hook, say=say)
+    run = activate(pytestconfig).run
+    return Finetuner(run.settings, pytestconfig.hook, say=say, current_run=run.run_dir)
 
 
 @pytest.fixture
