@@ -8,6 +8,13 @@ over its samples and the case is the unit of every statistic (Miller, 2024).
 A regression is called only when the drop is larger than the tolerance *and* significant
 after Holm-Bonferroni across the evals compared; a drop whose interval still allows more
 than the tolerance, without being significant, is *inconclusive* — never silently *ok*.
+
+*ok* needs an interval that rules out a drop beyond the tolerance, and an interval that
+cannot collapse: for pass/fail cases Newcombe's paired interval (Wilson-based; two cases that
+agree give about ±66%, sixty about ±6%), so a comparison too small to see a drop of the
+tolerance is *inconclusive*. For fractional outcomes (several samples a case) the paired
+bootstrap's interval is used, and *ok* also needs the cases to detect a drop of the tolerance
+(the minimum detectable effect at 80% power is at most the tolerance).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 Verdict = Literal["improved", "ok", "regressed", "inconclusive"]
+# pass/fail cases: McNemar's mid-p test, and Newcombe's paired interval for the difference
+BINARY_TEST = "McNemar mid-p"
 CASES_SHOWN = 20
 
 
@@ -186,14 +195,17 @@ def compare_eval(
     cand_rates = [cand_cases[c][0] for c in paired]
     binary = all(r in (0.0, 1.0) for r in base_rates + cand_rates)
     delta, interval, boot_p = stats.paired_bootstrap(base_rates, cand_rates, seed=seed)
-    result.delta, result.delta_low, result.delta_high = delta, interval.low, interval.high
     result.delta_score = stats.mean([cand_cases[c][1] - base_cases[c][1] for c in paired])
     if binary:
-        lost = sum(b == 1.0 and c == 0.0 for b, c in zip(base_rates, cand_rates, strict=True))
-        won = sum(b == 0.0 and c == 1.0 for b, c in zip(base_rates, cand_rates, strict=True))
-        result.p_value, result.test = stats.mcnemar_midp(lost, won), "McNemar mid-p"
+        pairs = list(zip(base_rates, cand_rates, strict=True))
+        lost = sum(b == 1.0 and c == 0.0 for b, c in pairs)
+        won = sum(b == 0.0 and c == 1.0 for b, c in pairs)
+        both = sum(b == 1.0 and c == 1.0 for b, c in pairs)
+        interval = stats.newcombe_paired_interval(both, lost, won, len(pairs) - both - lost - won)
+        result.p_value, result.test = stats.mcnemar_midp(lost, won), BINARY_TEST
     else:
         result.p_value, result.test = boot_p, "paired bootstrap"
+    result.delta, result.delta_low, result.delta_high = delta, interval.low, interval.high
     diffs = [c - b for b, c in zip(base_rates, cand_rates, strict=True)]
     spread = _sd(diffs)
     result.mde = stats.minimum_detectable_effect(
@@ -251,7 +263,10 @@ def verdict_for(r: EvalComparison, tolerance: float, alpha: float) -> tuple[Verd
         return "regressed", f"dropped {-r.delta:.1%} > tolerance {tolerance:.1%}, {p}"
     if significant and r.delta > tolerance:
         return "improved", f"gained {r.delta:.1%}, {p}"
-    if r.delta_low is not None and r.delta_low >= -tolerance:
+    # A bootstrap of a small sample can collapse to a point (all differences equal): for
+    # fractional outcomes "ok" also needs enough cases to detect a drop of the tolerance.
+    powered = r.test == BINARY_TEST or (r.mde is not None and r.mde <= tolerance)
+    if r.delta_low is not None and r.delta_low >= -tolerance and powered:
         return "ok", f"no drop beyond {tolerance:.1%} (interval from {r.delta_low:+.1%}), {p}"
     if significant:
         return "ok", f"the change ({r.delta:+.1%}) is within the tolerance {tolerance:.1%}, {p}"
