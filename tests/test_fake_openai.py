@@ -497,11 +497,12 @@ def test_concurrent_requests_overlap() -> None:
 
 
 def test_runs_as_a_separate_process() -> None:
-    script = Path(__file__).parent / "support" / "fake_openai.py"
+    repo = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0", "--latency", "0.01"],
+        [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", "--latency", "0.01"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=repo,
     )
     try:
         assert process.stdout is not None
