@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from tests.support.openapi import spec_available, validate_request, validate_res
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from concurrent.futures import Future
 
     from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
@@ -496,12 +498,111 @@ def test_concurrent_requests_overlap() -> None:
         assert len(server.requests) == 64
 
 
+def hold(server: FakeOpenAI, pool: ThreadPoolExecutor, *texts: str) -> list[Future[str | None]]:
+    """Send each text from another thread; return once the server serves them all at once.
+
+    A ``timeout`` fault keeps each in flight for a second, then it is answered as usual.
+    """
+
+    def send(text: str) -> str | None:
+        with openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0) as client:
+            return ask(client, text)
+
+    for text in texts:
+        server.fault("timeout", contains=text, delay=1.0)
+    held = [pool.submit(send, text) for text in texts]
+    deadline = time.monotonic() + 10.0
+    while server.max_in_flight < len(texts):
+        assert time.monotonic() < deadline, "the held requests never reached the server"
+        time.sleep(0.01)
+    return held
+
+
+def test_a_request_beyond_capacity_is_a_429_at_once(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.capacity = 2
+    server.capacity_retry_after = 2.5
+    with ThreadPoolExecutor(2) as pool:
+        held = hold(server, pool, "first", "second")
+        started = time.monotonic()
+        with pytest.raises(openai.RateLimitError) as excinfo:
+            ask(client, "third")
+        assert time.monotonic() - started < 0.5  # not queued behind the held ones
+        assert [future.result(timeout=10) for future in held] == ["first", "second"]
+    assert excinfo.value.response.headers["retry-after"] == "2.5"
+    assert excinfo.value.code == "rate_limit_exceeded"
+    assert "capacity 2" in excinfo.value.message
+    assert server.capacity_rejections == 1
+    assert server.max_in_flight == 2  # the rejected request was never served
+    assert ask(client, "fourth") == "fourth"  # the held requests gave their places back
+    assert server.capacity_rejections == 1
+    # Rejected requests are still recorded, like every other.
+    texts = [r.body["messages"][0]["content"] for r in server.requests]
+    assert sorted(texts[:2]) == ["first", "second"]  # the held two race each other
+    assert texts[2:] == ["third", "fourth"]
+
+
+def test_capacity_without_retry_after_limits_only_model_requests(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.capacity = 1
+    server.fault("500", contains="spared")
+    with ThreadPoolExecutor(1) as pool:
+        (held,) = hold(server, pool, "held")
+        with pytest.raises(openai.RateLimitError) as excinfo:
+            ask(client, "spared")
+        assert "retry-after" not in excinfo.value.response.headers
+        assert client.models.retrieve(MODEL).id == MODEL
+        assert held.result(timeout=10) == "held"
+    assert server.capacity_rejections == 1
+    # The rejected request never reached the faults: the one meant for it is still there.
+    with pytest.raises(openai.InternalServerError):
+        ask(client, "spared")
+    assert ask(client, "spared") == "spared"
+
+
+def test_capacity_spares_batch_lines_and_is_reset(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.capacity = 0
+    server.capacity_retry_after = 1
+    server.batch_steps = 0
+    with pytest.raises(openai.RateLimitError):
+        ask(client, "live")
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": MODEL, "messages": user("batched")},
+    }
+    batch_file = client.files.create(
+        file=("batch.jsonl", (json.dumps(line) + "\n").encode()), purpose="batch"
+    )
+    batch = client.batches.create(
+        input_file_id=batch_file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert batch.status == "completed"
+    assert batch.request_counts is not None
+    assert batch.request_counts.completed == 1
+    assert server.capacity_rejections == 1
+
+    server.reset()
+    assert (server.capacity, server.capacity_retry_after, server.capacity_rejections) == (
+        None,
+        None,
+        0,
+    )
+    assert ask(client, "live") == "live"
+
+
 def test_runs_as_a_separate_process() -> None:
-    script = Path(__file__).parent / "support" / "fake_openai.py"
+    repo = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0", "--latency", "0.01"],
+        [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", "--latency", "0.01"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=repo,
     )
     try:
         assert process.stdout is not None
