@@ -1,4 +1,5 @@
-"""``pytest_modelopt.verdict.stats`` against scipy and statsmodels, Miller's worked examples, edge cases.
+"""``pytest_modelopt.verdict.stats`` against scipy and statsmodels, Miller's worked examples,
+edge cases.
 
 scipy and statsmodels are test-only references (the ``dev`` extra): the module itself is pure
 Python, and these tests are what shows its hand-rolled quantiles are right.
