@@ -24,7 +24,6 @@ def _when(timestamp: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-
     settings = settings_for(Path.cwd())
     cache = ResponseCache(settings.dir / "cache")
     if args.action == "stats":
@@ -49,7 +48,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_serve_local(args: argparse.Namespace) -> int:
-
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]

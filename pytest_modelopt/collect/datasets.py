@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
+from ..untrusted import as_data
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
@@ -75,6 +77,9 @@ class Case(dict[str, Any]):
     Read-only because ``load_cases`` caches and shares the very same objects between every
     test that uses the file: a test mutating its case would silently change the others'.
     Use ``dict(case)`` for a private, mutable copy.
+
+    Its strings are :class:`~pytest_modelopt.untrusted.DataText`: a grader compares them
+    literally, never as templates.
     """
 
     __slots__ = ("id", "line", "model", "source")
@@ -94,7 +99,7 @@ class Case(dict[str, Any]):
         line: int,
         model: BaseModel | None = None,
     ) -> None:
-        super().__init__(fields)
+        super().__init__({key: as_data(value) for key, value in fields.items()})
         self.id = id
         self.source = source
         self.line = line

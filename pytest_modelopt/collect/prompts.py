@@ -4,8 +4,9 @@ A ``.j2`` / ``.txt`` / ``.md`` file is one user message. A ``.yaml`` / ``.yml`` 
 ``messages`` (each ``content`` a template) and, beside it, model parameters
 (temperature, max_tokens, response_format, tools, ...) plus an optional ``api``
 (``chat``, the default, or ``responses``). Dataset rows are untrusted data, so templates
-run in jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``: a missing field is an
-error that names itself, never an empty string sent to a paying API.
+run in jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``, within bounds of time and
+size (``templating.py``): a missing field is an error that names itself, never an empty
+string sent to a paying API. A case's values are substituted, never rendered themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+
+from ..templating import BoundedEnvironment
+from ..templating import render as render_bounded
 
 if TYPE_CHECKING:
     import os
@@ -27,9 +30,7 @@ YAML_SUFFIXES = {".yaml", ".yml"}
 ROLES = {"system", "developer", "user", "assistant"}
 APIS = {"chat", "responses"}
 
-_env = SandboxedEnvironment(
-    undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
-)
+_env = BoundedEnvironment(keep_trailing_newline=False)
 
 
 class PromptError(Exception):
@@ -63,7 +64,7 @@ class Prompt:
         messages = []
         for role, template, name in self.messages:
             try:
-                content = template.render(context)
+                content = render_bounded(template, context)
             except jinja2.UndefinedError as exc:
                 fields = ", ".join(sorted(str(k) for k in variables)) or "none"
                 raise PromptError(

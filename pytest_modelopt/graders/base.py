@@ -5,24 +5,50 @@ OpenAI's namespaces: ``{{ item.<field> }}`` for the case and ``{{ sample.output_
 ``{{ sample.output_json }}``, ``{{ sample.output_tools }}`` for the model's output.
 Every grader is a frozen pydantic model whose fields are OpenAI's JSON fields, so
 ``to_openai()`` / ``from_openai()`` round-trip exactly.
+
+Templates are strings written in code or config. A value read from a dataset
+(:class:`~pytest_modelopt.untrusted.DataText`, e.g. ``reference=case["category"]``) is data:
+it is compared literally and never rendered, and it is exported to OpenAI's JSON as a
+template that renders to that literal text.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from ..model.types import parse_json_output
+from ..templating import BoundedEnvironment
+from ..templating import render as render_bounded
+from ..untrusted import DataText
 
 DEFAULT_INPUT = "{{ sample.output_text }}"
 
-_env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+
+def _keep_data(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate as a string, but keep a dataset value's mark (pydantic would drop it)."""
+    validated = handler(value)
+    return value if isinstance(value, DataText) else validated
+
+
+#: A grader field that is a template when written in code or config, literal when it is data.
+Template = Annotated[str, WrapValidator(_keep_data)]
+
+_env = BoundedEnvironment()
 _registry: dict[str, type[Grader]] = {}
 
 
@@ -85,8 +111,13 @@ class Grader(BaseModel):
         raise NotImplementedError
 
     def to_openai(self) -> dict[str, Any]:
-        """This grader as OpenAI grader JSON (``name`` always set)."""
+        """This grader as OpenAI grader JSON (``name`` always set). A literal dataset value
+        that looks like a template is written as a template that renders to it."""
         data = self.model_dump(mode="json", exclude_none=True)
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if isinstance(value, DataText) and _looks_like_template(value):
+                data[key] = "{{ " + json.dumps(str(value)) + " }}"
         data["name"] = self.label
         return data
 
@@ -152,18 +183,28 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
 
 
 def _parse_json(text: str) -> Any:
-
     return parse_json_output(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(template: str) -> jinja2.Template:
+    return _env.from_string(template)
+
+
+def _looks_like_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
 
 
 def render(
     template: str, sample: Mapping[str, Any], item: Mapping[str, Any], *, grader: str
 ) -> str:
-    """Fill a grader template; a literal without ``{{`` is returned as it is."""
-    if "{{" not in template and "{%" not in template:
+    """Fill a grader template; data, and text without template syntax, is returned as it is."""
+    if isinstance(template, DataText):
+        return str(template)
+    if not _looks_like_template(template):
         return template
     try:
-        value = _env.from_string(template).render(sample=sample, item=item)
+        value = render_bounded(_compiled(template), {"sample": sample, "item": item})
     except jinja2.UndefinedError as exc:
         raise GraderError(f"grader {grader!r}: template {template!r}: {exc.message}") from None
     except jinja2.TemplateError as exc:

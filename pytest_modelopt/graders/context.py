@@ -41,7 +41,6 @@ class GradingContext:
         return self.client
 
     def call_context(self, endpoint: str, model: str) -> CallContext:
-
         return CallContext(endpoint=endpoint, model=model, eval=self.eval, case_id=self.case_id)
 
     def judged(self, completion: Completion) -> Completion:

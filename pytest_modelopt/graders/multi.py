@@ -40,7 +40,6 @@ class Multi(Grader):
 
     @model_validator(mode="after")
     def _formula_uses_known_names(self) -> Multi:
-
         try:
             Formula(self.calculate_output, allowed_names=self.graders)
         except FormulaError as exc:
@@ -59,7 +58,6 @@ class Multi(Grader):
         return data
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
-
         grades = {key: g.grade(sample, item) for key, g in self.graders.items()}
         # OpenAI combines raw scores (a score_model's in its own range), so do we.
         scores = {key: g.sub_scores.get("raw", g.score) for key, g in grades.items()}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from ..untrusted import DataText
 from .base import Grade, Grader, GraderError, sample_namespace
 from .engines.python_source import PythonGraderError, check_source, run_grade
 from .local import local_from_python_source
@@ -28,9 +29,18 @@ class Python(Grader):
     image_tag: str | None = None
     timeout: float = Field(default=120.0, gt=0, exclude=True)
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source_is_code(cls, value: Any) -> Any:
+        if isinstance(value, DataText):
+            raise ValueError(
+                "the source comes from a dataset value, and data is never run as code: write "
+                "the grader's source in code or config"
+            )
+        return value
+
     @model_validator(mode="after")
     def _source_defines_grade(self) -> Python:
-
         try:
             check_source(self.source, name=self.label)
         except PythonGraderError as exc:
@@ -39,12 +49,10 @@ class Python(Grader):
 
     @classmethod
     def from_openai_data(cls, data: Mapping[str, Any]) -> Grader:
-
         local = local_from_python_source(str(data.get("source", "")))
         return local if local is not None else super().from_openai_data(data)
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
-
         ns = sample_namespace(sample)
         ns.setdefault("choices", [])
         try:

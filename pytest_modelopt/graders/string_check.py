@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from .base import DEFAULT_INPUT, Grade, Grader, render, sample_namespace
+from .base import DEFAULT_INPUT, Grade, Grader, Template, render, sample_namespace
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,8 +18,8 @@ class StringCheck(Grader):
     """eq / ne compare exactly (case-sensitive); like / ilike test containment."""
 
     type: Literal["string_check"] = "string_check"
-    input: str = DEFAULT_INPUT
-    reference: str
+    input: Template = DEFAULT_INPUT
+    reference: Template
     operation: Operation = "eq"
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:

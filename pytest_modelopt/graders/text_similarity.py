@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import model_validator
 
 from . import context
-from .base import DEFAULT_INPUT, Grade, Grader, GraderError, render, sample_namespace
+from .base import (
+    DEFAULT_INPUT,
+    Grade,
+    Grader,
+    GraderError,
+    Template,
+    render,
+    sample_namespace,
+)
 from .engines.similarity import Metric, SimilarityError, cosine, similarity, wordnet_available
 
 if TYPE_CHECKING:
@@ -25,8 +33,8 @@ class TextSimilarity(Grader):
     """Scores in [0, 1]; passes at ``pass_threshold``."""
 
     type: Literal["text_similarity"] = "text_similarity"
-    input: str = DEFAULT_INPUT
-    reference: str
+    input: Template = DEFAULT_INPUT
+    reference: Template
     evaluation_metric: Metric
     pass_threshold: float
 

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 
 def _finetuner(args: argparse.Namespace) -> Finetuner:
-
     cli: dict[str, Any] = {"yes": True if getattr(args, "yes", False) else None}
     for key in ("finetune_backend", "finetune_method"):
         cli[key] = getattr(args, key, None)
@@ -30,7 +29,6 @@ def _finetuner(args: argparse.Namespace) -> Finetuner:
 
 
 def _records(args: argparse.Namespace, finetuner: Finetuner) -> tuple[list[Any], str | None]:
-
     if args.source == "stored":
         settings = finetuner.settings
         client = ModelClient(base_url=settings.base_url, timeout=settings.timeout, max_retries=2)

@@ -171,7 +171,6 @@ class Finetuner:
     def follow(
         self, job: JobInfo, backend: Backend | None = None, timeout: float = 24 * 3600
     ) -> JobInfo:
-
         chosen = backend or self.backend(job.backend)
 
         def show(event: JobEvent) -> None:

@@ -172,5 +172,4 @@ def read_job(launch_dir: Path) -> JobInfo | None:
 
 
 def write_job(launch_dir: Path, job: JobInfo) -> None:
-
     write_json_atomic(launch_dir / "job.json", job)

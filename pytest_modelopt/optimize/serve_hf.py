@@ -55,7 +55,6 @@ class ChatModel:
     """A causal LM and its tokenizer's chat template, answering chat completion bodies."""
 
     def __init__(self, model: str | Path, *, name: str | None = None, device: str = "cpu") -> None:
-
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a checkpoint on disk, never a download
         import torch  # torch and transformers: only in the serving process
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -269,7 +268,6 @@ class HFServer:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     parser = argparse.ArgumentParser(
         prog="python -m pytest_modelopt.optimize.serve_hf",
         description="serve a transformers checkpoint over OpenAI's chat completions API",

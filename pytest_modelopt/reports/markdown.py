@@ -68,7 +68,6 @@ def _delta(row: EvalComparison) -> str:
 
 
 def headline(comparison: Comparison, gates: list[GateResult]) -> str:
-
     tone, text = compare_headline(comparison, sum(not g.passed for g in gates))
     icon = {"bad": "❌", "warn": "⚠️", "good": "✅", "none": "✅"}[tone]
     return f"### {icon} {text}"

@@ -165,7 +165,6 @@ def check_run(gates: Sequence[Gate], rows: Sequence[EvalSummary]) -> list[GateRe
 
 
 def _run_metric(metric: str, row: EvalSummary) -> float | None:
-
     if metric == "pass_rate":
         return row.pass_rate
     if metric == "pass_rate_lower":

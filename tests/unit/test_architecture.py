@@ -138,6 +138,8 @@ ALLOWED: dict[str, set[str]] = {
     "pytest_modelopt": set(),  # lazy public names only
     "config": set(),
     "secrets": set(),
+    "untrusted": set(),
+    "templating": set(),
     "hookspecs": set(),
     "model.types": set(),
     "model": {"model.types", "secrets"},
@@ -165,6 +167,11 @@ ALLOWED: dict[str, set[str]] = {
         "verdict.gates",
     },
 }
+# leaves every layer may import: redaction, the marks and escapes of untrusted text, and
+# the bounded sandbox that renders templates written in code or config
+LEAVES = {"secrets", "untrusted", "templating"}
+for _unit_name in ALLOWED:
+    ALLOWED[_unit_name] |= LEAVES - {_unit_name}
 ALLOWED["cli"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
 ALLOWED["plugin"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
 SDK = ("openai", "httpx", "httpx2", "aiohttp")

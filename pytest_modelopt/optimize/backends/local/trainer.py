@@ -88,7 +88,6 @@ def training_plan(manifest: Manifest, config: RunConfig, examples: int) -> dict[
 
 
 def _versions() -> dict[str, str]:
-
     out = {}
     for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate"):
         with contextlib.suppress(md.PackageNotFoundError):
@@ -403,7 +402,6 @@ def run(launch_dir: Path, work: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-
     parser = argparse.ArgumentParser(description="train one local fine-tuning job (the child)")
     parser.add_argument("launch_dir", type=Path)
     parser.add_argument("--work-dir", type=Path, default=None)
