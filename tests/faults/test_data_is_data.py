@@ -95,7 +95,7 @@ def test_a_prompt_with_a_runaway_loop_is_a_prompt_error(tmp_path: Path) -> None:
     prompt.write_text(
         "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}"
     )
-    with pytest.raises(PromptError, match="p.j2.*range\\(\\) loops ran past"):
+    with pytest.raises(PromptError, match=r"p.j2.*range\(\) loops ran past"):
         load_prompt(prompt).render({})
 
 
