@@ -13,6 +13,7 @@ from ..config import ConfigError
 from ..github.commands import add_commands as add_github_commands
 from ..optimize.commands import add_commands
 from ..records.store import RunNotFound, RunUnreadable
+from ..untrusted import for_terminal
 from .local import cmd_cache, cmd_serve_local
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
 
@@ -102,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.fn(args))
     except (ConfigError, RunNotFound, RunUnreadable) as exc:
-        print(f"modelopt: {exc}", file=sys.stderr)
+        print(for_terminal(f"modelopt: {exc}"), file=sys.stderr)
         return 2
 
 

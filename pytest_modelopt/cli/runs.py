@@ -23,6 +23,7 @@ from ..records.store import (
 from ..reports.terminal import comparison_lines, failure_lines, gate_lines, table_lines
 from ..reports.write import write_reports
 from ..run import settings_for
+from ..untrusted import for_terminal, one_line
 from ..verdict.document import EvalReport
 from ..verdict.gates import GateError
 from ..verdict.judge import Policy, compare_with, judge
@@ -39,10 +40,12 @@ def _runs_dir() -> Path:
 
 
 def _excerpt(text: str | None, limit: int) -> str:
-    if text is None:
-        return "-"
-    flat = text.replace("\n", "\\n")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return "-" if text is None else one_line(text, limit)
+
+
+def _say(text: str = "", *, err: bool = False) -> None:
+    """Print a line made safe: runs hold untrusted text (model output, server messages)."""
+    print(for_terminal(text), file=sys.stderr if err else sys.stdout)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -50,10 +53,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     info = read_run_info(run_dir)
     cases = list(read_cases(run_dir))
     summary = summarize(info, cases)
-    print(f"run {info.run_id} ({run_dir}), started {info.started_at}")
+    _say(f"run {info.run_id} ({run_dir}), started {info.started_at}")
     rows = [r for r in summary.evals if args.eval is None or r.eval == args.eval]
     for line in table_lines(rows):
-        print(line)
+        _say(line)
     wanted = set(args.status or []) | ({"failed", "error"} if args.failed else set())
     shown = [
         c
@@ -61,23 +64,23 @@ def cmd_show(args: argparse.Namespace) -> int:
         if (args.eval is None or c.eval == args.eval) and (not wanted or c.status in wanted)
     ]
     if wanted or args.eval:
-        print()
+        _say()
         for case in shown[: args.limit]:
             _print_case(case, args.width)
         if len(shown) > args.limit:
-            print(f"... {len(shown) - args.limit} more (use --limit)")
+            _say(f"... {len(shown) - args.limit} more (use --limit)")
     return 0
 
 
 def _print_case(case: CaseRecord, width: int) -> None:
     sample = f" sample {case.sample}" if case.sample else ""
-    print(f"{case.status.upper():7} {case.eval} [{case.model}] case {case.case_id}{sample}")
+    _say(f"{case.status.upper():7} {case.eval} [{case.model}] case {case.case_id}{sample}")
     if case.error is not None:
-        print(f"        error: {case.error.kind}: {case.error.message}")
+        _say(f"        error: {case.error.kind}: {case.error.message}")
     for grade in case.grades:
         mark = "ok  " if grade.passed else "FAIL"
-        print(f"        {mark} {grade.name}: {grade.score:g} {_excerpt(grade.reason, width)}")
-    print(f"        output: {_excerpt(case.output, width)}")
+        _say(f"        {mark} {grade.name}: {grade.score:g} {_excerpt(grade.reason, width)}")
+    _say(f"        output: {_excerpt(case.output, width)}")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -105,13 +108,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     try:
         report = judge(summary, comparison, policy)
     except GateError as exc:
-        print(f"modelopt compare: {exc}", file=sys.stderr)
+        _say(f"modelopt compare: {exc}", err=True)
         return 2
-    print(f"{base[0].run_id} -> {cand_info.run_id}")
+    _say(f"{base[0].run_id} -> {cand_info.run_id}")
     for line in comparison_lines(comparison) + gate_lines(report.gates):
-        print(line)
+        _say(line)
     for line in failure_lines(summary, f"modelopt show {cand_dir}"):
-        print(line)
+        _say(line)
     return _write_outputs(args, report) or (1 if report.verdict == "fail" else 0)
 
 
@@ -125,9 +128,9 @@ def _write_outputs(args: argparse.Namespace, report: EvalReport) -> int:
         html_path=Path(args.html) if args.html else None,
     )
     for note in written.notes:
-        print(f"modelopt: {note}", file=sys.stderr)
+        _say(f"modelopt: {note}", err=True)
     for problem in written.problems:
-        print(f"modelopt: {problem}", file=sys.stderr)
+        _say(f"modelopt: {problem}", err=True)
     return 3 if written.problems else 0
 
 
@@ -143,20 +146,20 @@ def cmd_report(args: argparse.Namespace) -> int:
             report = EvalReport.model_validate_json(saved.read_bytes())
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0]
-            print(
+            _say(
                 f"modelopt report: {saved} cannot be read ({first}): the run's verdict is "
                 "unknown; run the evals again",
-                file=sys.stderr,
+                err=True,
             )
             return 2
     else:
         summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
         report = judge(summary, None, Policy.from_settings(settings))
-    print(f"run {report.summary.run.run_id}: {report.verdict}")
+    _say(f"run {report.summary.run.run_id}: {report.verdict}")
     for line in table_lines(report.summary.evals):
-        print(line)
+        _say(line)
     for line in gate_lines(report.gates):
-        print(line)
+        _say(line)
     return _write_outputs(args, report) or (1 if report.verdict == "fail" else 0)
 
 
@@ -174,7 +177,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 f"{label}{run_json.parent.name}  {info.started_at}  "
                 f"models={','.join(info.models)}  evals={evals}"
             )
-    print("\n".join(rows) if rows else f"no runs under {settings.dir}")
+    _say("\n".join(rows) if rows else f"no runs under {settings.dir}")
     return 0
 
 
@@ -183,16 +186,16 @@ def cmd_merge(args: argparse.Namespace) -> int:
     run_dirs = [resolve_run(ref, runs_dir) for ref in args.runs]
     out = Path(args.output)
     if out.exists() and any(out.iterdir()):
-        print(
+        _say(
             f"modelopt merge: {out} exists and is not empty; choose a new directory",
-            file=sys.stderr,
+            err=True,
         )
         return 2
     for warning in merge_runs(run_dirs, out, out.name):
-        print(f"warning: {warning}", file=sys.stderr)
+        _say(f"warning: {warning}", err=True)
     summary = summarize(read_run_info(out), read_cases(out))
     write_json_atomic(out / "summary.json", summary)
-    print(f"merged {len(run_dirs)} runs into {out}")
+    _say(f"merged {len(run_dirs)} runs into {out}")
     for line in table_lines(summary.evals):
-        print(line)
+        _say(line)
     return 0

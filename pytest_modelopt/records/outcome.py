@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..collect.prompts import PromptError
 from ..graders.base import GraderError
 from ..model.types import ModelCallError
+from ..untrusted import one_line as safe_line
 from .models import ErrorRecord
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def failed_grades_text(state: CaseState) -> str:
     lines = [f"eval {state.param.spec.name} on {state.param.model}, case {state.case_id}:"]
     for grade in state.grades:
         if not grade.passed:
-            lines.append(f"  {grade.name}: score {grade.score:g} - {grade.reason}")
+            lines.append(safe_line(f"  {grade.name}: score {grade.score:g} - {grade.reason}"))
     if state.output is not None:
         shown = state.output if len(state.output) <= 500 else state.output[:500] + "…"
         lines.append(f"  output: {shown!r}")
@@ -54,15 +55,15 @@ class ReportChange:
     tolerated: bool = False  # a failed case under a threshold: counted, not a failed test
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as the one line a report shows (long messages cut)."""
+def exception_line(exc: BaseException) -> str:
+    """An exception as the one line a report shows: its first line, cut, made safe."""
     text = str(exc).strip() or f"{type(exc).__name__} (no message)"
-    first = text.splitlines()[0]
-    return first if len(first) <= 300 else first[:299] + "…"
+    return safe_line(text.splitlines()[0], 300)
 
 
 def _error_line(state: CaseState, error: ErrorRecord) -> str:
-    return f"{state.param.spec.name} [{state.case_id}]: {error.kind}: {error.message}"
+    line = f"{state.param.spec.name} [{state.case_id}]: {error.kind}: {error.message}"
+    return safe_line(line)
 
 
 def setup_ended(
@@ -83,7 +84,7 @@ def setup_ended(
     if failed and exc is not None:
         known = error_of(exc)
         state.status = "error"
-        state.error = known or ErrorRecord(kind="exception", message=one_line(exc))
+        state.error = known or ErrorRecord(kind="exception", message=exception_line(exc))
         if known is not None:
             return ReportChange(longrepr=_error_line(state, known))
     return ReportChange()
@@ -116,11 +117,11 @@ def call_ended(
         change = ReportChange(longrepr=_error_line(state, known), error=True)
     elif isinstance(exc, AssertionError):
         state.status = "failed"
-        state.assert_reason = one_line(exc)
+        state.assert_reason = exception_line(exc)
     else:
         state.status = "error"
         state.error = ErrorRecord(
-            kind="exception", message=f"{type(exc).__name__}: {one_line(exc)}"
+            kind="exception", message=f"{type(exc).__name__}: {exception_line(exc)}"
         )
     if state.status == "failed" and threshold is not None:
         change = ReportChange(outcome="passed", clear_longrepr=True, tolerated=True)
@@ -132,4 +133,4 @@ def teardown_ended(state: CaseState, *, failed: bool, exc: BaseException | None)
     if failed and state.status in (None, "passed", "failed"):
         state.status = "error"
         if exc is not None:
-            state.error = ErrorRecord(kind="teardown", message=one_line(exc))
+            state.error = ErrorRecord(kind="teardown", message=exception_line(exc))

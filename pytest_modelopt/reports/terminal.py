@@ -1,12 +1,19 @@
-"""The end-of-session table: one row per eval x model, as plain lines of text."""
+"""The end-of-session table: one row per eval x model, as plain lines of text.
+
+Every line the summary returns has been through ``untrusted.for_terminal``: names, error
+messages from servers and reasons written by judges are untrusted text, and an escape
+sequence in them must not drive the terminal or the CI log that shows it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..records.models import EvalSummary, RunSummary
+from ..untrusted import for_terminal, one_line
 
 if TYPE_CHECKING:
     from ..verdict.compare import Comparison
@@ -132,7 +139,7 @@ def error_lines(summary: RunSummary, limit: int = 3) -> list[str]:
     out = []
     items = list(summary.error_messages.items())
     for message, count in items[:limit]:
-        out.append(f"{count} x {message}")
+        out.append(f"{count} x {one_line(message, 500)}")
     if len(items) > limit:
         out.append(f"... and {len(items) - limit} other error messages")
     return out
@@ -306,4 +313,4 @@ def summary_lines(parts: SummaryParts) -> list[Line]:
         )
     if summary is not None and summary.evals:
         lines.append(Line(f"run saved to {parts.run_dir} (modelopt show {parts.run_dir})"))
-    return lines
+    return [dataclasses.replace(line, text=for_terminal(line.text)) for line in lines]
