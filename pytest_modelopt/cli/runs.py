@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 from ..records.models import RunSummary
 from ..records.store import (
+    RunUnreadable,
     merge_runs,
     read_cases,
+    read_model,
     read_run_info,
     resolve_run,
     sort_cases,
@@ -143,14 +145,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     saved = run_dir / "report.json"
     if saved.is_file():
         try:
-            report = EvalReport.model_validate_json(saved.read_bytes())
-        except (OSError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0]
-            _say(
-                f"modelopt report: {saved} cannot be read ({first}): the run's verdict is "
-                "unknown; run the evals again",
-                err=True,
-            )
+            report = read_model(saved, EvalReport)
+        except RunUnreadable as exc:
+            _say(f"modelopt report: {exc}; the run's verdict is unknown", err=True)
             return 2
     else:
         summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
@@ -172,7 +169,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
             summary = run_json.parent / "summary.json"
             evals = "?"
             if summary.is_file():
-                evals = str(len(RunSummary.model_validate_json(summary.read_bytes()).evals))
+                try:
+                    evals = str(len(read_model(summary, RunSummary).evals))
+                except RunUnreadable:
+                    evals = "unreadable"
             rows.append(
                 f"{label}{run_json.parent.name}  {info.started_at}  "
                 f"models={','.join(info.models)}  evals={evals}"

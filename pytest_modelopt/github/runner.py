@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from ..records.store import RunUnreadable, read_model
 from ..secrets import redact_token
 from ..verdict.document import EvalReport
 from .api import DEFAULT_API_URL, GitHubClient
@@ -207,8 +206,8 @@ def report_outputs(report_json: Path, md: Path | None = None) -> dict[str, str]:
     report = None
     if report_json.exists():
         try:
-            report = EvalReport.model_validate_json(report_json.read_bytes())
-        except (OSError, ValueError, ValidationError):
+            report = read_model(report_json, EvalReport)
+        except RunUnreadable:
             verdict = "error"
     if report is not None:
         graded = sum(row.graded for row in report.summary.evals)

@@ -29,7 +29,13 @@ from ..graders.context import GradingContext, grading
 from ..records.case import CaseState
 from ..records.models import CaseRecord
 from ..records.outcome import ReportChange, call_ended, setup_ended, teardown_ended
-from ..records.store import RunNotFound, finished_cases, resolve_run
+from ..records.store import (
+    RunNotFound,
+    RunUnreadable,
+    finished_cases,
+    read_run_info,
+    resolve_run,
+)
 from ..reports.junit import case_properties
 from ..reports.terminal import SummaryParts, summary_lines
 from ..run import EvalRun, Outcome, settings_for
@@ -73,15 +79,19 @@ class EvalPlugin:
                 "--eval-batch runs in one process (the batch itself runs in parallel at OpenAI): "
                 "drop -n, then replay the cached answers with -n if you like"
             )
-        for option, ref, attr in (
-            ("--eval-baseline", settings.baseline, "baseline_dir"),
-            ("--eval-resume", settings.resume, "resume_from"),
-        ):
-            if ref:
-                try:
-                    setattr(run, attr, resolve_run(ref, run.runs_dir))
-                except RunNotFound as exc:
-                    raise pytest.UsageError(f"{option}: {exc}") from None
+        self.resumed: dict[str, CaseRecord] = {}
+        try:
+            if settings.baseline:  # refused now, before a paid call is made
+                run.baseline_dir = resolve_run(settings.baseline, run.runs_dir)
+                read_run_info(run.baseline_dir)
+        except (RunNotFound, RunUnreadable) as exc:
+            raise pytest.UsageError(f"--eval-baseline: {exc}") from None
+        try:
+            if settings.resume:
+                run.resume_from = resolve_run(settings.resume, run.runs_dir)
+                self.resumed = finished_cases(run.resume_from)
+        except (RunNotFound, RunUnreadable) as exc:
+            raise pytest.UsageError(f"--eval-resume: {exc}") from None
         run.find_fine_tunes()
 
     # -- collection ---------------------------------------------------------------------
@@ -128,7 +138,7 @@ class EvalPlugin:
         run = self.run
         if run.resume_from is None or is_worker(session.config):
             return
-        for record in finished_cases(run.resume_from).values():
+        for record in self.resumed.values():
             run.write(record)
 
     def modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -141,7 +151,7 @@ class EvalPlugin:
         self._skip_trained_cases(config, items)
         if self.run.resume_from is None:
             return
-        done = finished_cases(self.run.resume_from)
+        done = self.resumed
         keep = [item for item in items if item.nodeid not in done]
         if len(keep) < len(items):
             config.hook.pytest_deselected(items=[item for item in items if item.nodeid in done])

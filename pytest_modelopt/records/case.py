@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..graders.base import Grade, Grader, GraderError
 from ..model.types import Completion, Usage
-from .models import CaseRecord, ErrorRecord, Status
+from .models import SCHEMA_VERSION, CaseRecord, ErrorRecord, Status
 
 if TYPE_CHECKING:
     from ..collect.spec import EvalParam
@@ -93,6 +93,7 @@ class CaseState:
         spec, error, metadata = self.param.spec, self.error, self.completion_metadata
         usage = sum((c.usage for c in calls), Usage()) if len(calls) != 1 else calls[0].usage
         return {
+            "schema_version": SCHEMA_VERSION,
             "eval": spec.name,
             "nodeid": self.nodeid,
             "model": self.param.model,

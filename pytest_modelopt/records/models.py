@@ -18,7 +18,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+#: The run format this version writes; readers accept every version from 1 up to it, and
+#: refuse a newer one (written by a newer pytest-modelopt) rather than misread it.
+#: 2: every case line carries its ``schema_version`` (lines without one are version 1).
+SCHEMA_VERSION = 2
 
 
 Status = Literal["passed", "failed", "error", "pending", "skipped"]
@@ -61,6 +64,7 @@ class UsageRecord(_Record):
 class CaseRecord(_Record):
     """The result of one test item: one eval x model x case x sample."""
 
+    schema_version: int = 1  # a line without one was written by version 1
     eval: str
     nodeid: str
     model: str

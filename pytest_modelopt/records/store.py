@@ -7,17 +7,26 @@ Merging runs (xdist workers, CI shards) is reading several ``cases/`` files toge
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from .models import CaseRecord, RunInfo
+from .. import __version__
+from .models import SCHEMA_VERSION, CaseRecord, RunInfo
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RunUnreadable(Exception):
+    """A run whose files cannot be read (truncated, corrupt, or not a run): one line that
+    names the file and what to do."""
 
 
 class RunWriter:
@@ -71,17 +80,91 @@ def read_cases(run_dir: Path, *, slim: bool = False) -> Iterator[CaseRecord]:
 
 
 def _read_case_file(path: Path, shared: dict[Any, Any] | None = None) -> Iterator[CaseRecord]:
-    with path.open("rb") as handle:
-        for raw in handle:
-            if not raw.strip():
-                continue
-            try:
-                record = CaseRecord.model_validate_json(raw)
-            except ValidationError:
+    """A writer's cases. Its last line may be torn (the process died while writing it) and is
+    then skipped; any other line that cannot be read makes the file unreadable, and a line
+    written by a newer format is refused: never read as fewer cases than there are."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise RunUnreadable(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    with handle:
+        lines = (raw for raw in handle if raw.strip())
+        pending = next(lines, None)
+        number = 0
+        while pending is not None:
+            raw, pending = pending, next(lines, None)
+            number += 1
+            record = _case_line(path, raw, number, last=pending is None)
+            if record is None:
                 continue
             if shared is not None:
                 _slim(record, shared)
             yield record
+
+
+def _case_line(path: Path, raw: bytes, number: int, *, last: bool) -> CaseRecord | None:
+    try:
+        record = CaseRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        newer = _newer_version(raw)
+        if newer is not None:
+            raise RunUnreadable(_newer_message(path, newer)) from None
+        if last and not raw.rstrip().endswith(b"}"):
+            return None  # torn by a crash while it was being written
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the line"
+        raise RunUnreadable(
+            f"{path}: case {number}: not a case record ({where}: {first['msg']}); the file "
+            "is corrupt: run the evals again"
+        ) from None
+    if record.schema_version > SCHEMA_VERSION:
+        raise RunUnreadable(_newer_message(path, record.schema_version))
+    return record
+
+
+def _newer_version(raw: bytes) -> int | None:
+    try:
+        version = json.loads(raw).get("schema_version")
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, int) and version > SCHEMA_VERSION else None
+
+
+def _newer_message(path: Path, version: int) -> str:
+    return (
+        f"{path}: written in run format {version} by a newer pytest-modelopt; this one "
+        f"({__version__}) reads formats up to {SCHEMA_VERSION}: upgrade pytest-modelopt "
+        "(pip install -U pytest-modelopt) to read it"
+    )
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    """A versioned JSON file of the run (run.json, summary.json, report.json): refused with
+    one clear line when it cannot be read or was written by a newer format."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RunUnreadable(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    newest = model.model_fields["schema_version"].default
+    try:
+        found = model.model_validate_json(raw)
+    except ValidationError as exc:
+        try:
+            version = json.loads(raw).get("schema_version")
+        except (ValueError, AttributeError):
+            version = None
+        if isinstance(version, int) and version > newest:
+            raise RunUnreadable(_newer_message(path, version)) from None
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        raise RunUnreadable(
+            f"{path}: not a readable {path.name} ({where}: {first['msg']}); it may be "
+            "truncated or not written by pytest-modelopt: run the evals again to make a new one"
+        ) from None
+    version = getattr(found, "schema_version", newest)
+    if version > newest:
+        raise RunUnreadable(_newer_message(path, version))
+    return found
 
 
 def _slim(record: CaseRecord, shared: dict[Any, Any]) -> None:
@@ -104,25 +187,9 @@ def _share_fields_set(model: BaseModel, shared: dict[Any, Any]) -> None:
     object.__setattr__(model, "__pydantic_fields_set__", last)
 
 
-class RunUnreadable(Exception):
-    """A run whose files cannot be read (truncated, corrupt, or not a run): one line that
-    names the file and what to do."""
-
-
 def read_run_info(run_dir: Path) -> RunInfo:
     """The run's run.json; RunUnreadable when it cannot be read."""
-    path = run_dir / "run.json"
-    try:
-        return RunInfo.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise RunUnreadable(f"{path}: cannot be read: {exc.strerror or exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
-        raise RunUnreadable(
-            f"{path}: not a readable run ({where}: {first['msg']}); it may be truncated or "
-            "not written by pytest-modelopt: run the evals again to make a new one"
-        ) from None
+    return read_model(run_dir / "run.json", RunInfo)
 
 
 def sort_cases(cases: Iterable[CaseRecord]) -> list[CaseRecord]:

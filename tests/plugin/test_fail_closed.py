@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import pytest
+
 if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
@@ -29,21 +31,36 @@ def suite(project: Project, answer: str = "{{ q }}") -> None:
     project.test(SUITE)
 
 
-def test_a_truncated_baseline_fails_the_run_instead_of_passing_it(
+def test_a_truncated_baseline_is_refused_before_any_call(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project)
     project.run(*mode, "--eval-save", "base")
     run_json = project.path / ".modelopt" / "saved" / "base" / "run.json"
     run_json.write_text(run_json.read_text()[:40])
+    server.reset()
+    result = project.run(*mode, "--eval-baseline", "base")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--eval-baseline: *run.json: not a readable run.json*"])
+    assert server.requests == []
+
+
+def test_a_corrupt_baseline_fails_the_run_instead_of_passing_it(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
+    suite(project)
+    project.run(*mode, "--eval-save", "base")
+    cases = next((project.path / ".modelopt" / "saved" / "base" / "cases").glob("*.jsonl"))
+    lines = cases.read_text().splitlines()
+    cases.write_text("\n".join([lines[0], '{"eval": "corrupt"', *lines[1:]]) + "\n")
     # an eval that scores 0% against a threshold of 1.0, compared with a broken baseline
     suite(project, answer="{{ q }}?")
     result = project.run(*mode, "--eval-baseline", "base", "--eval-json", "r.json")
     assert result.ret == INTERNAL_ERROR
     result.stdout.fnmatch_lines(
         [
-            "modelopt: could not decide the verdict: the baseline *base cannot be read (*run.json:"
-            " not a readable run*",
+            "modelopt: could not decide the verdict: the baseline *base cannot be read (*"
+            "jsonl: case 2: not a case record*",
             "modelopt: so this run fails (exit status 3), whatever the table says*",
         ]
     )
@@ -75,10 +92,15 @@ def test_an_exception_while_summarising_fails_the_run(
         """
         import pytest_modelopt.run
 
+        _original = pytest_modelopt.run.summarize
+
         def broken(info, cases):
             raise RuntimeError("the summary broke")
 
         pytest_modelopt.run.summarize = broken
+
+        def pytest_unconfigure(config):  # pytester runs in this process: put it back
+            pytest_modelopt.run.summarize = _original
         """,
     )
     result = project.run(*mode)
@@ -106,7 +128,7 @@ def test_modelopt_compare_and_report_refuse_an_unreadable_run(
     (project.run_dir() / "report.json").write_text('{"verdict": "pa')
     reported = project.modelopt("report", "latest")
     assert reported.returncode == 2
-    assert "report.json cannot be read" in reported.stderr
+    assert "report.json: not a readable report.json" in reported.stderr
     assert "the run's verdict is unknown" in reported.stderr
 
 
