@@ -33,6 +33,12 @@ _MAX_SHOWN = 50  # a schema mismatch can fail every row; str() must stay readabl
 _REPR_LIMIT = 60
 _SUFFIXES = ".jsonl, .json, .yaml, .yml or .csv"
 _JSON_WS = re.compile(r"[ \t\n\r]*")
+# Bounds on what one row may be, so that a hostile or broken file is one clear error, not a
+# hung or crashed run: YAML aliases can expand a few lines into billions of values.
+MAX_DEPTH = 64  # nesting of lists and objects
+MAX_VALUES = 100_000  # values in one row, aliases expanded
+MAX_LINE = 10_000_000  # characters on one line of the file
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RowError(NamedTuple):
@@ -210,6 +216,9 @@ def _load(
     schema: type[BaseModel] | None,
 ) -> list[Case] | DatasetError:
     errors: list[RowError] = []
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        message = "the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8"
+        return DatasetError(shown, [RowError(0, None, message)])
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -217,10 +226,17 @@ def _load(
         bad = exc.object[exc.start : exc.start + 1].hex()
         message = f"not valid UTF-8 text (byte 0x{bad}): save the file as UTF-8"
         return DatasetError(shown, [RowError(line, None, message)])
+    long_line = _long_line(text)
+    if long_line is not None:
+        message = f"the line is longer than {MAX_LINE:,} characters: split the case up"
+        return DatasetError(shown, [RowError(long_line, None, message)])
     try:
         rows = parse(text, errors)
     except _FileProblem as exc:
         return DatasetError(shown, [RowError(0, None, str(exc))])
+    except RecursionError:
+        message = f"nested too deeply to read (more than {MAX_DEPTH} levels are refused)"
+        return DatasetError(shown, [RowError(0, None, message)])
     if not rows and not errors:
         return DatasetError(shown, [RowError(0, None, "no cases: the dataset is empty")])
     cases = _build_cases(rows, errors, source=source, schema=schema)
@@ -228,6 +244,20 @@ def _load(
         errors.sort(key=lambda error: error.line)  # stable: keeps per-row order
         return DatasetError(shown, errors)
     return cases
+
+
+def _long_line(text: str) -> int | None:
+    """The number of the first line longer than MAX_LINE, if any."""
+    if len(text) <= MAX_LINE:
+        return None
+    start, number = 0, 1
+    while True:
+        end = text.find("\n", start)
+        if (len(text) if end < 0 else end) - start > MAX_LINE:
+            return number
+        if end < 0:
+            return None
+        start, number = end + 1, number + 1
 
 
 # --------------------------------------------------------------------------- rows -> cases
@@ -242,6 +272,10 @@ def _build_cases(
     for line, row in rows:
         if not isinstance(row, dict):
             errors.append(RowError(line, None, f"row must be an object, got {_describe(row)}"))
+            continue
+        problem = _value_problem(row)
+        if problem is not None:
+            errors.append(RowError(line, problem[0], problem[1]))
             continue
         if not all(type(key) is str for key in row):
             errors.extend(_bad_keys(line, row))
@@ -263,6 +297,44 @@ def _build_cases(
             continue
         cases.append(Case(fields, id=case_id, source=source, line=line, model=model))
     return cases
+
+
+def _value_problem(row: dict[str, Any]) -> tuple[str | None, str] | None:
+    """The first way a row breaks the bounds: too deep, too many values (aliases expanded),
+    a value that contains itself, or text that is not Unicode (a lone surrogate from a
+    ``\\ud800`` escape, which no file can be written with). (field, message) or None."""
+    count = 0
+    stack: list[tuple[Any, str | None, int, frozenset[int]]] = [(row, None, 0, frozenset())]
+    while stack:
+        value, field, depth, parents = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            top = None if field is None else re.split(r"[.\[]", field, maxsplit=1)[0]
+            return top, (
+                f"the row holds more than {MAX_VALUES:,} values (YAML aliases count each time "
+                "they are used): make it smaller"
+            )
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return field, "contains a lone surrogate (an invalid \\u escape): not text"
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if id(value) in parents:
+            return field, "a value that contains itself (a recursive YAML alias)"
+        if depth >= MAX_DEPTH:
+            return field, f"nested more than {MAX_DEPTH} levels deep"
+        inner = parents | {id(value)}
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _SURROGATE.search(key):
+                    return field, "a field name contains a lone surrogate: not text"
+                stack.append((item, key if field is None else f"{field}.{key}", depth + 1, inner))
+        else:
+            for index, item in enumerate(value):
+                where = f"{field}[{index}]" if field is not None else f"[{index}]"
+                stack.append((item, where, depth + 1, inner))
+    return None
 
 
 def _bad_keys(line: int, row: dict[Any, Any]) -> list[RowError]:
@@ -384,9 +456,24 @@ def _describe(value: Any) -> str:
 # --------------------------------------------------------------------------- parsers
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object with the same key twice: one of the values would be lost silently."""
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(
+                f"the key {key!r} appears twice in one object: a value would be lost"
+            )
+        found[key] = value
+    return found
+
+
 def _parse_jsonl(text: str, errors: list[RowError]) -> _Rows:
     rows: _Rows = []
-    loads = json.JSONDecoder().decode
+    loads = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys).decode
     # Split on "\n" only: JSON strings may legally hold U+2028 etc., which splitlines() breaks.
     for number, line in enumerate(text.split("\n"), 1):
         if not line or line.isspace():
@@ -395,7 +482,12 @@ def _parse_jsonl(text: str, errors: list[RowError]) -> _Rows:
             rows.append((number, loads(line)))
         except json.JSONDecodeError as exc:
             errors.append(RowError(number, None, f"invalid JSON: {exc.msg} (column {exc.colno})"))
-    if errors:
+        except _DuplicateKey as exc:
+            errors.append(RowError(number, None, str(exc)))
+        except RecursionError:
+            message = f"nested too deeply to read (more than {MAX_DEPTH} levels are refused)"
+            errors.append(RowError(number, None, message))
+    if any(error.message.startswith("invalid JSON") for error in errors):
         try:
             json.loads(text)
         except ValueError:
@@ -409,14 +501,14 @@ def _parse_jsonl(text: str, errors: list[RowError]) -> _Rows:
 
 
 def _parse_json(text: str, errors: list[RowError]) -> _Rows:
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
     start = _skip_ws(text, 0)
     if start == len(text):
         return []
     if text[start] == "[":
         return _walk_array(text, start, decoder, errors)
     try:
-        document, end = decoder.raw_decode(text, start)
+        document, end = json.JSONDecoder().raw_decode(text, start)
     except json.JSONDecodeError as exc:
         errors.append(_json_error(exc))
         return []
@@ -451,6 +543,19 @@ def _walk_array(text: str, start: int, decoder: json.JSONDecoder, errors: list[R
             except json.JSONDecodeError as exc:
                 errors.append(_json_error(exc))
                 return rows
+            except _DuplicateKey as exc:
+                errors.append(RowError(line + text.count("\n", counted_to, pos), None, str(exc)))
+                line += text.count("\n", counted_to, pos)
+                counted_to = pos
+                end = _skip_value(text, pos)
+                pos = _skip_ws(text, end)
+                if pos < len(text) and text[pos] == ",":
+                    pos = _skip_ws(text, pos + 1)
+                    continue
+                if pos < len(text) and text[pos] == "]":
+                    pos += 1
+                    break
+                return rows
             line += text.count("\n", counted_to, pos)
             counted_to = pos
             rows.append((line, value))
@@ -475,6 +580,12 @@ def _walk_array(text: str, start: int, decoder: json.JSONDecoder, errors: list[R
         if pos != len(text):
             errors.append(_json_error(json.JSONDecodeError("Extra data", text, pos)))
     return rows
+
+
+def _skip_value(text: str, pos: int) -> int:
+    """The end of the JSON value at ``pos``, read without the duplicate-key check."""
+    _, end = json.JSONDecoder().raw_decode(text, pos)
+    return end
 
 
 def _find_cases_array(text: str, start: int, decoder: json.JSONDecoder) -> int:
@@ -538,6 +649,10 @@ def _parse_yaml(text: str, errors: list[RowError]) -> _Rows:
         rows: _Rows = []
         for node in items.value:
             line = node.start_mark.line + 1
+            duplicate = _yaml_duplicate_key(node)
+            if duplicate is not None:
+                errors.append(duplicate)
+                continue
             try:
                 rows.append((line, loader.construct_document(node)))
             except Exception as exc:  # SafeConstructor raises bare ValueError for `!!int x` etc.
@@ -552,6 +667,34 @@ def _parse_yaml(text: str, errors: list[RowError]) -> _Rows:
         return rows
     finally:
         loader.dispose()
+
+
+def _yaml_duplicate_key(root: yaml.Node) -> RowError | None:
+    """A mapping with the same key twice (PyYAML keeps the last silently: a value lost)."""
+    import yaml  # PyYAML: only for YAML datasets
+
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # an alias of a node already checked
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    if key.value in keys:
+                        message = (
+                            f"the key {key.value!r} appears twice in one mapping: a value "
+                            "would be lost"
+                        )
+                        return RowError(key.start_mark.line + 1, None, message)
+                    keys.add(key.value)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return None
 
 
 def _is_scalar(node: yaml.Node, value: str | None) -> bool:
