@@ -12,6 +12,7 @@ is reported with the surface it came from, and this module imports nothing of th
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -38,6 +39,8 @@ OTHER_VARIABLES = frozenset(
     }
 )
 CLI_PREFIX = "--eval-"
+# a name that becomes one path component: no separator, no "..", not hidden
+_NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9._-]{1,128}")
 
 
 class ConfigError(Exception):
@@ -293,6 +296,18 @@ class Settings(BaseModel):
     def _split_gates(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(";") if part.strip()]
+        return value
+
+    @field_validator("save")
+    @classmethod
+    def _save_is_a_name(cls, value: str | None) -> str | None:
+        """It becomes ``.modelopt/saved/NAME``, which a later save replaces: a path there could
+        reach (and delete) anything."""
+        if value is not None and not _NAME.fullmatch(value):
+            raise ValueError(
+                "must be a plain name (letters, digits, '.', '_', '-'; no '/', no '..'), "
+                "e.g. main or nightly-2026-12-07"
+            )
         return value
 
     @field_validator("models", mode="before")

@@ -290,7 +290,10 @@ class EvalRun:
 
     def save(self, name: str) -> Path:
         """Keep this run under saved/NAME (replacing an older one) for later comparisons."""
-        target = self.settings.dir / "saved" / name
+        saved = (self.settings.dir / "saved").resolve()
+        target = saved / name
+        if target.resolve().parent != saved:  # never delete outside saved/ (config checks too)
+            raise ValueError(f"--eval-save: {name!r} is not a plain name")
         tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(self.run_dir, tmp)
