@@ -69,6 +69,9 @@ class GateSettings(BaseModel):
     fail_on: list[str] = Field(default_factory=list)
     tolerance: float = Field(default=0.02, ge=0, le=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
+    # errors are not passes: an eval whose cases error beyond this share fails (cases that
+    # could not run for want of a key or a recording are reported apart, not counted)
+    max_error_rate: float = Field(default=0.1, ge=0, le=1)
 
 
 class FinetuneSettings(BaseModel):

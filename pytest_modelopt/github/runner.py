@@ -197,7 +197,8 @@ def append_summary(path: Path, markdown: str, token: str | None = None) -> None:
 
 
 def report_outputs(report_json: Path, md: Path | None = None) -> dict[str, str]:
-    """``verdict``, ``pass-rate`` (pooled over evals' graded cases), and the report paths.
+    """``verdict``, ``pass-rate`` (pooled over the evals' cases that ran: graded or errored),
+    and the report paths.
 
     ``verdict`` is ``pass``, ``fail``, ``none`` (no report: no eval ran) or ``error`` (a
     report that cannot be read: the verdict is unknown, which is never a pass).
@@ -212,8 +213,11 @@ def report_outputs(report_json: Path, md: Path | None = None) -> dict[str, str]:
     if report is not None:
         graded = sum(row.graded for row in report.summary.evals)
         passed = sum(row.passed for row in report.summary.evals)
-        if graded:
-            rate = f"{passed / graded:.4f}"
+        # a case that ran and errored counts against the rate: an eval that failed to run
+        # must lower it, not vanish from it (cases that could not run at all are left out)
+        errored = sum(row.errors - row.errors_not_run for row in report.summary.evals)
+        if graded + errored:
+            rate = f"{passed / (graded + errored):.4f}"
         verdict = "fail" if report.verdict == "fail" else ("pass" if graded else "none")
     return {
         "verdict": verdict,

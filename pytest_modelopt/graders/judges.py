@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..model.types import ModelCallError, parse_json_output
+from ..model.types import CallContext, Completion, ModelCallError, parse_json_output
 from . import context
 from .base import Grade, Grader, GraderError, render, sample_namespace
+
+if TYPE_CHECKING:
+    from ..model.client import ModelClient
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 _LABELLED = re.compile(r"(?:result|score|rating)\s*[:=]?\s*([-+]?\d+(?:\.\d+)?)", re.I)
@@ -100,6 +103,10 @@ class _Judge(Grader):
         client = ctx.get_client()
         call_context = ctx.call_context("/chat/completions", model)
         level = ctx.structured_output_level.get(model, 0)
+        recorded = self._recorded(client, model, messages, schema, params, call_context, level)
+        if recorded is not None:
+            ctx.judged(recorded)
+            return recorded.text
         while True:
             body: dict[str, Any] = {"model": model, "messages": messages, **params}
             body.update(_response_format(FORMATS[level], schema))
@@ -122,6 +129,28 @@ class _Judge(Grader):
                 raise GraderError(f"judge {self.label!r} ({model}) failed: {exc}") from None
         ctx.judged(call)
         return call.text
+
+    @staticmethod
+    def _recorded(
+        client: ModelClient,
+        model: str,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any],
+        params: dict[str, Any],
+        call_context: CallContext,
+        level: int,
+    ) -> Completion | None:
+        """A recorded answer in whatever response format it was recorded in: a judge whose
+        answers were recorded through a fallback (a server without structured outputs)
+        replays them, instead of asking the first format live and failing."""
+        for kind in FORMATS[level:]:
+            body: dict[str, Any] = {"model": model, "messages": messages, **params}
+            body.update(_response_format(kind, schema))
+            prepared, prepared_context = client.prepare("chat", body, call_context)
+            _, completion = client.replay("chat", prepared, prepared_context)
+            if completion is not None:
+                return completion
+        return None
 
 
 # Structured outputs, best first: OpenAI's json_schema; the json_object + schema form that

@@ -25,6 +25,8 @@ SCHEMA_VERSION = 2
 
 
 Status = Literal["passed", "failed", "error", "pending", "skipped"]
+#: error kinds of a case that could not run at all (no key, no recording to replay)
+NOT_RUN_ERRORS = frozenset({"not_recorded", "no_key"})
 
 
 Verdict = Literal["pass", "fail", "pending", "error", "none"]
@@ -157,6 +159,9 @@ class EvalSummary(_Record):
     judge_calls: int = 0
     judge_cost: float | None = None
     graders: list[GraderSummary] = Field(default_factory=list)
+    # errors for want of a key or a recording (a fork's replay-only run): reported, not failed
+    errors_not_run: int = 0
+    skipped: int = 0
 
 
 class RunSummary(_Record):

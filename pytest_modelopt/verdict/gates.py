@@ -9,6 +9,8 @@ A gate is ``METRIC OP VALUE[@EVAL]``, for example::
     cost_per_case<=$0.002          absolute, in USD
     p95_latency<=2.5s              also p50_latency
     errors==0                      API and grader errors
+    error_rate<=5%                 the share of samples that ran and errored (by default
+                                   every run has error_rate<=max_error_rate, 10%)
     score>=0.7@test_triage::*      one eval (a glob on its name)
 
 Operators: ``>= > <= < ==``. A value may end in ``%`` (divided by 100) or ``s``; a leading
@@ -43,6 +45,7 @@ METRICS = (
     "p50_latency",
     "p95_latency",
     "errors",
+    "error_rate",
 )
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -128,7 +131,7 @@ def parse_gates(expressions: Sequence[str]) -> list[Gate]:
 
 
 def _fmt(metric: str, value: float) -> str:
-    if metric in ("pass_rate", "pass_rate_lower", "regression"):
+    if metric in ("pass_rate", "pass_rate_lower", "regression", "error_rate"):
         return f"{value:.1%}"
     if metric.endswith("latency"):
         return f"{value:.2f}s"
@@ -173,6 +176,8 @@ def _run_metric(metric: str, row: EvalSummary) -> float | None:
         return row.mean_score
     if metric == "errors":
         return float(row.errors)
+    if metric == "error_rate":
+        return error_rate(row)
     if metric == "p50_latency":
         return row.latency_p50
     if metric == "p95_latency":
@@ -180,6 +185,14 @@ def _run_metric(metric: str, row: EvalSummary) -> float | None:
     if metric == "cost_per_case":
         return None if row.cost is None or not row.cases else row.cost / row.cases
     return None
+
+
+def error_rate(row: EvalSummary) -> float | None:
+    """The share of the eval's samples that ran and errored. Samples that could not run (no
+    key, no recording: a fork's replay-only run) are left out; None when none ran."""
+    counted = row.errors - row.errors_not_run
+    ran = row.samples - row.pending - row.skipped - row.errors_not_run
+    return counted / ran if ran > 0 else None
 
 
 def check_comparison(gates: Sequence[Gate], comparison: Comparison) -> list[GateResult]:

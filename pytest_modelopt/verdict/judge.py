@@ -13,7 +13,11 @@ A run fails when any of these holds:
   fail_on``, ``--eval-fail-on``) and each eval's own (its marker's ``fail_on``, applied to
   that eval only);
 - with a baseline, the regression gate fails: ``regression<=TOLERANCE`` unless a
-  ``regression`` gate is configured.
+  ``regression`` gate is configured;
+- errors are not passes: the error-rate gate fails, ``error_rate<=MAX_ERROR_RATE`` (10% by
+  default, ``[tool.modelopt.gates] max_error_rate``) unless an ``error_rate`` gate is
+  configured. Samples that could not run for want of a key or a recording (a fork's
+  replay-only run) are reported, not counted.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class Policy:
     fail_on: tuple[str, ...] = ()
     tolerance: float = 0.02
     alpha: float = 0.05
+    max_error_rate: float = 0.1
 
     @classmethod
     def from_settings(
@@ -57,6 +62,7 @@ class Policy:
             fail_on=(*settings.gates.fail_on, *settings.fail_on, *fail_on),
             tolerance=settings.gates.tolerance if tolerance is None else tolerance,
             alpha=settings.gates.alpha if alpha is None else alpha,
+            max_error_rate=settings.gates.max_error_rate,
         )
 
 
@@ -73,6 +79,8 @@ def gates_for(policy: Policy, summary: RunSummary, *, comparing: bool) -> list[G
         ]
     if comparing and not any(g.metric == "regression" for g in gates):
         gates.append(parse_gate(f"regression<={policy.tolerance}"))
+    if not any(g.metric == "error_rate" and g.eval is None for g in gates):
+        gates.append(parse_gate(f"error_rate<={policy.max_error_rate:g}"))
     return list(dict.fromkeys(gates))
 
 

@@ -11,7 +11,15 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
 from ..records.ids import utcnow
-from ..records.models import CaseRecord, EvalSummary, GraderSummary, RunInfo, RunSummary, Verdict
+from ..records.models import (
+    NOT_RUN_ERRORS,
+    CaseRecord,
+    EvalSummary,
+    GraderSummary,
+    RunInfo,
+    RunSummary,
+    Verdict,
+)
 from ..records.store import sort_cases
 from .stats import mean, mean_interval, percentile, wilson_interval
 
@@ -78,6 +86,11 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         fail_on=sorted({g for r in records for g in r.fail_on}),
         note=next((r.note for r in records if r.status == "pending" and r.note), None),
         judge_calls=sum(r.judge_calls for r in records),
+        skipped=sum(r.status == "skipped" for r in records),
+        errors_not_run=sum(
+            r.status == "error" and r.error is not None and r.error.kind in NOT_RUN_ERRORS
+            for r in records
+        ),
         judge_cost=judge_cost if judged else None,
         graders=_by_grader(records),
     )
