@@ -34,6 +34,7 @@ from .records.store import (
     RunWriter,
     read_cases,
     read_run_info,
+    unfinished_cases,
     write_json_atomic,
     write_run_info,
 )
@@ -187,11 +188,18 @@ class EvalRun:
 
     def write(self, record: CaseRecord | dict[str, Any]) -> None:
         """Append a case (a CaseRecord, or its ``model_dump()``) to this writer's file."""
+        self._open().append(record)
+
+    def started(self, fields: dict[str, Any]) -> None:
+        """Note that a case started, before it runs (see ``RunWriter.started``)."""
+        self._open().started(fields)
+
+    def _open(self) -> RunWriter:
         if self._writer is None:
             if not (self.run_dir / "run.json").exists():
                 self.start()
             self._writer = RunWriter(self.run_dir, self.writer_name)
-        self._writer.append(record)
+        return self._writer
 
     def close(self) -> None:
         """Stop generating and close this process's files and connections."""
@@ -218,6 +226,11 @@ class EvalRun:
         try:
             info = read_run_info(self.run_dir)
             cases = list(read_cases(self.run_dir, slim=True))
+            unfinished = unfinished_cases(self.run_dir, cases)
+            for record in unfinished:  # counted, and kept with the run for later readers
+                self.write(record)
+            self.close()
+            cases += unfinished
             summary = outcome.summary = summarize(info, cases)
         except Exception as exc:
             outcome.problems.append(

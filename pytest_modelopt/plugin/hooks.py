@@ -273,6 +273,14 @@ class EvalPlugin:
         state.add_call(result, messages, declared=True)
         return result
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Note the case as started before anything of it runs: if its process dies, the end
+        of the run still counts it (as an error)."""
+        state = self.state(item)
+        if state is not None:
+            self.run.started(state.started_fields())
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         """Grade inside a grading context (judge model, client, judge costs on the case);

@@ -63,6 +63,22 @@ class CaseState:
     def add_judge_call(self, completion: Completion) -> None:
         self.judge_calls.append(completion)
 
+    def started_fields(self) -> dict[str, Any]:
+        """What the end of the run needs to count this case as an error if it never ends."""
+        spec = self.param.spec
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "eval": spec.name,
+            "nodeid": self.nodeid,
+            "model": self.param.model,
+            "case_id": self.case_id,
+            "sample": self.param.sample,
+            "threshold": None if spec.threshold is None else float(spec.threshold),
+            "fingerprint": spec.fingerprint,
+            "fail_on": list(spec.fail_on),
+            "strict": spec.strict,
+        }
+
     def record(self) -> CaseRecord:
         return CaseRecord.model_validate(self.record_fields())
 

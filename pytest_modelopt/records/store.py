@@ -36,6 +36,15 @@ class RunWriter:
         self.path = run_dir / "cases" / f"{writer}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._started = -1
+
+    def started(self, fields: dict[str, Any]) -> None:
+        """Note that a case started (``cases/<writer>.started``), before it runs: a case that
+        started and never finished is found at the end and counted as an error."""
+        if self._started < 0:
+            path = self.path.with_suffix(".started")
+            self._started = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._started, pydantic_core.to_json(fields, fallback=str) + b"\n")
 
     def append(self, record: CaseRecord | dict[str, Any]) -> None:
         """One line; a dict is a record's ``model_dump()`` (``CaseState.record_fields``).
@@ -52,6 +61,9 @@ class RunWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._started >= 0:
+            os.close(self._started)
+            self._started = -1
 
 
 def write_json_atomic(path: Path, model: BaseModel) -> None:
@@ -190,6 +202,41 @@ def _share_fields_set(model: BaseModel, shared: dict[Any, Any]) -> None:
 def read_run_info(run_dir: Path) -> RunInfo:
     """The run's run.json; RunUnreadable when it cannot be read."""
     return read_model(run_dir / "run.json", RunInfo)
+
+
+def unfinished_cases(run_dir: Path, finished: Iterable[CaseRecord]) -> list[CaseRecord]:
+    """Cases that started (a ``.started`` line) and have no record: their process died mid-case
+    (a crash, ``kill -9``, out of memory) or the session was interrupted. Each is an error."""
+    done = {case.nodeid for case in finished}
+    missing: dict[str, CaseRecord] = {}
+    for path in sorted((run_dir / "cases").glob("*.started")):
+        try:
+            lines = path.read_bytes().splitlines()
+        except OSError:
+            continue
+        for raw in lines:
+            try:
+                fields = json.loads(raw)
+            except ValueError:
+                continue  # torn by the crash itself
+            nodeid = fields.get("nodeid") if isinstance(fields, dict) else None
+            if not isinstance(nodeid, str) or nodeid in done or nodeid in missing:
+                continue
+            message = (
+                f"the case started on {path.stem} and never finished: the process running it "
+                "died (a crash, kill -9, out of memory) or the session was interrupted"
+            )
+            try:
+                missing[nodeid] = CaseRecord.model_validate(
+                    {
+                        **fields,
+                        "status": "error",
+                        "error": {"kind": "unfinished", "message": message},
+                    }
+                )
+            except ValidationError:
+                continue
+    return list(missing.values())
 
 
 def sort_cases(cases: Iterable[CaseRecord]) -> list[CaseRecord]:
