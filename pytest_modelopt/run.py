@@ -39,7 +39,7 @@ from .records.store import (
     write_run_info,
 )
 from .reports.write import write_reports
-from .secrets import redact
+from .secrets import redact, redact_url
 from .verdict.gates import GateError, parse_gate
 from .verdict.judge import Policy, compare_with, judge
 from .verdict.summary import summarize
@@ -178,7 +178,7 @@ class EvalRun:
             started_at=self.started_at,
             plugin_version=__version__,
             models=list(self.settings.models),
-            base_url=self.settings.base_url,
+            base_url=redact_url(self.settings.base_url),
             rootdir=str(self.rootdir),
             git_commit=_git_commit(self.rootdir),
             notes=list(self.fine_tunes.notes.values()),

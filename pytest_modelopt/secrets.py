@@ -1,12 +1,26 @@
-"""What must never be written: redaction of API keys, bearer headers and tokens.
+"""What must never be written: API keys, tokens, header values and URL credentials.
 
-A leaf that every stage may import: records, reports, the GitHub steps and the fine-tuning
-backends all pass text that may carry a secret through :func:`redact` before it reaches a
-file, a log or a comment.
+A leaf that every stage may import. Text that may carry a secret passes through
+:func:`redact` before it reaches a file, a log or a comment: error messages, and model
+output too, since a model or a proxy that echoes a key must not make it persist.
+
+Two kinds of secret are removed:
+
+- **known values**: the API key and the GitHub token from the environment
+  (``OPENAI_API_KEY``, ``GITHUB_TOKEN``), and every value registered with
+  :func:`register` (the configured request headers' values), wherever they appear, with or
+  without their well-known prefix (``sk-``, ``ghp_``...);
+- **shapes**: anything that looks like an OpenAI key (``sk-...``), a bearer header, a GitHub
+  token (classic or fine-grained), the password of a URL (``https://user:pw@host``) or a
+  credential in a URL's query string (``?api-key=...``).
+
+Redaction comes before any escaping (HTML, Markdown, terminal), so that escaping cannot
+split a secret into pieces the redactor would miss.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 # API keys, bearer headers and GitHub tokens (classic and fine-grained)
@@ -14,14 +28,55 @@ SECRET_PATTERN = re.compile(
     r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+"
     r"|gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,})"
 )
+# https://user:password@host -> https://user:***@host
+_URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):([^/\s@]+)@")
+# ?api-key=..., &token=..., &sig=... in a URL's query string
+_URL_QUERY_SECRET = re.compile(
+    r"(?i)([?&](?:api[-_]?key|key|token|access[-_]?token|secret|sig|signature|password"
+    r"|pwd|auth|code)=)[^&#\s]+"
+)
+_ENVIRONMENT_SECRETS = ("OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
+# a value echoed without its well-known prefix is still the secret: its body is one too
+_PREFIXES = ("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-", "github_pat_", "ghp_", "ghs_", "gho_")
+_SHORTEST_BODY = 12
+_registered: set[str] = set()
+_SHORTEST = 6  # shorter values would redact ordinary words
+
+
+def register(*values: str) -> None:
+    """Make these values (configured header values...) known secrets of this process."""
+    _registered.update(v for v in values if v and len(v) >= _SHORTEST)
+
+
+def known_secrets() -> tuple[str, ...]:
+    """The secret values this process knows of, longest first (a key may contain another)."""
+    found = set(_registered)
+    found.update(
+        value
+        for name in _ENVIRONMENT_SECRETS
+        if (value := os.environ.get(name)) and len(value) >= _SHORTEST
+    )
+    for value in list(found):
+        for prefix in _PREFIXES:
+            if value.startswith(prefix) and len(value) - len(prefix) >= _SHORTEST_BODY:
+                found.add(value[len(prefix) :])
+                break
+    return tuple(sorted(found, key=len, reverse=True))
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Strip API keys and bearer tokens from text that may end up in a record or a log."""
-    for secret in secrets:
-        if secret:
+    """Text with every known secret value and every secret-shaped string replaced by ***."""
+    for secret in (*secrets, *known_secrets()):
+        if secret and secret in text:
             text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
+    text = _URL_QUERY_SECRET.sub(r"\1***", text)
     return SECRET_PATTERN.sub("***", text)
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL without its password or query-string credentials (a base URL kept in a run)."""
+    return None if url is None else redact(url)
 
 
 def redact_token(text: str, token: str | None) -> str:

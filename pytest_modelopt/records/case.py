@@ -1,7 +1,9 @@
 """The case in flight: what happened to one test item so far, until it is recorded.
 
 Beside the schema it mirrors (``models.CaseRecord``): ``CaseState.record_fields`` writes the
-record's JSON without building the model, and a test holds the two byte-identical.
+record's JSON without building the model, and a test holds the two byte-identical. Output,
+reasons and error messages are redacted on the way (``secrets.redact``): a model that echoes
+a key must not make it persist.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..graders.base import Grade, Grader, GraderError
 from ..model.types import Completion, Usage
+from ..secrets import redact
 from .models import SCHEMA_VERSION, CaseRecord, ErrorRecord, Status
 
 if TYPE_CHECKING:
@@ -95,7 +98,7 @@ class CaseState:
                 "name": g.name,
                 "score": g.score,
                 "passed": g.passed,
-                "reason": g.reason,
+                "reason": redact(g.reason) if g.reason else g.reason,
                 "error": None,
                 "sub_scores": dict(g.sub_scores),
                 "grader": d,
@@ -103,7 +106,7 @@ class CaseState:
             for g, d in zip(self.grades, definitions, strict=True)
         ]
         if self.status == "failed" and self.assert_reason is not None:
-            grades.append(_assert_grade(0.0, False, self.assert_reason))
+            grades.append(_assert_grade(0.0, False, redact(self.assert_reason)))
         elif self.status == "passed" and not grades:
             grades.append(_assert_grade(1.0, True, ""))
         spec, error, metadata = self.param.spec, self.error, self.completion_metadata
@@ -118,14 +121,16 @@ class CaseState:
             "status": self.status or "error",
             "threshold": None if spec.threshold is None else float(spec.threshold),
             "input": self.input,
-            "output": self.output,
+            "output": None if self.output is None else redact(self.output),
             "item": dict(self.param.case) if self.param.case is not None else None,
             "completion_id": self.completion_id,
             "completion_metadata": (
                 None if metadata is None else {str(k): str(v) for k, v in metadata.items()}
             ),
             "grades": grades,
-            "error": None if error is None else {"kind": error.kind, "message": error.message},
+            "error": (
+                None if error is None else {"kind": error.kind, "message": redact(error.message)}
+            ),
             "latency_s": float(sum(c.latency_s for c in calls)) if calls else None,
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
