@@ -79,7 +79,9 @@ def write_run_info(run_dir: Path, info: RunInfo) -> None:
 
 
 def read_cases(run_dir: Path, *, slim: bool = False) -> Iterator[CaseRecord]:
-    """Every case of a run, from all its writers; a torn or foreign line is skipped.
+    """Every case of a run, from all its writers, each once: when a test ran again in the
+    same run (pytest-rerunfailures), its latest attempt replaces the earlier ones: a rerun
+    is not an extra sample. A torn last line is skipped; see ``_read_case_file``.
 
     ``slim``: for summaries and comparisons, which hold every case of a run at once. The
     records leave out ``input``, ``item`` and ``completion_metadata``, and records share
@@ -87,8 +89,13 @@ def read_cases(run_dir: Path, *, slim: bool = False) -> Iterator[CaseRecord]:
     of a parsed record's memory is pydantic's per-instance set of field names.
     """
     shared: dict[Any, Any] | None = {} if slim else None
+    latest: dict[str, CaseRecord] = {}
     for path in sorted((run_dir / "cases").glob("*.jsonl")):
-        yield from _read_case_file(path, shared)
+        for record in _read_case_file(path, shared):
+            earlier = latest.get(record.nodeid)
+            if earlier is None or earlier.finished_at <= record.finished_at:
+                latest[record.nodeid] = record
+    yield from latest.values()
 
 
 def _read_case_file(path: Path, shared: dict[Any, Any] | None = None) -> Iterator[CaseRecord]:
