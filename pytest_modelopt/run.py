@@ -32,9 +32,11 @@ from .records.ids import new_run_id, utcnow
 from .records.models import RunInfo
 from .records.store import (
     RunWriter,
+    not_run,
     read_cases,
     read_run_info,
     unfinished_cases,
+    write_collected,
     write_json_atomic,
     write_run_info,
 )
@@ -94,6 +96,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     store_warnings: list[str] = field(default_factory=list)
     distill_lines: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  # collected eval cases never started
 
     @property
     def failed(self) -> bool:
@@ -190,6 +193,11 @@ class EvalRun:
         """Append a case (a CaseRecord, or its ``model_dump()``) to this writer's file."""
         self._open().append(record)
 
+    def collected(self, nodeids: list[str]) -> None:
+        """Note the eval cases this process will run, so that those that never do are named."""
+        self._open()
+        write_collected(self.run_dir, self.writer_name, nodeids)
+
     def started(self, fields: dict[str, Any]) -> None:
         """Note that a case started, before it runs (see ``RunWriter.started``)."""
         self._open().started(fields)
@@ -227,10 +235,9 @@ class EvalRun:
             info = read_run_info(self.run_dir)
             cases = list(read_cases(self.run_dir, slim=True))
             unfinished = unfinished_cases(self.run_dir, cases)
-            for record in unfinished:  # counted, and kept with the run for later readers
-                self.write(record)
-            self.close()
-            cases += unfinished
+            cases += unfinished  # counted, and kept with the run for later readers if it can
+            self._step(outcome, "keep the unfinished cases", self._keep, unfinished)
+            outcome.not_run = not_run(self.run_dir, cases)
             summary = outcome.summary = summarize(info, cases)
         except Exception as exc:
             outcome.problems.append(
@@ -286,6 +293,13 @@ class EvalRun:
             summary, cases, policy, baseline=baseline, baseline_model=self.settings.baseline_model
         )
         return judge(summary, comparison, policy)
+
+    def _keep(self, records: list[CaseRecord]) -> None:
+        try:
+            for record in records:
+                self.write(record)
+        finally:
+            self.close()
 
     def _step(self, outcome: Outcome, what: str, fn: Any, *args: Any) -> None:
         try:

@@ -80,6 +80,7 @@ class EvalPlugin:
                 "drop -n, then replay the cached answers with -n if you like"
             )
         self.resumed: dict[str, CaseRecord] = {}
+        self.write_error: str | None = None
         try:
             if settings.baseline:  # refused now, before a paid call is made
                 run.baseline_dir = resolve_run(settings.baseline, run.runs_dir)
@@ -187,6 +188,9 @@ class EvalPlugin:
                 declared.append(
                     Declared(item.nodeid, param, case_id, self.case_values(item, param))
                 )
+        evals = [item.nodeid for item in session.items if _param(item) is not None]
+        if evals:
+            self.run.collected(evals)
         if not declared:
             return
         run, planner = self.run, self.run.planner
@@ -341,8 +345,12 @@ class EvalPlugin:
 
     def _record(self, item: pytest.Item, state: CaseState, report: pytest.TestReport) -> None:
         fields = state.record_fields()
-        self.run.write(fields)
-        del item.stash[STATE]  # the record is on disk: memory stays flat
+        del item.stash[STATE]  # the record is on disk (or lost): memory stays flat
+        try:
+            self.run.write(fields)
+        except OSError as exc:
+            self._cannot_record(item, report, exc)
+            return
         hook = item.config.hook.pytest_modelopt_case_result
         junit = bool(item.config.option.xmlpath)
         if junit or hook.get_hookimpls():  # the model costs more than writing the line
@@ -350,6 +358,17 @@ class EvalPlugin:
             if junit:  # only --junitxml reads them: memory stays flat
                 report.user_properties.extend(case_properties(record))
             hook(record=record)
+
+    def _cannot_record(self, item: pytest.Item, report: pytest.TestReport, exc: OSError) -> None:
+        """A record that cannot be written (a full disk): stop sending and stop the session
+        after this test; what was written is kept, the rest is named at the end."""
+        reason = exc.strerror or str(exc)
+        if self.write_error is None:
+            self.write_error = f"could not record {item.nodeid}: {reason}"
+            self.run.planner.close()
+            item.session.shouldstop = f"modelopt: the run cannot be recorded ({reason})"
+        report.outcome = "failed"
+        report.longrepr = f"modelopt: could not write this case's record: {reason}"
 
     # -- the end ------------------------------------------------------------------------
 
@@ -361,18 +380,35 @@ class EvalPlugin:
             run.close()
             workeroutput: dict[str, Any] = getattr(config, "workeroutput", {})
             workeroutput["modelopt_evals"] = True
+            if self.write_error is not None:
+                workeroutput["modelopt_write_error"] = self.write_error
             generator = run.planner.generator
             if generator is not None:
                 workeroutput["modelopt_progress"] = dataclasses.asdict(generator.progress)
             return
+        write_errors = [self.write_error] if self.write_error else []
         for output in config.stash.get(WORKER_OUTPUT, []):
             progress = output.get("modelopt_progress")
             if progress:
                 run.planner.worker_progress.append(Progress(**progress))
+            if output.get("modelopt_write_error"):
+                write_errors.append(output["modelopt_write_error"])
         try:
             outcome = run.finish(config.hook)
         except Exception as exc:  # the run's own guard failed: still fail closed
             outcome = run.outcome = Outcome(problems=[f"{type(exc).__name__}: {exc}"])
+        if write_errors:
+            shown = ", ".join(outcome.not_run[:10]) + (", ..." if len(outcome.not_run) > 10 else "")
+            outcome.problems.append(
+                f"{write_errors[0]}: the run stopped; "
+                + (f"{len(outcome.not_run)} cases did not run: {shown}" if outcome.not_run else "")
+                + "; free some space (or fix the folder's permissions) and run the rest with "
+                f"--eval-resume {run.run_id}"
+            )
+        elif outcome.not_run:
+            outcome.notes.append(
+                f"{len(outcome.not_run)} eval cases did not run (the session stopped early)"
+            )
         if outcome.report is not None:
             try:
                 add_verdicts(config, outcome.report)

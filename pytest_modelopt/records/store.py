@@ -67,11 +67,38 @@ class RunWriter:
 
 
 def write_json_atomic(path: Path, model: BaseModel) -> None:
-    """Write-then-rename, so a reader never sees half a file."""
+    """Write-then-rename, so a reader never sees half a file (nor a temporary one left
+    behind when the write fails: a full disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_collected(run_dir: Path, writer: str, nodeids: Iterable[str]) -> None:
+    """The eval cases this process collected (``cases/<writer>.collected``): at the end, those
+    that neither finished nor started are named as not run."""
+    path = run_dir / "cases" / f"{writer}.collected"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{nodeid}\n" for nodeid in nodeids), encoding="utf-8")
+
+
+def not_run(run_dir: Path, seen: Iterable[CaseRecord]) -> list[str]:
+    """Collected eval cases with no record (finished or unfinished): the session stopped
+    before them (-x, Ctrl-C, a write that failed)."""
+    done = {case.nodeid for case in seen}
+    missing: dict[str, None] = {}
+    for path in sorted((run_dir / "cases").glob("*.collected")):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        missing.update((line, None) for line in lines if line and line not in done)
+    return list(missing)
 
 
 def write_run_info(run_dir: Path, info: RunInfo) -> None:
