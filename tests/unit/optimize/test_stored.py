@@ -32,9 +32,16 @@ if TYPE_CHECKING:
 
     from tests.support.fake_openai import FakeOpenAI, RecordedRequest
 
+
 TEACHER = "gpt-4.1"
+
+
 STUDENT = "gpt-4.1-mini"
+
+
 SYSTEM = "Answer in one word."
+
+
 #: (eval, case, question, teacher's answer, verdict or None: never tagged)
 CASES: list[tuple[str, str, str, str, str | None]] = [
     ("geo", "fr", "Capital of France?", "Paris", "passed"),

@@ -114,9 +114,6 @@ def assert_error(source: str, message: str, values: dict[str, float] | None = No
     assert str(info.value).startswith("calculate_output ")
 
 
-# --- names ----------------------------------------------------------------------------------------
-
-
 def test_unknown_name_fails_at_definition_with_allowed_names() -> None:
     with pytest.raises(FormulaError) as info:
         Formula("(a + b) / 2", allowed_names=["a", "c"])
@@ -157,9 +154,6 @@ def test_missing_value_fails_at_evaluation() -> None:
 )
 def test_bad_values(value: object, message: str) -> None:
     assert_error("a + 1", message, {"a": value})  # type: ignore[dict-item]
-
-
-# --- not allowed ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -253,9 +247,6 @@ def test_source_must_be_a_string() -> None:
         Formula(2)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not a single string"):
         Formula("a", allowed_names="a")
-
-
-# --- resource limits ----------------------------------------------------------------------------
 
 
 def test_too_long_source() -> None:

@@ -15,21 +15,11 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("torch", reason="the local fine-tuning backend needs pytest-modelopt[train]")
-pytest.importorskip("trl", reason="the local fine-tuning backend needs pytest-modelopt[train]")
-pytest.importorskip("peft", reason="the local fine-tuning backend needs pytest-modelopt[train]")
-
 from pytest_modelopt.optimize.backends.local.backend import (
     INSTALL_HINT,
     LocalBackend,
     job_id_for,
     resolve_base_model,
-)
-from pytest_modelopt.optimize.backends.local.rows import (
-    ITEM_COLUMN,
-    dpo_rows,
-    grader_reward,
-    sft_rows,
 )
 from pytest_modelopt.optimize.jobs import BackendError, JobInfo, Manifest, files_sha256, read_job
 
@@ -39,6 +29,8 @@ CHAT_TEMPLATE = (
     "{% endgeneration %}\n{% else %}{{ message['content'] }}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
 COLOURS = {
     "sky": "blue",
     "grass": "green",
@@ -53,7 +45,11 @@ COLOURS = {
     "leaf": "green",
     "night": "black",
 }
+
+
 SYSTEM = "Answer with one colour."
+
+
 TIMEOUT_S = 240.0
 
 
@@ -436,82 +432,6 @@ def test_missing_extra_is_one_clear_error(
         LocalBackend().launch(manifest, launch)
     assert INSTALL_HINT == "pip install 'pytest-modelopt[train]'"
     assert not (launch / "local" / "pid").exists()
-
-
-def test_the_module_imports_no_training_library(tmp_path: Path) -> None:
-    import subprocess
-
-    code = (
-        "import sys; import pytest_modelopt.optimize.backends.local.trainer; "
-        "print(sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') "
-        "if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
-    )
-    assert out.stdout.strip() == "[]"
-
-
-def test_rows_take_trls_conversational_forms() -> None:
-    single = {
-        "messages": [
-            {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello", "weight": 1},
-        ]
-    }
-    rows, mode, warnings = sft_rows([single])
-    assert mode == "prompt_completion"  # loss on the completion only, whatever the template
-    assert rows[0]["prompt"] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-    ]
-    assert rows[0]["completion"] == [{"role": "assistant", "content": "Hello"}]
-    multi = {
-        "messages": [
-            {"role": "user", "content": "a"},
-            {"role": "assistant", "content": "b"},
-            {"role": "user", "content": "c"},
-            {"role": "assistant", "content": "d", "weight": 0},
-        ]
-    }
-    rows, mode, warnings = sft_rows([single, multi])
-    assert mode == "messages"
-    assert "weight 0" in warnings[0]
-    assert all("weight" not in m for row in rows for m in row["messages"])
-    pair = {
-        "input": {"messages": [{"role": "user", "content": "q"}], "tools": [{"type": "function"}]},
-        "preferred_output": [{"role": "assistant", "content": "good"}],
-        "non_preferred_output": [{"role": "assistant", "content": "bad"}],
-    }
-    (row,) = dpo_rows([pair])
-    assert row["chosen"] == [{"role": "assistant", "content": "good"}]
-    assert row["rejected"] == [{"role": "assistant", "content": "bad"}]
-    assert json.loads(row["tools"]) == [{"type": "function"}]
-
-
-def test_the_grader_is_the_reward_and_its_errors_are_heard() -> None:
-    errors: list[str] = []
-    reward = grader_reward(
-        {
-            "type": "string_check",
-            "name": "exact",
-            "input": "{{ sample.output_text }}",
-            "reference": "{{ item.colour }}",
-            "operation": "eq",
-        },
-        on_error=errors.append,
-    )
-    assert reward.__name__ == "exact"  # TRL logs it as rewards/exact/mean
-    items = [json.dumps({"colour": "blue"}), json.dumps({"colour": "red"}), json.dumps({})]
-    completions = [
-        [{"role": "assistant", "content": "blue"}],
-        [{"role": "assistant", "content": "blue"}],
-        "blue",
-    ]
-    assert reward(completions=completions, **{ITEM_COLUMN: items}) == [1.0, 0.0, 0.0]
-    assert len(errors) == 1
-    assert "colour" in errors[0]  # the missing field is named, not a silent zero
 
 
 def test_base_model_must_be_on_disk(tmp_path: Path) -> None:

@@ -47,9 +47,6 @@ def expected_hash_id(row: dict[str, Any]) -> str:
     return "c" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
 
 
-# --------------------------------------------------------------------------- formats & lines
-
-
 def test_jsonl_rows_lines_and_values(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -180,9 +177,6 @@ def test_csv_unclosed_quote_reports_where_it_starts(tmp_path: Path) -> None:
     ]
 
 
-# --------------------------------------------------------------------------- ids
-
-
 def test_explicit_and_numeric_ids(tmp_path: Path) -> None:
     path = write(tmp_path, "d.jsonl", '{"id": 7}\n{"id": "x-1"}\n{"id": 2.5}\n{"id": true}\n')
     assert [c.id for c in load_cases(path)] == ["7", "x-1", "2.5", "True"]
@@ -242,9 +236,6 @@ def test_bad_ids(tmp_path: Path) -> None:
     assert err.errors[1].message == "must be a string or number, got a dict: {'k': 1}"
     assert err.errors[2].message.startswith("must not be empty")
     assert err.errors[4].message.startswith("must not be null")
-
-
-# --------------------------------------------------------------------------- schema
 
 
 def test_schema_validation_and_dump(tmp_path: Path) -> None:
@@ -347,9 +338,6 @@ def test_id_errors_are_not_repeated_by_the_schema(tmp_path: Path) -> None:
         ),
         (3, "id", "must be a string or number, got a list: []"),
     ]
-
-
-# --------------------------------------------------------------------------- errors
 
 
 def test_invalid_json_line_does_not_hide_other_errors(tmp_path: Path) -> None:
@@ -557,9 +545,6 @@ def test_dataset_error_pickles(tmp_path: Path) -> None:
     assert (copy.path, copy.errors, str(copy)) == (err.path, err.errors, str(err))
 
 
-# --------------------------------------------------------------------------- paths & Case
-
-
 def test_base_dir_display_path_and_source(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     write(tmp_path / "data", "d.jsonl", '{"id": 1}\n[]\n')
@@ -588,9 +573,6 @@ def test_case_is_read_only_but_copyable(tmp_path: Path) -> None:
     assert isinstance(clone, Case)
     assert (clone, clone.id, clone.line, clone.source) == (case, "a", 1, case.source)
     assert repr(case) == f"Case('a' at {case.source}:1, {{'id': 'a', 'q': 1}})"
-
-
-# --------------------------------------------------------------------------- cache
 
 
 def test_cache_returns_same_list_and_invalidates_on_change(tmp_path: Path) -> None:
@@ -627,9 +609,6 @@ def test_cached_errors_are_raised_again_as_fresh_exceptions(tmp_path: Path) -> N
     assert first.errors == second.errors
     write(tmp_path, "d.jsonl", '{"id": 1}\n')
     assert load_cases(path)[0].id == "1"
-
-
-# --------------------------------------------------------------------------- scale
 
 
 def test_fifty_thousand_jsonl_rows_load(tmp_path: Path) -> None:

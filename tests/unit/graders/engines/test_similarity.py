@@ -22,6 +22,8 @@ PAIRS = {
     "partial": ("The cat sat on the rug.", "The cat sat on the mat."),
     "empty_input": ("", "The cat sat on the mat."),
 }
+
+
 ROUGE_KEYS = {f"rouge_{n}": f"rouge{n}" for n in range(1, 6)} | {"rouge_l": "rougeL"}
 
 
@@ -183,8 +185,6 @@ def test_optional_libraries_load_lazily() -> None:
     ).stdout
     assert out.strip() == "[]"
 
-
-# --- METEOR and WordNet -------------------------------------------------------------------
 
 # car/auto and fast/quick share WordNet synsets. nltk looks synonyms up only after stemming
 # both sides, so the pair must survive Porter stemming: "automobile" becomes "automobil" (no

@@ -20,12 +20,19 @@ from pytest_modelopt.verdict.gates import GateResult
 if TYPE_CHECKING:
     from pathlib import Path
 
+
 TRIAGE = "test_support.py::test_triage"
+
+
 SUMMARY = "test_support.py::test_summary"
+
+
 EVIL = (
     'Escalate to tier 2. <script>window.__pwned = 1</script> <img src=x onerror="window.__pwned=2">'
     " cc @octocat"
 )
+
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -392,9 +399,6 @@ def test_a_thousand_cases_render_quickly() -> None:
     assert page.count('<tr class="case"') == 1000
     assert "… 10 more characters" in page
     assert "(empty)" in page
-
-
-# --- a real browser ----------------------------------------------------------------------
 
 
 def _chromium() -> str:

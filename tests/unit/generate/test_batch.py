@@ -38,10 +38,14 @@ if TYPE_CHECKING:
 
     from tests.support.fake_openai import FakeOpenAI
 
+
 MODEL = "gpt-4.1-mini"
+
+
 EMBEDDER = "text-embedding-3-small"
+
+
 CHAT, RESPONSES, EMBEDDINGS = "/chat/completions", "/responses", "/embeddings"
-needs_spec = pytest.mark.skipif(not spec_available(), reason="OpenAI OpenAPI spec not present")
 
 
 @pytest.fixture
@@ -79,9 +83,6 @@ def run_all(
     return statuses, written, failed
 
 
-# -- the input file ----------------------------------------------------------------------------
-
-
 def test_batch_lines_are_one_request_per_line() -> None:
     requests = [
         chat("héllo ✓"),
@@ -116,9 +117,6 @@ def test_batch_requests_are_checked() -> None:
         batch_lines([clash, BatchRequest("same", CHAT, {"model": "other", "messages": []})])
     with pytest.raises(BatchError, match="is not JSON"):
         batch_lines([BatchRequest("x", CHAT, {"model": MODEL, "messages": object()})])
-
-
-# -- submit, poll, collect, replay -------------------------------------------------------------
 
 
 def test_submit_poll_collect_then_replay_without_a_live_call(
@@ -254,9 +252,6 @@ def test_results_for_unknown_ids_are_not_cached(
     assert list(failed) == [request.custom_id]
     assert "not among the submitted requests" in failed[request.custom_id]
     assert cache.get(request.custom_id) is None
-
-
-# -- statuses, failures and errors -------------------------------------------------------------
 
 
 def test_cancel(server: FakeOpenAI, client: ModelClient, tmp_path: Path) -> None:
@@ -414,9 +409,6 @@ def test_collect_refuses_unfinished_batches_and_read_only_caches(
         collect(client, done, {}, ResponseCache(tmp_path, "none"))
 
 
-# -- pending batches ---------------------------------------------------------------------------
-
-
 def test_manifest_round_trip(tmp_path: Path) -> None:
     requests = [
         chat("héllo"),
@@ -435,9 +427,6 @@ def test_manifest_round_trip(tmp_path: Path) -> None:
     (directory / "batch-0-broken.json").write_text("{")
     with pytest.raises(BatchError, match=r"cannot read the pending-batch manifest .*broken"):
         load_pending(directory)
-
-
-# -- the fake's Files and Batch endpoints --------------------------------------------------------
 
 
 def test_fake_files_and_batches_endpoints(server: FakeOpenAI) -> None:

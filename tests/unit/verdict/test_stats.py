@@ -1,4 +1,5 @@
-"""``pytest_modelopt.verdict.stats`` against scipy and statsmodels, Miller's worked examples, edge cases.
+"""``pytest_modelopt.verdict.stats`` against scipy and statsmodels, Miller's worked examples,
+edge cases.
 
 scipy and statsmodels are test-only references (the ``dev`` extra): the module itself is pure
 Python, and these tests are what shows its hand-rolled quantiles are right.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import gc
 import math
 import random
+import statistics
 
 import numpy as np
 import pytest
@@ -36,6 +38,8 @@ from pytest_modelopt.verdict.stats import (
 )
 
 CONFIDENCES = [0.5, 0.8, 0.9, 0.95, 0.99, 0.999]
+
+
 # Tails and middle. Not within ~1e-6 of 1/2: there scipy's own t.ppf loses relative precision
 # (t ~ 1e-7 comes back wrong in the 4th digit); test_t_quantile_near_the_median covers it.
 T_PROBABILITIES = [
@@ -49,9 +53,6 @@ def _counts(n: int) -> list[int]:
 
 
 PROPORTION_GRID = [(k, n) for n in (1, 2, 3, 5, 10, 20, 50, 100, 300, 1000) for k in _counts(n)]
-
-
-# --- quantiles ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("p", [1e-300, 1e-12, 1e-6, 0.001, 0.025, 0.3, 0.5, 0.8, 0.975, 1 - 1e-12])
@@ -102,9 +103,6 @@ def test_t_quantile_special_values() -> None:
             t_quantile(0.5, bad_df)
     with pytest.raises(ValueError, match="within"):
         t_quantile(1.5, 3)
-
-
-# --- intervals ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("successes", "n"), PROPORTION_GRID)
@@ -197,9 +195,6 @@ def test_clustered_means_average_within_each_case_first() -> None:
     assert math.isnan(clustered_means([math.nan, 1.0], ["x", "x"])[0])
     with pytest.raises(ValueError, match="cluster labels"):
         clustered_means([1.0, 0.0], ["a"])
-
-
-# --- paired comparisons ---------------------------------------------------------------------
 
 
 def _reference_midp(b: int, c: int) -> float:
@@ -357,9 +352,6 @@ def test_paired_bootstrap_edges() -> None:
         paired_bootstrap([1.0], [0.0], resamples=0)
 
 
-# --- planning and multiplicity --------------------------------------------------------------
-
-
 def test_mde_reproduces_millers_worked_examples() -> None:
     # Example 1: ω² = 1/9, no within-question noise: 969 questions detect δ = 3 points.
     assert minimum_detectable_effect(969, sd_diff=1 / 3) == pytest.approx(0.03, abs=5e-6)
@@ -488,3 +480,12 @@ def test_percentile_and_mean_unchanged() -> None:
     assert percentile([3.0, 1.0, 2.0, 4.0], 90) == pytest.approx(np.percentile([3, 1, 2, 4], 90))
     assert mean([]) is None
     assert mean([1.0, 2.0]) == 1.5
+
+
+@pytest.mark.parametrize("values", [[1.0], [3.0, 1.0, 2.0], [0.5, 9.0, 2.5, 2.5, 7.0, 1.0]])
+def test_percentile_matches_linear_interpolation(values: list[float]) -> None:
+    assert percentile(values, 50) == pytest.approx(statistics.median(values))
+    if len(values) > 1:
+        expected = statistics.quantiles(values, n=20, method="inclusive")[18]
+        assert percentile(values, 95) == pytest.approx(expected)
+    assert percentile([], 50) is None
