@@ -35,16 +35,27 @@ if TYPE_CHECKING:
 
     from tests.support.fake_openai import FakeOpenAI
 
-ROOT = Path(__file__).parent.parent
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+
+
 REPO = "acme/support-bot"
+
+
 WORKFLOW = "evals.yml"
+
+
 TOKEN = "ghs_writeTOKEN0123456789abcdef"
+
+
 FORK_TOKEN = "ghs_readonlyTOKEN0123456789ab"
+
+
 VENV_BIN = Path(sys.executable).parent
 
-
-# -- the expression language of `if:` and `${{ }}` (the part action.yml uses) -------------
 
 _TOKEN = re.compile(
     r"\s*(==|!=|&&|\|\||!|\(|\)|'(?:[^']|'')*'|[A-Za-z_][\w.\-]*\(\)|[A-Za-z_][\w.\-]*)"
@@ -141,9 +152,6 @@ def parse_outputs(text: str) -> dict[str, str]:
             name, value = line.split("=", 1)
             outputs[name] = value
     return outputs
-
-
-# -- the runner ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -323,8 +331,6 @@ class Runner:
         self.github.add_artifact(REPO, run_id, with_["name"], buffer.getvalue())
         return f"uploaded {with_['name']}"
 
-
-# -- the project the action runs ------------------------------------------------------------
 
 SUITE = """
 import pytest

@@ -10,7 +10,9 @@ from pytest_modelopt import hookspecs
 from pytest_modelopt.collect.spec import MARKER_KEYS
 from pytest_modelopt.config import Settings, cli_fields
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+
+
 REFERENCE = (ROOT / "docs" / "reference.md").read_text()
 
 
