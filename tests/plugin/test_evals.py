@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
 
+
 ROWS = [
     {"id": "t1", "text": "billing", "label": "billing"},
     {"id": "t2", "text": "bug", "label": "billing"},

@@ -1,4 +1,4 @@
-"""Baselines through pytest and the CLI: save, compare, gate, report in every format."""
+"""Baselines through pytest: save, compare, gate, report in every format."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
+
 
 SUITE = """
 import pytest
@@ -113,25 +114,6 @@ def test_missing_baseline_is_a_usage_error(project: Project, server: FakeOpenAI)
     result = project.run("--eval-baseline", "nightly")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--eval-baseline: no run 'nightly'*"])
-
-
-def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI) -> None:
-    suite(project)
-    project.run("--eval-save", "main")
-    suite(project, answer="{{ q }}!")
-    project.run()
-    done = project.modelopt("compare", "main", "latest", "--md", "c.md", "--json", "c.json")
-    assert done.returncode == 1, done.stderr
-    assert "REGRESSED" in done.stdout
-    assert json.loads((project.path / "c.json").read_text())["verdict"] == "fail"
-    assert (project.path / "c.md").read_text().startswith("### ❌")
-    same = project.modelopt("compare", "main", "main")
-    assert same.returncode == 0, same.stdout + same.stderr
-    runs = project.modelopt("runs")
-    assert "saved: main" in runs.stdout
-    report = project.modelopt("report", "latest", "--md", "r.md")
-    assert report.returncode == 0
-    assert "run " in report.stdout
 
 
 def test_junit_xml_carries_scores_and_verdicts(project: Project, server: FakeOpenAI) -> None:

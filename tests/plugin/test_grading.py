@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
 
+
 # Each grader is run on three cases whose echoed output passes, fails, and errors (a field
 # the grader's template needs is missing, a judge reply that cannot be read, a raising
 # python grader).
@@ -42,6 +43,8 @@ GRADERS = {
     "numeric": 'graders.numeric("{{ item.want }}")',
     "length": 'graders.length(max_words=1, input="{{ item.txt }}")',
 }
+
+
 ROWS = [
     {
         "id": "pass",
