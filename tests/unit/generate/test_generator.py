@@ -1,5 +1,6 @@
 """Declared completions generated ahead of the tests: concurrent, bounded, streamed,
-rate-limited, and replayed by the tests themselves."""
+rate-limited, and replayed by the tests themselves.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """What every grader shares: templates in OpenAI's namespaces, function graders, and
-the round trip through OpenAI's JSON, checked against the published spec."""
+the round trip through OpenAI's JSON, checked against the published spec.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The grader constructors (``pytest_modelopt.graders``): a bad definition is one clear
-GraderError."""
+GraderError.
+"""
 
 from __future__ import annotations
 

@@ -1,23 +1,20 @@
 """The model client: both APIs, usage and cost, retries, errors as errors, and
-the cost a replay keeps."""
+the cost a replay keeps.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_modelopt.config import Price
-from pytest_modelopt.generate.generator import (
-    CompletionGenerator,
-    Job,
-)
 from pytest_modelopt.model.cache import CacheEntry, ResponseCache
 from pytest_modelopt.model.client import ModelClient
-from pytest_modelopt.model.types import CallContext, ModelCallError
+from pytest_modelopt.model.types import ModelCallError
 from tests.plugin.suites import chat_posts
 from tests.support import openapi
 
@@ -156,14 +153,6 @@ def test_async_calls(server: FakeOpenAI) -> None:
     assert asyncio.run(both()) == ["one", "two"]
 
 
-def jobs_for(n: int) -> list[Job]:
-    def build(i: int) -> Any:
-        body = {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]}
-        return lambda: ("chat", body, CallContext("/chat/completions", "m"), body["messages"])
-
-    return [Job(f"job{i}", build(i)) for i in range(n)]
-
-
 def test_a_replay_keeps_the_cost_priced_when_it_was_recorded(
     tmp_path: Path, server: FakeOpenAI
 ) -> None:
@@ -196,17 +185,3 @@ def test_a_replay_keeps_the_cost_priced_when_it_was_recorded(
     assert replayed.cached
     assert replayed.cost == live.cost
     assert chat_posts(server) == 1
-
-
-def recorded(tmp_path: Path, server: FakeOpenAI, n: int) -> ModelClient:
-    """A client whose cache holds the answers of ``jobs_for(n)``, each sent once; the
-    server's counts are reset after."""
-    cache = ResponseCache(tmp_path)
-    client = ModelClient(base_url=server.base_url, timeout=10, max_retries=0, cache=cache)
-    first = CompletionGenerator(client, concurrency=4)
-    first.start(jobs_for(n))
-    assert [first.result(f"job{i}").text for i in range(n)] == [f"q{i}" for i in range(n)]
-    first.stop()
-    assert chat_posts(server) == n
-    server.reset()
-    return client

@@ -1,5 +1,6 @@
 """Following a fine-tuning job on any backend: events once each, transient errors
-retried, a bounded wait."""
+retried, a bounded wait.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_modelopt.optimize.backends.openai_api import (
-    OpenAIBackend,
-)
 from pytest_modelopt.optimize.follow import follow
 from pytest_modelopt.optimize.jobs import (
     BackendError,
@@ -18,20 +16,12 @@ from pytest_modelopt.optimize.jobs import (
     Manifest,
     read_job,
 )
-from tests.conftest import TEST_KEY
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.support.fake_openai import FakeOpenAI
-
 
 BASE = "gpt-4.1-mini-2025-04-14"
-
-
-@pytest.fixture
-def backend(server: FakeOpenAI) -> OpenAIBackend:
-    return OpenAIBackend(base_url=server.base_url, api_key=TEST_KEY, max_retries=0)
 
 
 class ScriptedBackend:

@@ -21,21 +21,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def record(case: str, status: str, sample: int = 0, score: float = 1.0) -> CaseRecord:
-    return CaseRecord(
-        eval="e",
-        nodeid=f"t[{case}-{sample}]",
-        model="m",
-        case_id=case,
-        sample=sample,
-        status=status,  # type: ignore[arg-type]
-        grades=[GradeRecord(name="g", score=score, passed=status == "passed")],
-        latency_s=0.1 * (sample + 1),
-        calls=1,
-        cost=0.01,
-    )
-
-
 def case_states(tmp_path: Path) -> list[CaseState]:
     """Cases ending every way a record can say: passes and failures with and without
     grades, errors, skips, samples, several calls, judges, free and unpriced calls."""

@@ -1,5 +1,6 @@
 """Baseline vs candidate on a known pair of runs: regressions, wobble, Holm, added and
-removed cases, changed prompts, models compared with each other."""
+removed cases, changed prompts, models compared with each other.
+"""
 
 from __future__ import annotations
 
