@@ -68,11 +68,11 @@ def test_save_then_compare_calls_the_regression_and_fails(
     assert "| test\\_suite::test\\_answer | gpt\\-4\\.1\\-mini | 40 | 100.0% → 0.0% |" in markdown
 
 
-def test_baseline_model_in_one_run(project: Project, server: FakeOpenAI) -> None:
+def test_baseline_model_in_one_run(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
     suite(project)
     server.reply("nope", model="cheap-model")
     result = project.run(
-        "--eval-models", "gpt-4.1-mini,cheap-model", "--eval-baseline-model", "gpt-4.1-mini"
+        *mode, "--eval-models", "gpt-4.1-mini,cheap-model", "--eval-baseline-model", "gpt-4.1-mini"
     )
     assert result.ret == 1
     result.stdout.fnmatch_lines(
@@ -80,19 +80,21 @@ def test_baseline_model_in_one_run(project: Project, server: FakeOpenAI) -> None
     )
 
 
-def test_gates_without_a_baseline(project: Project, server: FakeOpenAI) -> None:
+def test_gates_without_a_baseline(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
     suite(project)
-    result = project.run("--eval-fail-on", "pass_rate>=0.99@*steady", "--eval-fail-on", "errors==0")
+    result = project.run(
+        *mode, "--eval-fail-on", "pass_rate>=0.99@*steady", "--eval-fail-on", "errors==0"
+    )
     assert result.ret == 0
-    result = project.run("--eval-fail-on", "p95_latency<=0s")
+    result = project.run(*mode, "--eval-fail-on", "p95_latency<=0s")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["FAILED gate p95_latency<=0s on test_suite::test_answer*"])
-    bad = project.run("--eval-fail-on", "accuracy>=1")
+    bad = project.run(*mode, "--eval-fail-on", "accuracy>=1")
     assert bad.ret == 4
     bad.stderr.fnmatch_lines(["*unknown metric 'accuracy'*"])
 
 
-def test_gates_in_config(project: Project, server: FakeOpenAI) -> None:
+def test_gates_in_config(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
     suite(project)
     project.file(
         "pyproject.toml",
@@ -104,25 +106,29 @@ def test_gates_in_config(project: Project, server: FakeOpenAI) -> None:
         fail_on = ["cost_per_case<=$0.0000001"]
         """,
     )
-    result = project.run()
+    result = project.run(*mode)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["FAILED gate cost_per_case<=$0.0000001 on *"])
 
 
-def test_missing_baseline_is_a_usage_error(project: Project, server: FakeOpenAI) -> None:
+def test_missing_baseline_is_a_usage_error(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     suite(project)
-    result = project.run("--eval-baseline", "nightly")
+    result = project.run(*mode, "--eval-baseline", "nightly")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--eval-baseline: no run 'nightly'*"])
 
 
-def test_junit_xml_carries_scores_and_verdicts(project: Project, server: FakeOpenAI) -> None:
+def test_junit_xml_carries_scores_and_verdicts(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     import xml.etree.ElementTree as ET
 
     suite(project)
-    project.run("--eval-save", "main")
+    project.run(*mode, "--eval-save", "main")
     suite(project, answer="{{ q }}!")
-    project.run("--eval-baseline", "main", "--junitxml", "junit.xml")
+    project.run(*mode, "--eval-baseline", "main", "--junitxml", "junit.xml")
     root = ET.parse(project.path / "junit.xml").getroot()
     globals_ = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert globals_["modelopt:test_suite::test_answer:gpt-4.1-mini:comparison"] == "regressed"
@@ -135,7 +141,9 @@ def test_junit_xml_carries_scores_and_verdicts(project: Project, server: FakeOpe
     assert props["modelopt_grade_string_check"] == "0.0"
 
 
-def test_marker_gates_and_strict_thresholds(project: Project, server: FakeOpenAI) -> None:
+def test_marker_gates_and_strict_thresholds(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     project.dataset("d.jsonl", [{"id": f"c{i}", "q": f"q{i}"} for i in range(20)])
     project.file("p.j2", "{{ q }}")
     project.test(
@@ -151,7 +159,7 @@ def test_marker_gates_and_strict_thresholds(project: Project, server: FakeOpenAI
             pass
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     assert result.ret == 1
     # 20 of 20 pass, but the Wilson lower bound of 20/20 is 0.839 < 0.9
     result.stdout.fnmatch_lines(

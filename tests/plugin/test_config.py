@@ -1,5 +1,6 @@
 """Settings inside pytest: a bad config stops the run, options are in --help, models
-come from the environment and the command line."""
+come from the environment and the command line.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +12,18 @@ if TYPE_CHECKING:
     from tests.conftest import Project
 
 
-def test_bad_config_stops_pytest_with_exit_code_4(project: Project) -> None:
+def test_bad_config_stops_pytest_with_exit_code_4(project: Project, mode: list[str]) -> None:
     project.file("pyproject.toml", "[tool.modelopt]\nmodels = ['a']\ncolour = 'blue'\n")
     project.test("def test_x():\n    pass\n")
-    result = project.run()
+    result = project.run(*mode)
     assert result.ret == 4
     result.stderr.fnmatch_lines(
         ["ERROR: pyproject.toml [[]tool.modelopt[]]: unknown key 'colour' (known keys: *"]
     )
 
 
-def test_options_are_listed_in_help(project: Project) -> None:
-    result = project.run("--help")
+def test_options_are_listed_in_help(project: Project, mode: list[str]) -> None:
+    result = project.run(*mode, "--help")
     result.stdout.fnmatch_lines(
         [
             "LLM evals (pytest-modelopt):",
@@ -32,7 +33,9 @@ def test_options_are_listed_in_help(project: Project) -> None:
     )
 
 
-def test_models_from_env_and_cli(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_from_env_and_cli(
+    project: Project, monkeypatch: pytest.MonkeyPatch, mode: list[str]
+) -> None:
     project.config()
     project.test(
         """
@@ -44,7 +47,7 @@ def test_models_from_env_and_cli(project: Project, monkeypatch: pytest.MonkeyPat
         """
     )
     monkeypatch.setenv("MODELOPT_MODELS", "env-a,env-b")
-    result = project.run("--collect-only", "-q")
+    result = project.run(*mode, "--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_m[[]env-a[]]", "*test_m[[]env-b[]]"])
-    result = project.run("--collect-only", "-q", "--eval-models", "cli-x")
+    result = project.run(*mode, "--collect-only", "-q", "--eval-models", "cli-x")
     result.stdout.fnmatch_lines(["*test_m[[]cli-x[]]"])

@@ -1,5 +1,6 @@
 """Datasets inside pytest: bad rows fail collection clearly, the case fixture gives
-validated rows, paths resolve from the rootdir too."""
+validated rows, paths resolve from the rootdir too.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ if TYPE_CHECKING:
     from tests.conftest import Project
 
 
-def test_bad_dataset_row_fails_collection_naming_file_line_and_field(project: Project) -> None:
+def test_bad_dataset_row_fails_collection_naming_file_line_and_field(
+    project: Project, mode: list[str]
+) -> None:
     project.file(
         "data/d.jsonl",
         '{"id": "a", "label": "billing"}\n{"id": "b", "label": "biling"}\n{"id": "c"\n',
@@ -35,8 +38,8 @@ def test_bad_dataset_row_fails_collection_naming_file_line_and_field(project: Pr
             pass
         """
     )
-    result = project.run()
-    assert result.ret == 2
+    result = project.run(*mode)
+    assert result.ret == (1 if "-n" in mode else 2)  # xdist: a collection error fails
     result.stdout.fnmatch_lines(
         [
             "test_suite.py::test_p: data/d.jsonl:2: field 'label': Input should be 'billing' "
@@ -48,7 +51,7 @@ def test_bad_dataset_row_fails_collection_naming_file_line_and_field(project: Pr
     assert "Traceback" not in result.stdout.str()
 
 
-def test_case_fixture_gives_validated_rows(project: Project) -> None:
+def test_case_fixture_gives_validated_rows(project: Project, mode: list[str]) -> None:
     project.file("data/d.csv", "id,n\nx,1\ny,2\n")
     project.file(
         "schemas.py",
@@ -71,10 +74,10 @@ def test_case_fixture_gives_validated_rows(project: Project) -> None:
             assert case.model.n == case["n"]
         """
     )
-    project.run().assert_outcomes(passed=2)
+    project.run(*mode).assert_outcomes(passed=2)
 
 
-def test_dataset_found_relative_to_rootdir_too(project: Project) -> None:
+def test_dataset_found_relative_to_rootdir_too(project: Project, mode: list[str]) -> None:
     project.dataset("data/d.jsonl", [{"id": "a", "q": "x"}])
     project.file(
         "tests/evals/test_nested.py",
@@ -86,4 +89,4 @@ def test_dataset_found_relative_to_rootdir_too(project: Project) -> None:
             assert case["q"] == "x"
         """,
     )
-    project.run().assert_outcomes(passed=1)
+    project.run(*mode).assert_outcomes(passed=1)

@@ -37,8 +37,8 @@ def triage(project: Project, marker: str = "", body: str | None = None) -> None:
     )
 
 
-def test_marker_is_registered_for_strict_markers(project: Project) -> None:
-    result = project.run("--markers")
+def test_marker_is_registered_for_strict_markers(project: Project, mode: list[str]) -> None:
+    result = project.run(*mode, "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.eval(prompt=None, dataset=None, threshold=None,*"])
 
 
@@ -51,9 +51,11 @@ def test_one_item_per_model_and_case_with_readable_ids(project: Project, mode: l
     assert {c["model"] for c in project.cases()} == {"gpt-4.1-mini", "gpt-4.1"}
 
 
-def test_failed_grade_without_threshold_fails_the_test_with_its_reason(project: Project) -> None:
+def test_failed_grade_without_threshold_fails_the_test_with_its_reason(
+    project: Project, mode: list[str]
+) -> None:
     triage(project)
-    result = project.run()
+    result = project.run(*mode)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -95,9 +97,9 @@ def test_threshold_missed_fails_the_session_and_says_what_to_look_at(
     assert "failed" not in result.parseoutcomes()
 
 
-def test_plain_assert_is_a_grade(project: Project) -> None:
+def test_plain_assert_is_a_grade(project: Project, mode: list[str]) -> None:
     triage(project, ", threshold=0.5", body='assert completion.text == case["label"], "wrong"')
-    result = project.run()
+    result = project.run(*mode)
     assert result.ret == 0
     cases = {c["case_id"]: c for c in project.cases()}
     assert cases["t1"]["grades"] == [
@@ -117,7 +119,7 @@ def test_plain_assert_is_a_grade(project: Project) -> None:
     assert failed["reason"].startswith("wrong")
 
 
-def test_several_grades_all_recorded_and_all_must_pass(project: Project) -> None:
+def test_several_grades_all_recorded_and_all_must_pass(project: Project, mode: list[str]) -> None:
     triage(
         project,
         body=(
@@ -125,7 +127,7 @@ def test_several_grades_all_recorded_and_all_must_pass(project: Project) -> None
             '\n            grade(completion, graders.string_check(reference=case["label"]))'
         ),
     )
-    result = project.run()
+    result = project.run(*mode)
     # t1/t4 "billing": both pass; t2 "bug": has_b passes, label fails; t3 "account": both fail
     result.assert_outcomes(passed=2, failed=2)
     cases = {c["case_id"]: c for c in project.cases()}
@@ -203,7 +205,7 @@ def test_missing_prompt_is_pending_not_failed(project: Project, mode: list[str])
     assert {c["status"] for c in project.cases()} == {"pending"}
 
 
-def test_pending_reason_names_the_prompt_path(project: Project) -> None:
+def test_pending_reason_names_the_prompt_path(project: Project, mode: list[str]) -> None:
     project.test(
         """
         import pytest
@@ -213,7 +215,7 @@ def test_pending_reason_names_the_prompt_path(project: Project) -> None:
             pass
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     result.stdout.fnmatch_lines(
         ["PENDING eval test_suite::test_future: prompt not written yet: prompts/later.yaml"]
     )
@@ -224,7 +226,7 @@ def test_pending_reason_names_the_prompt_path(project: Project) -> None:
     )
 
 
-def test_marker_models_narrow_the_selection(project: Project) -> None:
+def test_marker_models_narrow_the_selection(project: Project, mode: list[str]) -> None:
     project.test(
         """
         import pytest
@@ -242,22 +244,22 @@ def test_marker_models_narrow_the_selection(project: Project) -> None:
             pass
         """
     )
-    result = project.run("--eval-models", "gpt-4.1-mini,gpt-4.1", "-rs")
+    result = project.run(*mode, "--eval-models", "gpt-4.1-mini,gpt-4.1", "-rs")
     result.assert_outcomes(passed=3, skipped=1)
     result.stdout.fnmatch_lines(
         ["*eval test_suite::test_not_selected runs only on o3, which is not among the selected*"]
     )
 
 
-def test_no_model_selected_is_a_clear_collection_error(project: Project) -> None:
+def test_no_model_selected_is_a_clear_collection_error(project: Project, mode: list[str]) -> None:
     project.config()
     triage(project)
-    result = project.run()
-    assert result.ret == 2
+    result = project.run(*mode)
+    assert result.ret == (1 if "-n" in mode else 2)  # xdist: a collection error fails
     result.stdout.fnmatch_lines(["*no model selected: pass --eval-models MODEL*"])
 
 
-def test_eval_name_and_class_level_marker(project: Project) -> None:
+def test_eval_name_and_class_level_marker(project: Project, mode: list[str]) -> None:
     project.test(
         """
         import pytest
@@ -269,13 +271,13 @@ def test_eval_name_and_class_level_marker(project: Project) -> None:
                 assert llm.chat([{"role": "user", "content": "hi"}]).text == "hi"
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     assert result.ret == 0
     (row,) = project.summary()["evals"]
     assert (row["eval"], row["samples"], row["threshold"]) == ("triage/short", 2, 0.0)
 
 
-def test_unknown_marker_argument_is_reported(project: Project) -> None:
+def test_unknown_marker_argument_is_reported(project: Project, mode: list[str]) -> None:
     project.test(
         """
         import pytest
@@ -285,8 +287,8 @@ def test_unknown_marker_argument_is_reported(project: Project) -> None:
             pass
         """
     )
-    result = project.run()
-    assert result.ret == 2
+    result = project.run(*mode)
+    assert result.ret == (1 if "-n" in mode else 2)  # xdist: a collection error fails
     result.stdout.fnmatch_lines(["*unknown eval marker argument(s) treshold; known: *threshold*"])
 
 
@@ -298,7 +300,7 @@ def test_unknown_marker_argument_is_reported(project: Project) -> None:
         ("models='gpt-4.1', prompt=3", "prompt must be a path, got 3"),
     ],
 )
-def test_bad_marker_values(project: Project, marker: str, message: str) -> None:
+def test_bad_marker_values(project: Project, marker: str, message: str, mode: list[str]) -> None:
     project.test(
         f"""
         import pytest
@@ -308,19 +310,19 @@ def test_bad_marker_values(project: Project, marker: str, message: str) -> None:
             pass
         """
     )
-    result = project.run()
-    assert result.ret == 2
+    result = project.run(*mode)
+    assert result.ret == (1 if "-n" in mode else 2)  # xdist: a collection error fails
     result.stdout.fnmatch_lines([f"*{message}*"])
 
 
-def test_non_eval_tests_are_untouched(project: Project) -> None:
+def test_non_eval_tests_are_untouched(project: Project, mode: list[str]) -> None:
     project.test(
         """
         def test_plain():
             assert 1 + 1 == 2
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     result.assert_outcomes(passed=1)
     assert "modelopt: evals" not in result.stdout.str()
     assert not (project.path / ".modelopt").exists()

@@ -70,7 +70,7 @@ ROWS = [
 
 @pytest.mark.parametrize("kind", sorted(GRADERS))
 def test_each_grader_passes_fails_and_errors(
-    project: Project, server: FakeOpenAI, kind: str
+    project: Project, server: FakeOpenAI, kind: str, mode: list[str]
 ) -> None:
     project.config(models=["gpt-4.1-mini"], judge_model="judge-1")
     project.dataset("d.jsonl", ROWS)
@@ -98,7 +98,7 @@ def test_each_grader_passes_fails_and_errors(
             grade(completion, {grader})
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     statuses = {c["case_id"]: c["status"] for c in project.cases()}
     assert statuses == {"pass": "passed", "fail": "failed", "error": "error"}, result.stdout.str()
     (error,) = [c for c in project.cases() if c["status"] == "error"]
@@ -162,7 +162,9 @@ def test_declared_and_configured_graders(
     )
 
 
-def test_judge_cost_is_recorded_apart(project: Project, server: FakeOpenAI) -> None:
+def test_judge_cost_is_recorded_apart(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     project.config(models=["gpt-4.1-mini"], judge_model="gpt-4.1")
     project.dataset("d.jsonl", ROWS[:1])
     project.file("p.j2", "{{ q }}")
@@ -177,7 +179,7 @@ def test_judge_cost_is_recorded_apart(project: Project, server: FakeOpenAI) -> N
             grade(completion, graders.score_model("Is {{ sample.output_text }} right?"))
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     result.assert_outcomes(passed=1)
     (case,) = project.cases()
     assert case["calls"] == 1
@@ -189,7 +191,9 @@ def test_judge_cost_is_recorded_apart(project: Project, server: FakeOpenAI) -> N
     result.stdout.fnmatch_lines(["eval*cost*judge cost*verdict"])
 
 
-def test_unknown_configured_grader_type_stops_with_exit_4(project: Project) -> None:
+def test_unknown_configured_grader_type_stops_with_exit_4(
+    project: Project, mode: list[str]
+) -> None:
     project.file(
         "pyproject.toml",
         """
@@ -201,12 +205,12 @@ def test_unknown_configured_grader_type_stops_with_exit_4(project: Project) -> N
         """,
     )
     project.test("def test_x():\n    pass\n")
-    result = project.run()
+    result = project.run(*mode)
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*graders: oops: unknown grader type 'strng_check' (known: *"])
 
 
-def test_bad_declared_grader_is_a_collection_error(project: Project) -> None:
+def test_bad_declared_grader_is_a_collection_error(project: Project, mode: list[str]) -> None:
     project.test(
         """
         import pytest
@@ -216,6 +220,6 @@ def test_bad_declared_grader_is_a_collection_error(project: Project) -> None:
             pass
         """
     )
-    result = project.run()
-    assert result.ret == 2
+    result = project.run(*mode)
+    assert result.ret == (1 if "-n" in mode else 2)  # xdist: a collection error fails
     result.stdout.fnmatch_lines(["*no grader named 'nope' in [[]tool.modelopt.graders[]]*"])

@@ -30,7 +30,7 @@ def local_server() -> Iterator[LocalServer]:
 
 @needs_local
 def test_evals_run_on_the_real_model(
-    project: Project, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+    project: Project, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch, mode: list[str]
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", local_server.base_url)
     monkeypatch.delenv("OPENAI_API_KEY")
@@ -64,7 +64,7 @@ def test_evals_run_on_the_real_model(
             grade(completion, graders.string_check(reference=case["answer"], operation="ilike"))
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     cases = project.cases()
     assert [c["status"] for c in cases if c["status"] not in ("passed", "failed")] == []
     assert all(c["output"] and c["latency_s"] > 0 for c in cases)

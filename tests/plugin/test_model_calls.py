@@ -1,5 +1,6 @@
 """Model calls inside pytest: the llm fixture, API errors as errors, a flaky server,
-no secret on disk, the request hook."""
+no secret on disk, the request hook.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ if TYPE_CHECKING:
     from tests.support.fake_openai import FakeOpenAI
 
 
-def test_llm_fixture_chat_respond_and_async(project: Project, server: FakeOpenAI) -> None:
+def test_llm_fixture_chat_respond_and_async(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     project.test(
         """
         import asyncio
@@ -35,7 +38,7 @@ def test_llm_fixture_chat_respond_and_async(project: Project, server: FakeOpenAI
             assert llm.chat([{"role": "user", "content": "plain"}]).text == "plain"
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     result.assert_outcomes(passed=2)
     (case,) = project.cases()
     assert case["calls"] == 4
@@ -80,7 +83,9 @@ def test_api_error_is_an_error_not_a_failure(
     assert rows[("test_suite::test_declared", "gpt-4.1-mini")]["pass_rate"] == 1.0
 
 
-def test_a_flaky_server_loses_no_case(project: Project, server: FakeOpenAI) -> None:
+def test_a_flaky_server_loses_no_case(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     server.fault("429", times=3, retry_after=0)
     server.fault("500", times=2, contains="r3")
     server.fault("malformed", times=1, contains="r5")
@@ -96,12 +101,14 @@ def test_a_flaky_server_loses_no_case(project: Project, server: FakeOpenAI) -> N
             assert completion.text == case["q"]
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     result.assert_outcomes(passed=8)
     assert len(project.cases()) == 8
 
 
-def test_no_secret_is_written_anywhere(project: Project, server: FakeOpenAI) -> None:
+def test_no_secret_is_written_anywhere(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     server.fault("401", times=None, model="locked-model")
     project.test(
         """
@@ -112,7 +119,9 @@ def test_no_secret_is_written_anywhere(project: Project, server: FakeOpenAI) -> 
             llm.chat([{"role": "user", "content": "hi"}])
         """
     )
-    result = project.run("--eval-models", "gpt-4.1-mini,locked-model", "--eval-json", "out.json")
+    result = project.run(
+        *mode, "--eval-models", "gpt-4.1-mini,locked-model", "--eval-json", "out.json"
+    )
     assert TEST_KEY not in result.stdout.str()
     written = [p for p in project.path.rglob("*") if p.is_file()]
     assert any(p.name == "summary.json" for p in written)
@@ -121,7 +130,9 @@ def test_no_secret_is_written_anywhere(project: Project, server: FakeOpenAI) -> 
     assert server.requests[0].headers["authorization"] == f"Bearer {TEST_KEY}"
 
 
-def test_request_hook_adjusts_every_call(project: Project, server: FakeOpenAI) -> None:
+def test_request_hook_adjusts_every_call(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     project.file(
         "conftest.py",
         """
@@ -141,7 +152,7 @@ def test_request_hook_adjusts_every_call(project: Project, server: FakeOpenAI) -
             assert completion.text == "hello"
         """
     )
-    project.run().assert_outcomes(passed=1)
+    project.run(*mode).assert_outcomes(passed=1)
     (request,) = server.requests
     assert request.body["metadata"] == {"eval": "test_suite::test_one", "case": "c1"}
     assert request.body["temperature"] == 0

@@ -9,7 +9,9 @@ if TYPE_CHECKING:
     from tests.support.fake_openai import FakeOpenAI
 
 
-def test_prompt_params_reach_the_server(project: Project, server: FakeOpenAI) -> None:
+def test_prompt_params_reach_the_server(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     project.dataset("d.jsonl", [{"id": "c1", "text": "refund please"}])
     project.file(
         "prompts/p.yaml",
@@ -33,7 +35,7 @@ def test_prompt_params_reach_the_server(project: Project, server: FakeOpenAI) ->
             assert completion.text == "Ticket: refund please"
         """
     )
-    project.run().assert_outcomes(passed=1)
+    project.run(*mode).assert_outcomes(passed=1)
     (request,) = server.requests
     assert request.body == {
         "model": "gpt-4.1-mini",
@@ -73,7 +75,9 @@ def test_undefined_variable_is_an_error_on_that_case_and_the_rest_runs(
     assert len(server.requests) == 1
 
 
-def test_bad_yaml_prompt_errors_its_cases_not_the_session(project: Project) -> None:
+def test_bad_yaml_prompt_errors_its_cases_not_the_session(
+    project: Project, mode: list[str]
+) -> None:
     project.dataset("d.jsonl", [{"id": "c1", "text": "a"}])
     project.file("p.yaml", "messages: [\n")
     project.test(
@@ -88,6 +92,6 @@ def test_bad_yaml_prompt_errors_its_cases_not_the_session(project: Project) -> N
             pass
         """
     )
-    result = project.run()
+    result = project.run(*mode)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*prompt: p.yaml:2: invalid YAML*"])
