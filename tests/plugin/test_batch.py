@@ -15,6 +15,7 @@ def batch_posts(server: FakeOpenAI) -> int:
     return sum(r.path == "/v1/batches" and r.method == "POST" for r in server.requests)
 
 
+# Serial only: --eval-batch runs in one process (it refuses -n, see the last test).
 def test_eval_batch_runs_the_suite_through_one_batch(project: Project, server: FakeOpenAI) -> None:
     echo_suite(project, rows=5)
     result = project.run("--eval-batch", "--eval-batch-poll-interval", "0")
@@ -29,6 +30,7 @@ def test_eval_batch_runs_the_suite_through_one_batch(project: Project, server: F
     )
 
 
+# Serial only: --eval-batch runs in one process.
 def test_eval_batch_submit_then_collect(project: Project, server: FakeOpenAI) -> None:
     echo_suite(project, rows=4)
     submitted = project.run("--eval-batch=submit")
@@ -47,6 +49,7 @@ def test_eval_batch_submit_then_collect(project: Project, server: FakeOpenAI) ->
     assert list((project.path / ".modelopt" / "batches").glob("*.json")) == []
 
 
+# Its xdist leg is its first half: --eval-batch with -n is refused.
 def test_eval_batch_refuses_xdist_and_a_server_without_batches(
     project: Project, server: FakeOpenAI
 ) -> None:

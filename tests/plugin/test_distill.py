@@ -1,10 +1,13 @@
 """Distilling from inside pytest: --eval-distill-to with the hooks, and the finetune
-fixture."""
+fixture.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+
+import pytest
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -55,13 +58,12 @@ def pytest_modelopt_finetune_job(job):
 
 
 def test_eval_distill_to_launches_after_passing_gates_with_the_hooks(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
     project.file("conftest.py", DISTILL_CONFTEST)
     result = project.run(
-        "-p",
-        "no:xdist",
+        *mode,
         "-s",
         "--eval-distill-to",
         "student-model",
@@ -79,10 +81,10 @@ def test_eval_distill_to_launches_after_passing_gates_with_the_hooks(
 
 
 def test_eval_distill_to_does_nothing_when_the_gates_fail(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server, threshold=0.95)
-    result = project.run("-p", "no:xdist", "--eval-distill-to", "student-model")
+    result = project.run(*mode, "--eval-distill-to", "student-model")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*not distilling into student-model: the run's gates failed*"])
     assert launch_dirs(project) == []
@@ -97,12 +99,22 @@ def after_all(finetune, request):
     from pytest_modelopt.plugin.state import PLUGIN
     run_dir = request.config.stash[PLUGIN].run.run_dir
     prepared = finetune.prepare_run(run_dir, base_model="s")
-    print(f"FIXTURE built {prepared.report.examples} examples in {prepared.launch_dir.name}")
+    line = f"FIXTURE built {prepared.report.examples} examples in {prepared.launch_dir.name}"
+    print(line)
+    with open(request.config.rootpath / "fixture.log", "a") as log:  # xdist hides -s output
+        log.write(line + "\\n")
 """
 
 
-def test_the_finetune_fixture_serves_custom_flows(project: Project, server: FakeOpenAI) -> None:
+def test_the_finetune_fixture_serves_custom_flows(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     suite(project, server)
     project.file("conftest.py", FIXTURE_CONFTEST)
-    result = project.run("-p", "no:xdist", "-s")
-    result.stdout.fnmatch_lines(["*FIXTURE built * examples in sft-s-*"])
+    result = project.run(*mode, "-s")
+    if "-n" in mode:  # a session fixture ends on each worker, whose output xdist drops
+        log = (project.path / "fixture.log").read_text().splitlines()
+        assert len(log) == 2
+        pytest.LineMatcher(log).fnmatch_lines(["FIXTURE built * examples in sft-s-*"] * 2)
+    else:
+        result.stdout.fnmatch_lines(["*FIXTURE built * examples in sft-s-*"])

@@ -27,8 +27,10 @@ def example(pytester: pytest.Pytester, server: FakeOpenAI) -> Path:
     return pytester.path
 
 
-def test_example_has_44_tickets_and_four_evals(example: Path, pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
+def test_example_has_44_tickets_and_four_evals(
+    example: Path, pytester: pytest.Pytester, mode: list[str]
+) -> None:
+    result = pytester.runpytest(*mode, "--collect-only", "-q", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(
         [
             "tests/test_triage.py::test_category[[]smollm2-135m-instruct-t01[]]",
@@ -37,8 +39,8 @@ def test_example_has_44_tickets_and_four_evals(example: Path, pytester: pytest.P
     )
 
 
-def test_example_runs_end_to_end(example: Path, pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest("-p", "no:cacheprovider", "--eval-models", "echo-model")
+def test_example_runs_end_to_end(example: Path, pytester: pytest.Pytester, mode: list[str]) -> None:
+    result = pytester.runpytest(*mode, "-p", "no:cacheprovider", "--eval-models", "echo-model")
     rows = [
         json.loads(line) for line in (example / "data" / "tickets.jsonl").read_text().splitlines()
     ]
@@ -54,13 +56,13 @@ def test_example_runs_end_to_end(example: Path, pytester: pytest.Pytester) -> No
 
 
 def test_example_replays_offline_to_the_recorded_verdicts(
-    example: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    example: Path, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, mode: list[str]
 ) -> None:
     """The shipped recordings of the real local model replay with no key, no network and no
     model server, to exactly the numbers of the run that recorded them."""
     monkeypatch.delenv("OPENAI_API_KEY")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    result = pytester.runpytest("-p", "no:cacheprovider", "--eval-record", "none")
+    result = pytester.runpytest(*mode, "-p", "no:cacheprovider", "--eval-record", "none")
     recorded = json.loads((EXAMPLE / ".modelopt" / "recorded-summary.json").read_text())
     summary_path = sorted((example / ".modelopt" / "runs").glob("*/summary.json"))[-1]
     replayed = json.loads(summary_path.read_text())
@@ -70,4 +72,9 @@ def test_example_replays_offline_to_the_recorded_verdicts(
         for row, rec in zip(replayed["evals"], recorded["evals"], strict=True)
     ] == recorded["evals"]
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["modelopt: generated 176/176 declared completions*0 sent*"])
+    if "-n" in mode:  # the workers' progress, summed
+        result.stdout.fnmatch_lines(
+            ["modelopt: generated 176 declared completions on 2 workers in *(0 sent*"]
+        )
+    else:
+        result.stdout.fnmatch_lines(["modelopt: generated 176/176 declared completions*0 sent*"])

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from tests.support.fake_openai import FakeOpenAI
 
 
+# Runs both legs itself, to compare them: no `mode`.
 def test_xdist_gives_exactly_the_serial_records_and_summary(
     project: Project, server: FakeOpenAI
 ) -> None:
@@ -34,8 +35,10 @@ def test_xdist_gives_exactly_the_serial_records_and_summary(
     assert serial.parseoutcomes() == parallel.parseoutcomes()
 
 
-def test_xdist_live_sends_each_request_once(project: Project, server: FakeOpenAI) -> None:
+def test_a_live_run_sends_each_request_once(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     echo_suite(project, rows=20)
-    project.run("-n", "2").assert_outcomes(passed=20)
+    project.run(*mode).assert_outcomes(passed=20)
     assert chat_posts(server) == 20
     assert len(project.cases()) == 20
