@@ -1,6 +1,7 @@
 """The optimize loop through pytest and the `modelopt` command, against the local server:
 a run's passing answers become a training set, a job is launched and followed, and the
-fine-tuned model is then scored only on cases it never trained on."""
+fine-tuned model is then scored only on cases it never trained on.
+"""
 
 from __future__ import annotations
 
@@ -47,10 +48,10 @@ def launch_dirs(project: Project) -> list[Path]:
 
 
 def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
-    assert project.run("-p", "no:xdist").parseoutcomes() == {"passed": 32, "tolerated": 8}
+    assert project.run(*mode).parseoutcomes() == {"passed": 32, "tolerated": 8}
     done = project.modelopt("distill", "latest", "--student", "gpt-4.1-nano", "--dry-run")
     assert done.returncode == 0, done.stderr
     assert "dry run: nothing launched" in done.stdout
@@ -69,10 +70,10 @@ def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
 
 
 def test_a_ci_run_never_launches_a_paid_job_without_yes(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
-    project.run("-p", "no:xdist")
+    project.run(*mode)
     refused = project.modelopt("distill", "--student", "gpt-4.1-nano")
     assert refused.returncode == 1
     assert "pass --yes, or set auto_launch = true" in refused.stderr
@@ -121,10 +122,10 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
 
 
 def test_too_few_examples_is_one_clear_error_before_any_upload(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server, wrong=33)  # only 7 cases pass
-    project.run("-p", "no:xdist")
+    project.run(*mode)
     done = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
     assert done.returncode == 1
     assert "fine-tuning needs at least 10" in done.stdout
@@ -133,10 +134,10 @@ def test_too_few_examples_is_one_clear_error_before_any_upload(
 
 
 def test_no_fine_tuning_access_names_the_other_backends(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
-    project.run("-p", "no:xdist")
+    project.run(*mode)
     server.fine_tuning_access = False
     done = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
     assert done.returncode == 1
@@ -145,25 +146,28 @@ def test_no_fine_tuning_access_names_the_other_backends(
 
 
 def test_export_then_register_a_model_trained_elsewhere(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
-    project.run("-p", "no:xdist")
+    project.run(*mode)
     done = project.modelopt("finetune", "--base-model", "my-model", "--backend", "export")
     assert done.returncode == 0, done.stderr
     (manifest_path,) = launch_dirs(project)
     registered = project.modelopt("jobs", "register", str(manifest_path.parent), "my-model-ft")
     assert registered.returncode == 0, registered.stderr
     trained = len(json.loads(manifest_path.read_text())["trained_cases"])
-    result = project.run("-p", "no:xdist", "--eval-models", "my-model-ft")
+    result = project.run(*mode, "--eval-models", "my-model-ft")
     outcomes = result.parseoutcomes()
-    assert outcomes["deselected"] == trained
+    if "-n" not in mode:  # xdist deselects on the workers: the controller does not count them
+        assert outcomes["deselected"] == trained
     assert outcomes["passed"] + outcomes["tolerated"] == CASES - trained
 
 
-def test_rft_set_carries_the_evals_grader(project: Project, server: FakeOpenAI) -> None:
+def test_rft_set_carries_the_evals_grader(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     suite(project, server)
-    project.run("-p", "no:xdist")
+    project.run(*mode)
     done = project.modelopt("finetune", "--base-model", "o4-mini", "--method", "rft", "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
     (manifest_path,) = launch_dirs(project)
@@ -176,11 +180,13 @@ def test_rft_set_carries_the_evals_grader(project: Project, server: FakeOpenAI) 
 
 
 @pytest.mark.parametrize("method", ["dpo"])
-def test_dpo_from_two_models(project: Project, server: FakeOpenAI, method: str) -> None:
+def test_dpo_from_two_models(
+    project: Project, server: FakeOpenAI, method: str, mode: list[str]
+) -> None:
     suite(project, server, wrong=CASES)  # every case wants "other"...
     server.reply("other", model="gpt-4.1")  # ...which only the strong model says
     server.known_models = None
-    project.run("-p", "no:xdist", "--eval-models", "gpt-4.1,gpt-4.1-mini")
+    project.run(*mode, "--eval-models", "gpt-4.1,gpt-4.1-mini")
     done = project.modelopt(
         "finetune",
         "--base-model",
@@ -199,11 +205,11 @@ def test_dpo_from_two_models(project: Project, server: FakeOpenAI, method: str) 
 
 
 def test_store_true_tags_stored_completions_and_distill_reads_them(
-    project: Project, server: FakeOpenAI
+    project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
     project.config(models=["gpt-4.1-mini"], store=True)
-    project.run("-p", "no:xdist", "--eval-record", "off")
+    project.run(*mode, "--eval-record", "off")
     stored = server.stored_completions
     assert len(stored) == CASES
     verdicts = sorted(c["metadata"]["modelopt_verdict"] for c in stored)
@@ -218,10 +224,17 @@ def test_store_true_tags_stored_completions_and_distill_reads_them(
     assert manifest["source_run"] == "stored-completions"
 
 
-def test_a_torn_record_line_is_skipped_not_a_crash(project: Project, server: FakeOpenAI) -> None:
+def test_a_torn_record_line_is_skipped_not_a_crash(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     suite(project, server)
-    project.run("-p", "no:xdist")
-    (cases_file,) = (project.run_dir() / "cases").glob("*.jsonl")
+    project.run(*mode)
+    if "-n" in mode:  # one file per worker: tear one of them
+        files = sorted((project.run_dir() / "cases").glob("*.jsonl"))
+        assert [f.name for f in files] == ["gw0.jsonl", "gw1.jsonl"]
+        cases_file = files[0]
+    else:
+        (cases_file,) = (project.run_dir() / "cases").glob("*.jsonl")
     with cases_file.open("a") as handle:
         handle.write('{"eval": "test_suite::test_echo", "nodeid": "torn')  # a crash mid-line
     done = project.modelopt("distill", "--student", "s", "--dry-run")

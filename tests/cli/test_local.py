@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from tests.support.fake_openai import FakeOpenAI
 
 
-def test_cache_cli_stats_prune_clear(project: Project, server: FakeOpenAI) -> None:
+def test_cache_cli_stats_prune_clear(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
     echo_suite(project, rows=3)
-    project.run()
+    project.run(*mode)
 
     def cli(*args: str) -> str:
         done = subprocess.run(
@@ -35,7 +35,7 @@ def test_cache_cli_stats_prune_clear(project: Project, server: FakeOpenAI) -> No
     assert "gpt-4.1-mini: 3" in cli("stats")
     assert cli("prune", "--older-than", "1").startswith("removed 0 entries")
     assert cli("prune", "--older-than", "0").startswith("removed 3 entries")
-    project.run()
+    project.run(*mode)
     assert cli("clear").startswith("removed 3 entries")
 
 

@@ -37,11 +37,11 @@ def suite(project: Project, answer: str = "{{ q }}") -> None:
     project.test(SUITE)
 
 
-def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI) -> None:
+def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
     suite(project)
-    project.run("--eval-save", "main")
+    project.run(*mode, "--eval-save", "main")
     suite(project, answer="{{ q }}!")
-    project.run()
+    project.run(*mode)
     done = project.modelopt("compare", "main", "latest", "--md", "c.md", "--json", "c.json")
     assert done.returncode == 1, done.stderr
     assert "REGRESSED" in done.stdout
@@ -56,7 +56,7 @@ def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI) -> No
     assert "run " in report.stdout
 
 
-def test_modelopt_show_lists_failed_cases(project: Project) -> None:
+def test_modelopt_show_lists_failed_cases(project: Project, mode: list[str]) -> None:
     project.dataset("d.jsonl", [{"id": "good", "q": "yes"}, {"id": "bad", "q": "no"}])
     project.file("p.j2", "{{ q }}")
     project.test(
@@ -69,7 +69,7 @@ def test_modelopt_show_lists_failed_cases(project: Project) -> None:
             grade(completion, graders.string_check(reference="yes"))
         """
     )
-    project.run()
+    project.run(*mode)
     shown = subprocess.run(
         [sys.executable, "-m", "pytest_modelopt.cli", "show", "latest", "--failed"],
         capture_output=True,
@@ -97,14 +97,14 @@ def test_modelopt_show_lists_failed_cases(project: Project) -> None:
     )
 
 
-def test_merge_shards_into_one_run(project: Project, server: FakeOpenAI) -> None:
+def test_merge_shards_into_one_run(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
     echo_suite(project, rows=6)
-    project.run().assert_outcomes(passed=6)
+    project.run(*mode).assert_outcomes(passed=6)
     whole = project.summary()["evals"]
     runs = project.path / ".modelopt" / "runs"
     shards = []
     for part in ("c0 or c1 or c2", "c3 or c4 or c5"):
-        project.run("-k", part)
+        project.run(*mode, "-k", part)
         shards.append(str(project.run_dir()))
     done = subprocess.run(
         [sys.executable, "-m", "pytest_modelopt.cli", "merge", *shards, "-o", str(runs / "merged")],
