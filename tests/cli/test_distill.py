@@ -84,6 +84,16 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
     suite(project, server)
+    project.file(  # --follow polls the fake's job (a state a poll) without the 10 s wait
+        "pyproject.toml",
+        """
+        [tool.modelopt]
+        models = ["gpt-4.1-mini"]
+
+        [tool.modelopt.finetune]
+        poll_interval = 0
+        """,
+    )
     assert project.run("-p", "no:xdist").parseoutcomes() == {"passed": 32, "tolerated": 8}
     launched = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes", "--follow")
     assert launched.returncode == 0, launched.stderr
