@@ -19,12 +19,15 @@ from pytest_modelopt.generate.generator import (
 from pytest_modelopt.model.cache import ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
-from tests.plugin.suites import chat_posts
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fake_openai import FakeOpenAI
+
+
+def chat_posts(server: FakeOpenAI) -> int:
+    return sum(r.path == "/v1/chat/completions" for r in server.requests)
 
 
 def jobs_for(n: int) -> list[Job]:

@@ -15,13 +15,16 @@ from pytest_modelopt.config import Price
 from pytest_modelopt.model.cache import CacheEntry, ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import ModelCallError
-from tests.plugin.suites import chat_posts
 from tests.support import openapi
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.support.fake_openai import FakeOpenAI
+
+
+def chat_posts(server: FakeOpenAI) -> int:
+    return sum(r.path == "/v1/chat/completions" for r in server.requests)
 
 
 def client_for(server: FakeOpenAI, **kwargs: object) -> ModelClient:
