@@ -1,0 +1,118 @@
+"""``modelopt show|runs|merge|report|compare`` on runs a pytest session wrote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+from tests.plugin.suites import echo_suite
+
+if TYPE_CHECKING:
+    from tests.conftest import Project
+    from tests.support.fake_openai import FakeOpenAI
+
+
+SUITE = """
+import pytest
+from pytest_modelopt import graders
+
+pytestmark = pytest.mark.eval(dataset="d.jsonl")
+
+@pytest.mark.eval(prompt="answer.j2")
+def test_answer(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["q"]))
+
+@pytest.mark.eval(prompt="steady.j2", threshold=0.5)
+def test_steady(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["q"]))
+"""
+
+
+def suite(project: Project, answer: str = "{{ q }}") -> None:
+    project.dataset("d.jsonl", [{"id": f"c{i:02d}", "q": f"q{i}"} for i in range(40)])
+    project.file("answer.j2", answer)
+    project.file("steady.j2", "{{ q }}")
+    project.test(SUITE)
+
+
+def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
+    suite(project)
+    project.run(*mode, "--eval-save", "main")
+    suite(project, answer="{{ q }}!")
+    project.run(*mode)
+    done = project.modelopt("compare", "main", "latest", "--md", "c.md", "--json", "c.json")
+    assert done.returncode == 1, done.stderr
+    assert "REGRESSED" in done.stdout
+    assert json.loads((project.path / "c.json").read_text())["verdict"] == "fail"
+    assert (project.path / "c.md").read_text().startswith("### ❌")
+    same = project.modelopt("compare", "main", "main")
+    assert same.returncode == 0, same.stdout + same.stderr
+    runs = project.modelopt("runs")
+    assert "saved: main" in runs.stdout
+    report = project.modelopt("report", "latest", "--md", "r.md")
+    assert report.returncode == 0
+    assert "run " in report.stdout
+
+
+def test_modelopt_show_lists_failed_cases(project: Project, mode: list[str]) -> None:
+    project.dataset("d.jsonl", [{"id": "good", "q": "yes"}, {"id": "bad", "q": "no"}])
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        """
+        import pytest
+        from pytest_modelopt import graders
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", threshold=0.5)
+        def test_yes(completion, grade):
+            grade(completion, graders.string_check(reference="yes"))
+        """
+    )
+    project.run(*mode)
+    shown = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "show", "latest", "--failed"],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith("test_suite::test_yes") and "50.0%" in line for line in lines)
+    assert "FAILED  test_suite::test_yes [gpt-4.1-mini] case bad" in lines
+    assert "        FAIL string_check: 0 not: 'no' equals 'yes'" in lines
+    assert "        output: no" in lines
+    assert not any("case good" in line for line in lines)
+    missing = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "show", "nope"],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert missing.returncode == 2
+    assert "no run 'nope' (a run directory, a run id, a name saved with --eval-save" in (
+        missing.stderr
+    )
+
+
+def test_merge_shards_into_one_run(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
+    echo_suite(project, rows=6)
+    project.run(*mode).assert_outcomes(passed=6)
+    whole = project.summary()["evals"]
+    runs = project.path / ".modelopt" / "runs"
+    shards = []
+    for part in ("c0 or c1 or c2", "c3 or c4 or c5"):
+        project.run(*mode, "-k", part)
+        shards.append(str(project.run_dir()))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_modelopt.cli", "merge", *shards, "-o", str(runs / "merged")],
+        capture_output=True,
+        text=True,
+        cwd=project.path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    merged = json.loads((runs / "merged" / "summary.json").read_text())["evals"]
+    assert merged == whole

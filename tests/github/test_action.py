@@ -1,0 +1,519 @@
+"""action.yml end to end: every composite step run as a GitHub runner runs it.
+
+Each `run:` step runs in real bash (`bash --noprofile --norc -eo pipefail`) with a runner's
+environment: `GITHUB_EVENT_PATH` holding a real `pull_request` or `push` payload,
+`GITHUB_OUTPUT` / `GITHUB_STEP_SUMMARY` files, `GITHUB_API_URL` pointing at a local fake
+of GitHub's REST API, and `RUNNER_TEMP`. Step `if:`s, `env:` and `${{ }}` expressions are
+evaluated from action.yml itself. What needs the network is emulated: `setup-python` (this
+venv's Python is first on PATH), the install step (this venv already has the plugin),
+`actions/cache` (a directory per key) and `upload-artifact` (the zip is registered with the
+fake GitHub as an artifact of the run, so a later pull request downloads it as its
+baseline through the real API).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from tests.support.fake_github import FakeGitHub
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from tests.support.fake_openai import FakeOpenAI
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+
+
+REPO = "acme/support-bot"
+
+
+WORKFLOW = "evals.yml"
+
+
+TOKEN = "ghs_writeTOKEN0123456789abcdef"
+
+
+FORK_TOKEN = "ghs_readonlyTOKEN0123456789ab"
+
+
+VENV_BIN = Path(sys.executable).parent
+
+
+_TOKEN = re.compile(
+    r"\s*(==|!=|&&|\|\||!|\(|\)|'(?:[^']|'')*'|[A-Za-z_][\w.\-]*\(\)|[A-Za-z_][\w.\-]*)"
+)
+
+
+def _lookup(path: str, context: dict[str, Any]) -> Any:
+    value: Any = context
+    for part in path.split("."):
+        value = value.get(part, "") if isinstance(value, dict) else ""
+    return value
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """GitHub's expression syntax, as far as action.yml uses it (no eval)."""
+    tokens = _TOKEN.findall(expression)
+    assert "".join(tokens).replace(" ", "") == expression.replace(" ", ""), expression
+    position = 0
+
+    def peek() -> str | None:
+        return tokens[position] if position < len(tokens) else None
+
+    def take() -> str:
+        nonlocal position
+        position += 1
+        return tokens[position - 1]
+
+    def primary() -> Any:
+        token = take()
+        if token == "(":
+            value = disjunction()
+            assert take() == ")"
+            return value
+        if token == "!":
+            return not truthy(primary())
+        if token.startswith("'"):
+            return token[1:-1].replace("''", "'")
+        if token.endswith("()"):
+            return {"always()": True, "success()": context["_ok"], "failure()": not context["_ok"]}[
+                token
+            ]
+        return _lookup(token, context)
+
+    def comparison() -> Any:
+        left = primary()
+        while peek() in ("==", "!="):
+            op, right = take(), primary()
+            left = (str(left) == str(right)) if op == "==" else (str(left) != str(right))
+        return left
+
+    def conjunction() -> Any:
+        left = comparison()
+        while peek() == "&&":
+            take()
+            right = comparison()
+            left = right if truthy(left) else left
+        return left
+
+    def disjunction() -> Any:
+        left = conjunction()
+        while peek() == "||":
+            take()
+            right = conjunction()
+            left = left if truthy(left) else right
+        return left
+
+    value = disjunction()
+    assert position == len(tokens), expression
+    return value
+
+
+def truthy(value: Any) -> bool:
+    return value not in (None, "", False, 0)
+
+
+def interpolate(text: str, context: dict[str, Any]) -> str:
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: str(evaluate(m.group(1).strip(), context)), text)
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """The GITHUB_OUTPUT file format: name=value lines and name<<DELIMITER blocks."""
+    outputs: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            block = []
+            for inner in lines:
+                if inner == delimiter:
+                    break
+                block.append(inner)
+            outputs[name] = "\n".join(block)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            outputs[name] = value
+    return outputs
+
+
+@dataclass
+class Result:
+    code: int
+    outputs: dict[str, str]
+    summary: str
+    steps: dict[str, str]  # step name -> success / failure / skipped
+    log: str
+    run_id: int
+
+
+@dataclass
+class Runner:
+    """One job running the action; state that outlives a job lives on the test's fixtures."""
+
+    github: FakeGitHub
+    workspace: Path
+    tmp: Path
+    caches: dict[str, Path] = field(default_factory=dict)
+    runs: int = 0
+
+    def run(
+        self,
+        event: str,
+        inputs: dict[str, str],
+        *,
+        token: str = TOKEN,
+        pr: int = 7,
+        fork: bool = False,
+    ) -> Result:
+        self.runs += 1
+        temp = self.tmp / f"job{self.runs}"
+        temp.mkdir()
+        branch = "main" if event == "push" else f"topic-{pr}"
+        run = self.github.add_run(
+            REPO, WORKFLOW, branch, event=event, status="in_progress", conclusion=None
+        )
+        payload = self._payload(event, pr, fork)
+        (temp / "event.json").write_text(json.dumps(payload))
+        summary_file = temp / "summary.md"
+        summary_file.write_text("")
+        env = {
+            "PATH": f"{VENV_BIN}{os.pathsep}/usr/bin:/bin",
+            "HOME": str(temp),
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_API_URL": self.github.api_url,
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_REPOSITORY": REPO,
+            "GITHUB_EVENT_NAME": event,
+            "GITHUB_EVENT_PATH": str(temp / "event.json"),
+            "GITHUB_WORKFLOW_REF": f"{REPO}/.github/workflows/{WORKFLOW}@refs/heads/{branch}",
+            "GITHUB_RUN_ID": str(run.id),
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_STEP_SUMMARY": str(summary_file),
+            "RUNNER_TEMP": str(temp),
+            "RUNNER_OS": "Linux",
+        }
+        defaults = {name: spec.get("default", "") for name, spec in ACTION["inputs"].items()}
+        context: dict[str, Any] = {
+            "github": {"event_name": event, "action_path": str(ROOT), "token": token},
+            "runner": {"temp": str(temp), "os": "Linux"},
+            "steps": {},
+            "_ok": True,
+        }
+        context["inputs"] = {k: interpolate(str(v), context) for k, v in defaults.items()}
+        context["inputs"].update(inputs)
+        statuses: dict[str, str] = {}
+        log: list[str] = []
+        for number, step in enumerate(ACTION["runs"]["steps"]):
+            name = step.get("name", f"step {number}")
+            condition = step.get("if", "success()")
+            if not any(f in condition for f in ("always()", "failure()", "success()")):
+                condition = f"success() && ({condition})"
+            if not truthy(evaluate(condition, context)):
+                statuses[name] = "skipped"
+                continue
+            outputs, ok, text = self._step(step, context, env, temp)
+            log.append(f"--- {name}\n{text}")
+            statuses[name] = "success" if ok else "failure"
+            if "id" in step:
+                context["steps"][step["id"]] = {"outputs": outputs}
+            context["_ok"] = context["_ok"] and ok
+        code = 0 if context["_ok"] else 1
+        run.status, run.conclusion = "completed", "success" if code == 0 else "failure"
+        outputs = {
+            key: interpolate(str(spec["value"]), context) for key, spec in ACTION["outputs"].items()
+        }
+        return Result(code, outputs, summary_file.read_text(), statuses, "\n".join(log), run.id)
+
+    def _payload(self, event: str, pr: int, fork: bool) -> dict[str, Any]:
+        repo = {"full_name": REPO, "default_branch": "main", "fork": False}
+        if event == "push":
+            return {"ref": "refs/heads/main", "repository": repo}
+        head_repo = {"full_name": "stranger/support-bot", "fork": True} if fork else repo
+        return {
+            "action": "synchronize",
+            "number": pr,
+            "pull_request": {
+                "number": pr,
+                "title": "Make the prompt $(curl evil) `whoami`",
+                "head": {"ref": f"topic-{pr}", "repo": head_repo},
+                "base": {"ref": "main", "repo": repo},
+            },
+            "repository": repo,
+        }
+
+    def _step(
+        self, step: dict[str, Any], context: dict[str, Any], env: dict[str, str], temp: Path
+    ) -> tuple[dict[str, str], bool, str]:
+        uses = step.get("uses", "")
+        with_ = {k: interpolate(str(v), context) for k, v in (step.get("with") or {}).items()}
+        if uses.startswith("actions/setup-python@"):
+            return {}, True, f"python {with_['python-version']}: this venv's {sys.executable}"
+        if "path" in with_:  # as on a runner: relative to GITHUB_WORKSPACE
+            with_["path"] = str(self.workspace / with_["path"])
+        if uses.startswith("actions/cache/restore@"):
+            return self._restore(with_), True, "cache restore"
+        if uses.startswith("actions/cache/save@"):
+            saved = self.tmp / f"cache-{len(self.caches)}"
+            self.caches[with_["key"]] = self.copy_limited(Path(with_["path"]), saved)
+            return {}, True, f"cache saved: {with_['key']}"
+        if uses.startswith("actions/upload-artifact@"):
+            return {}, True, self._upload(with_, int(env["GITHUB_RUN_ID"]))
+        assert not uses, f"the harness does not know {uses}"
+        if step.get("id") == "install":  # the venv running these tests has the plugin
+            return {}, True, "install: already installed"
+        output_file = temp / f"output-{step.get('id', 'x')}-{len(context['steps'])}"
+        output_file.write_text("")
+        step_env = {**env, "GITHUB_OUTPUT": str(output_file)}
+        step_env.update(
+            {k: interpolate(str(v), context) for k, v in (step.get("env") or {}).items()}
+        )
+        cwd = self.workspace / interpolate(step.get("working-directory", "."), context)
+        assert "${{" not in step["run"], "no expression may be interpolated into a script"
+        script = temp / "step.sh"
+        script.write_text(step["run"])
+        done = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=cwd,
+            env=step_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        return (
+            parse_outputs(output_file.read_text()),
+            done.returncode == 0,
+            done.stdout + done.stderr,
+        )
+
+    def _restore(self, with_: dict[str, str]) -> dict[str, str]:
+        key = with_["key"]
+        hit = self.caches.get(key)
+        if hit is None:
+            prefixes = [k for k in self.caches if k.startswith(with_.get("restore-keys", "\0"))]
+            hit = self.caches[prefixes[-1]] if prefixes else None
+        if hit is not None:
+            self.copy_limited(hit, Path(with_["path"]))
+        return {"cache-hit": "true" if key in self.caches else "false"}
+
+    @staticmethod
+    def copy_limited(source: Path, target: Path) -> Path:
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        return target
+
+    def _upload(self, with_: dict[str, str], run_id: int) -> str:
+        path = Path(with_["path"])
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for file in sorted(path.rglob("*")):
+                if file.is_file():
+                    archive.write(file, file.relative_to(path))
+        self.github.add_artifact(REPO, run_id, with_["name"], buffer.getvalue())
+        return f"uploaded {with_['name']}"
+
+
+SUITE = """
+import pytest
+from pytest_modelopt import graders
+
+@pytest.mark.eval(prompt="prompts/answer.j2", dataset="data/cases.jsonl", threshold=0.8)
+def test_answer(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["q"], operation="ilike"))
+"""
+
+
+def write_project(workspace: Path, prompt: str = "{{ q }}", rows: int = 30) -> None:
+    (workspace / "tests").mkdir(parents=True, exist_ok=True)
+    (workspace / "prompts").mkdir(exist_ok=True)
+    (workspace / "data").mkdir(exist_ok=True)
+    (workspace / "pyproject.toml").write_text('[tool.modelopt]\nmodels = ["gpt-4.1-mini"]\n')
+    (workspace / "tests" / "test_evals.py").write_text(SUITE)
+    (workspace / "prompts" / "answer.j2").write_text(prompt)
+    lines = [json.dumps({"id": f"c{i:02d}", "q": f"question {i}"}) for i in range(rows)]
+    (workspace / "data" / "cases.jsonl").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def runner(github: FakeGitHub, tmp_path: Path, server: FakeOpenAI) -> Runner:
+    github.reset()
+    github.add_repo(REPO)
+    github.add_token(TOKEN)
+    github.add_token(FORK_TOKEN, write=False)
+    workspace = tmp_path / "workspace"
+    write_project(workspace)
+    return Runner(github, workspace, tmp_path)
+
+
+def live(server: FakeOpenAI) -> dict[str, str]:
+    return {"openai-base-url": server.base_url, "openai-api-key": "sk-test-SECRET-0123456789abcdef"}
+
+
+def marked(github: FakeGitHub) -> list[Any]:
+    return [c for c in github.comments(REPO, 7) if "<!-- pytest-modelopt:" in c.body]
+
+
+def assert_no_secret(result: Result, github: FakeGitHub) -> None:
+    texts = [result.log, result.summary, *(c.body for c in github.comments(REPO, 7))]
+    for secret in ("sk-test-SECRET-0123456789abcdef", TOKEN, FORK_TOKEN):
+        assert not any(secret in text for text in texts)
+
+
+def test_push_saves_the_baseline_and_a_passing_pr_comments_once(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    base = runner.run("push", live(server))
+    assert base.code == 0, base.log
+    assert base.steps["Pull-request comment"] == "skipped"
+    assert [a.name for a in github.artifacts.values()] == ["modelopt-baseline"]
+    assert r"test\_evals::test\_answer" in base.summary  # Markdown-escaped
+
+    result = runner.run("pull_request", live(server))
+    assert result.code == 0, result.log
+    assert result.outputs["verdict"] == "pass"
+    assert float(result.outputs["pass-rate"]) == 1.0
+    assert Path(result.outputs["report-json"]).is_file()
+    report = json.loads(Path(result.outputs["report-json"]).read_text())
+    assert report["comparison"] is not None  # the push's run, found through the API
+    assert (
+        report["comparison"]["baseline_run"]
+        == json.loads(Path(base.outputs["report-json"]).read_text())["summary"]["run"]["run_id"]
+    )
+    markdown = Path(result.outputs["report-md"]).read_text().strip()
+    assert markdown in result.summary
+    (comment,) = marked(github)
+    assert comment.body.startswith("<!-- pytest-modelopt:evals -->\n")
+    assert markdown[:500] in comment.body
+    assert result.outputs["comment-url"].endswith(str(comment.id))
+    assert_no_secret(result, github)
+
+
+def test_a_regressing_pr_fails_the_check_and_says_why(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    assert runner.run("push", live(server)).code == 0
+    write_project(runner.workspace, prompt="{{ q }}" + " please")
+    server.reply("something else entirely", contains="please")
+    result = runner.run("pull_request", live(server))
+    assert result.code == 1
+    assert result.outputs["verdict"] == "fail"
+    assert result.steps["Gate"] == "failure"
+    assert result.steps["Pull-request comment"] == "success"  # reported before the gate
+    (comment,) = marked(github)
+    assert "regress" in comment.body.lower()
+    assert "regress" in result.summary.lower()
+
+
+def test_a_second_push_updates_the_same_comment(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    assert runner.run("push", live(server)).code == 0
+    first = runner.run("pull_request", live(server))
+    (comment,) = marked(github)
+    before = comment.body
+    write_project(runner.workspace, rows=32)  # the PR adds two cases
+    second = runner.run("pull_request", live(server))
+    assert first.code == second.code == 0
+    (updated,) = marked(github)
+    assert updated.id == comment.id
+    assert [action for _, action, _ in updated.history] == ["created", "updated"]
+    assert updated.body != before
+    assert second.outputs["comment-url"] == first.outputs["comment-url"]
+
+
+def test_a_fork_pr_without_secrets_replays_and_reports_live_cases_without_failing(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    assert runner.run("push", live(server)).code == 0  # records 30 answers into the cache
+    write_project(runner.workspace, rows=33)  # the fork adds 3 cases nobody recorded
+    requests_before = len(server.requests)
+    result = runner.run("pull_request", {}, token=FORK_TOKEN, fork=True)
+    assert result.code == 0, result.log
+    assert len(server.requests) == requests_before  # no live call, no key was tried
+    assert "need a live model call" in result.summary
+    assert "c32" in result.summary
+    assert marked(github) == []  # a fork's token cannot comment: a warning, not a failure
+    assert re.search(r"::warning( [^:]*)?::The PR comment could not be posted", result.log)
+    assert result.outputs["verdict"] == "pass"
+    assert_no_secret(result, github)
+
+
+def test_a_missing_baseline_is_a_notice_not_a_failure(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    result = runner.run("pull_request", live(server))
+    assert result.code == 0, result.log
+    assert re.search(r"::notice( [^:]*)?::.*baseline", result.log)
+    (comment,) = marked(github)
+    assert r"test\_evals::test\_answer" in comment.body
+    required = runner.run("pull_request", {**live(server), "require-baseline": "true"})
+    assert required.code == 1
+
+
+def test_the_scripts_never_interpolate_expressions() -> None:
+    for step in ACTION["runs"]["steps"]:
+        assert "${{" not in step.get("run", ""), step["name"]
+
+
+BAD_ACTION = """
+name: bad
+description: interpolates an input into a script
+inputs:
+  who:
+    description: a name
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: echo "hello ${{ inputs.who }}"
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("zizmor", path=str(VENV_BIN)) is None, reason="zizmor not installed"
+)
+def test_the_validators_ci_runs_catch_a_bad_action(tmp_path: Path) -> None:
+    """scripts/lint-actions' checks fail on what they exist to catch (so a pass means something)."""
+    bad = tmp_path / "action.yml"
+    bad.write_text(BAD_ACTION)
+    zizmor = subprocess.run(
+        [str(VENV_BIN / "zizmor"), "--offline", "--no-progress", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert zizmor.returncode != 0
+    assert "template-injection" in zizmor.stdout + zizmor.stderr
+    bad.write_text("name: no runs\ndescription: missing its runs key\n")
+    schema = subprocess.run(
+        [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert schema.returncode != 0

@@ -1,0 +1,61 @@
+"""Projects the plugin and command tests build again and again: an echo eval, a mixed
+suite (grades, samples, strict asserts), and what two runs of it should agree on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.conftest import Project
+    from tests.support.fake_openai import FakeOpenAI
+
+
+def echo_suite(project: Project, rows: int = 6, marker: str = "") -> None:
+    project.dataset("d.jsonl", [{"id": f"c{i}", "q": f"q{i}"} for i in range(rows)])
+    project.file("p.j2", "{{ q }}")
+    project.test(
+        f"""
+        import pytest
+
+        @pytest.mark.eval(prompt="p.j2", dataset="d.jsonl"{marker})
+        def test_echo(completion, case):
+            assert completion.text == case["q"]
+        """
+    )
+
+
+def chat_posts(server: FakeOpenAI) -> int:
+    return sum(r.path == "/v1/chat/completions" for r in server.requests)
+
+
+MIXED = """
+import pytest
+from pytest_modelopt import graders
+
+pytestmark = pytest.mark.eval(prompt="p.j2", dataset="d.jsonl")
+
+@pytest.mark.eval(threshold=0.5, samples=2)
+def test_echo(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["want"]))
+
+def test_strict(completion, case):
+    assert completion.text == case["want"]
+"""
+
+
+def mixed_suite(project: Project, server: FakeOpenAI) -> None:
+    server.known_models = {"gpt-4.1-mini", "gpt-4.1"}
+    rows = [{"id": f"c{i}", "q": f"q{i}", "want": f"q{i}" if i % 3 else "x"} for i in range(9)]
+    project.dataset("d.jsonl", rows)
+    project.file("p.j2", "{{ q }}")
+    project.test(MIXED)
+
+
+def comparable(project: Project) -> tuple[Any, list[dict[str, Any]]]:
+    summary = project.summary()
+    cases = [
+        {k: v for k, v in c.items() if k not in ("finished_at", "duration_s")}
+        for c in project.cases()
+    ]
+    return summary["evals"], cases
