@@ -597,7 +597,7 @@ def test_capacity_spares_batch_lines_and_is_reset(
 
 
 def test_runs_as_a_separate_process() -> None:
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.support.fake_openai", "--port", "0", "--latency", "0.01"],
         stdout=subprocess.PIPE,
