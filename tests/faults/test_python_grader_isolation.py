@@ -191,8 +191,10 @@ def variant(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def project(variant: str) -> Iterator[Path]:
     """A project checkout: world-readable like a real one, owned by whoever runs pytest
-    in the variant (``nobody`` for the unprivileged helper)."""
-    folder = Path(tempfile.mkdtemp(prefix="modelopt-iso-project-"))
+    in the variant (``nobody`` for the unprivileged helper), and not under /tmp, which the
+    sandbox replaces: what must stop a write there is the read-only mount or the uid."""
+    outside_tmp = "/var/tmp" if os.path.isdir("/var/tmp") else None
+    folder = Path(tempfile.mkdtemp(prefix="modelopt-iso-project-", dir=outside_tmp))
     (folder / "pyproject.toml").write_text("[project]\nname = 'victim'\n")
     folder.chmod(0o755)
     if variant == "unprivileged" and _is_root():
@@ -315,13 +317,13 @@ def test_the_network_is_unreachable(variant: str, project: Path) -> None:
     assert accepted == []
 
 
-def test_the_project_and_the_venv_cannot_be_written(variant: str, project: Path) -> None:
+def test_the_project_the_venv_and_home_cannot_be_written(variant: str, project: Path) -> None:
     grader = src(
         """\
         import os, sys
         def grade(sample, item):
             wrote = []
-            for folder in (item["project"], sys.prefix):
+            for folder in (item["project"], sys.prefix, item["home"]):
                 try:
                     with open(os.path.join(folder, item["name"]), "w") as f:
                         f.write("pwned")
@@ -336,16 +338,19 @@ def test_the_project_and_the_venv_cannot_be_written(variant: str, project: Path)
         """
     )
     name = f"pwned-{uuid.uuid4().hex}.txt"
+    # the helper's HOME is the project; here it is the home of whoever runs pytest
+    home = str(project) if variant == "unprivileged" else os.path.expanduser("~")
     try:
         outcome = attack(
             variant,
             grader,
-            {"project": str(project), "name": name},
+            {"project": str(project), "name": name, "home": home},
             claim="project_read_only",
             project=project,
         )
     finally:
         Path(sys.prefix, name).unlink(missing_ok=True)
+        Path(home, name).unlink(missing_ok=True)
     assert outcome.result == 1.0, outcome.result
     assert not (project / name).exists()
 

@@ -589,7 +589,7 @@ class Isolation:
     no_network: bool
     """No network at all: a new network namespace whose only loopback is down."""
     project_read_only: bool
-    """The project, the venv and the interpreter cannot be written to."""
+    """The project, the venv, the interpreter and ``$HOME`` cannot be written to."""
     process_limit: bool
     """``RLIMIT_NPROC`` caps the grader's processes and threads (no fork bomb)."""
     kills_descendants: bool
