@@ -1,8 +1,10 @@
 """``python``: OpenAI's ``grade(sample, item) -> float`` source, run in a subprocess.
 
-Source may come from config files or datasets, so it never runs in the test process: a
-child Python in isolated mode, with a timeout and a memory limit, and no secrets in its
-environment (see ``python_source.py``).
+Source may come from config files or shared suites, so it never runs in the test process:
+a child Python in isolated mode, with a timeout, a memory limit and no secrets in its
+environment, sandboxed on Linux (its own uid and namespaces: no other process, no network,
+no writing the project). ``python_source.py`` has the modes; isolation() says which is in
+use here.
 """
 
 from __future__ import annotations

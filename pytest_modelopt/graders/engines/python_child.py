@@ -1,9 +1,13 @@
 """The python grader's child process: runs one grader's source on pairs of (sample, item).
 
 Started by ``python_source.py`` as ``python -I <this file> MEMORY_BYTES CPU_SECONDS
-FILE_BYTES`` (0 memory: no limit), by path and in isolated mode, so it imports nothing of
-the package and nothing from the project. It sets its resource limits before anything of
-the grader runs.
+FILE_BYTES TASKS`` (0 memory: no limit; 0 tasks: no ``RLIMIT_NPROC``, which the parent
+sets only where it counts the grader's processes alone), by path and in isolated mode, so
+it imports nothing of the package and nothing from the project -- possibly as another uid
+inside namespaces that the parent's sandbox set up (see ``python_source.py``). Before
+anything of the grader runs it sets its resource limits and closes every inherited file
+descriptor above stderr, so the protocol is the only channel out even if something up the
+chain leaked one.
 
 Protocol: in, length-prefixed ``marshal`` frames on stdin (``{"source"}`` first, then one
 ``{"sample", "item"}`` per pair; marshal only ever flows parent -> child, from trusted
@@ -47,11 +51,14 @@ def _limit() -> None:
     except ImportError:  # pragma: no cover - not on Windows
         return
     mem, cpu, fsize = (int(a) for a in sys.argv[1:4])
+    tasks = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     wanted = [("RLIMIT_CORE", 0, 0), ("RLIMIT_FSIZE", fsize, fsize)]
     if mem > 0:
         wanted.append(("RLIMIT_AS", mem, mem))
     if cpu > 0:
         wanted.append(("RLIMIT_CPU", cpu, cpu + 1))
+    if tasks > 0:
+        wanted.append(("RLIMIT_NPROC", tasks, tasks))
     for attr, soft, hard in wanted:
         which = getattr(resource, attr, None)
         if which is None:
@@ -64,6 +71,32 @@ def _limit() -> None:
             resource.setrlimit(which, (soft, hard))
         except (ValueError, OSError):
             pass
+
+
+def _close_inherited() -> None:
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]  # Linux: only open ones
+    except (OSError, ValueError):
+        os.closerange(3, 256)
+        return
+    for fd in fds:
+        if fd > 2:
+            try:  # noqa: SIM105 - contextlib would cost this process an import
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _enter_home() -> None:
+    """Work in ``HOME``, creating it: in a namespace mode it lies in a private /tmp that
+    only exists in here, so the parent could not make it."""
+    home = os.environ.get("HOME")
+    if home:
+        try:  # noqa: SIM105 - contextlib would cost this process an import
+            os.mkdir(home, 0o700)
+        except FileExistsError:
+            pass
+        os.chdir(home)
 
 
 def _own_pipes() -> tuple[IO[bytes], IO[bytes]]:
@@ -219,6 +252,8 @@ def grade_one(code: CodeType, sample: Any, item: Any) -> Reply:
 def main() -> None:
     global LINES, SOURCE, MEM_MB, _IN, _OUT
     _limit()  # before anything of the grader's runs
+    _close_inherited()
+    _enter_home()
     MEM_MB = int(sys.argv[1]) // (1024 * 1024)
     _IN, _OUT = _own_pipes()
     header = receive()
