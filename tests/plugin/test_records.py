@@ -103,19 +103,28 @@ def test_ctrl_c_keeps_finished_cases_and_writes_the_summary(
     )
     result = project.pytester.runpytest_subprocess("-p", "no:cacheprovider", *mode)
     assert result.ret == 2
+    # The case that was running is counted, as an error: it started and never finished.
     if "-n" in mode:
         # The interrupted process is a worker: xdist stops the run; which cases the other
         # worker finished meanwhile depends on the scheduling, so: the finished ones only.
         result.stdout.fnmatch_lines(["*received keyboard-interrupt*"])
-        finished = [c["case_id"] for c in project.cases()]
-        assert "c2" not in finished
-        assert {c["status"] for c in project.cases()} <= {"passed"}
-        assert sum(row["cases"] for row in project.summary()["evals"]) == len(finished)
+        statuses = {c["case_id"]: c["status"] for c in project.cases()}
+        assert statuses["c2"] == "error"
+        assert set(statuses.values()) <= {"passed", "error"}
+        errors = [c for c in project.cases() if c["status"] == "error"]
+        assert all(c["error"]["kind"] == "unfinished" for c in errors)
+        assert sum(row["cases"] for row in project.summary()["evals"]) == len(statuses)
     else:
         result.stdout.fnmatch_lines(["*KeyboardInterrupt*"])
-        assert [c["case_id"] for c in project.cases()] == ["c0", "c1"]
+        cases = project.cases()
+        assert [(c["case_id"], c["status"]) for c in cases] == [
+            ("c0", "passed"),
+            ("c1", "passed"),
+            ("c2", "error"),
+        ]
+        assert cases[2]["error"]["kind"] == "unfinished"
         (row,) = project.summary()["evals"]
-        assert row["cases"] == 2
+        assert (row["cases"], row["errors"]) == (3, 1)
 
 
 def test_case_result_hook_and_summary_extensions(project: Project, mode: list[str]) -> None:
