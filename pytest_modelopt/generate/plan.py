@@ -133,7 +133,7 @@ class Planner:
         self.declared_so_far = 0
         self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
         self._has_recordings: bool | None = None
-        self._worker: Worker | None = None
+        self._in_worker = False  # an xdist worker: the scratch cache is not its to delete
 
     def collected(self, declared: int, *, worker: bool) -> None:
         """An eval with ``declared`` completions to come was collected. Start the helper
@@ -143,6 +143,7 @@ class Planner:
         that replays everything then never pays for it.
         """
         if worker:
+            self._in_worker = True
             return
         self.declared_so_far += declared
         wanted = self.settings.record != "none" and self._wants_sender(self.declared_so_far)
@@ -189,7 +190,7 @@ class Planner:
                 sender = self.sender or client.sender()
             generator = CompletionGenerator(client, concurrency=settings.concurrency, sender=sender)
         else:
-            self._worker = worker
+            self._in_worker = True
             shared = None  # "none": nothing is sent, so nothing to share
             if settings.record == "new":
                 shared = client.cache
@@ -242,7 +243,7 @@ class Planner:
             self.generator.stop()
         if self.sender is not None and (self.generator is None or self.generator.sender is None):
             self.sender.kill()
-        if self._worker is None:
+        if not self._in_worker:
             _remove_scratch(self.scratch_dir)
 
 

@@ -5,11 +5,16 @@ case and settles at the quota."""
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_modelopt.collect.prompts import load_prompt
+from pytest_modelopt.config import Settings
 from pytest_modelopt.generate.generator import CompletionGenerator, Job
+from pytest_modelopt.generate.plan import Planner
 from pytest_modelopt.model.cache import ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
@@ -17,6 +22,7 @@ from pytest_modelopt.model.types import CallContext, ModelCallError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pytest_modelopt.collect.prompts import Prompt
     from pytest_modelopt.model.cache import RecordMode
     from tests.support.fake_openai import FakeOpenAI
 
@@ -184,3 +190,32 @@ def test_a_server_that_refuses_everything_still_ends_each_call_after_max_retries
     generator.stop()
     assert errors == [("rate_limit", 3)] * 4
     assert len(server.requests) == 12
+
+
+def test_the_run_that_ends_last_deletes_its_scratch_cache_and_only_stale_others(
+    tmp_path: Path,
+) -> None:
+    """The controller (or a serial run) deletes the run's scratch cache, and one an
+    interrupted run left a day ago; another run's, still going, stays. A worker deletes
+    nothing: the others may still read it."""
+    inflight = tmp_path / ".modelopt" / "inflight"
+    ours, running, stale = (inflight / name for name in ("run-1", "run-2", "run-0"))
+    for path in (ours, running, stale):
+        ResponseCache(path, "new").claim("ab" * 32)
+    os.utime(stale, (time.time() - 2 * 86400,) * 2)
+
+    client = ModelClient(base_url=None, timeout=1, max_retries=0)
+
+    def prompt(path: Path, display: str | None) -> Prompt:
+        return load_prompt(path, display=display)
+
+    def planner() -> Planner:
+        run_dir = tmp_path / ".modelopt" / "runs" / "run-1"
+        return Planner(Settings(), lambda: client, prompt, run_dir)
+
+    worker = planner()
+    worker.collected(3, worker=True)
+    worker.close()
+    assert ours.exists()
+    planner().close()
+    assert sorted(p.name for p in inflight.iterdir()) == ["run-2"]
