@@ -1070,7 +1070,11 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
             print(f"{name}: {note}")
     return {
         "machine": info,
-        "args": {k: v for k, v in vars(a).items() if k not in ("serve", "json")},
+        "args": {
+            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v
+            for k, v in vars(a).items()
+            if k not in ("serve", "json")
+        },
         "rows": [asdict(row) | {"rate": row.rate} for row in bench.rows],
         "ratios": ratios,
     }
