@@ -64,6 +64,7 @@ class AdaptiveLimiter:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._order += 1
         heapq.heappush(self._waiting, (priority, self._order, future))
+        self._dispatch()  # a free slot behind cancelled waiters only: nobody would wake us
         try:
             await future
         except asyncio.CancelledError:

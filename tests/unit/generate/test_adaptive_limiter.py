@@ -146,6 +146,22 @@ def test_a_cancelled_waiter_leaks_no_slot() -> None:
     run(cancelled())
 
 
+def test_a_waiter_cancelled_before_its_turn_blocks_no_later_one() -> None:
+    async def behind_a_cancelled_waiter() -> None:
+        limiter = AdaptiveLimiter(1)
+        await limiter.acquire()
+        waiter = asyncio.ensure_future(limiter.acquire())
+        await asyncio.sleep(0)
+        waiter.cancel()  # still queued: its slot was never granted
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        limiter.release()  # nothing in flight now, and only a cancelled waiter queued
+        await asyncio.wait_for(limiter.acquire(), timeout=5)
+        assert limiter.active == 1
+
+    run(behind_a_cancelled_waiter())
+
+
 def test_retry_after_ms_wins_over_retry_after_and_is_read_exactly() -> None:
     assert retry_after({"retry-after-ms": "150", "retry-after": "1"}) == pytest.approx(0.15)
     assert retry_after({"retry-after": "0.1"}) == pytest.approx(0.1)
