@@ -20,17 +20,38 @@ trivial   plain pytest (``-p no:modelopt``), N trivial parametrized tests
 idle      the same trivial tests with the plugin loaded (no eval): the cost of loading it
 rss-*     peak RSS of the plugin warm at ``--rss-cases`` cases vs plain pytest at as many
           trivial tests (``rss-cold`` only fills the cache for ``rss-warm``)
+serial-X  the plugin, N cases, ``--eval-record X`` for X in off, all, new (an empty cache)
+          and none (a cache filled by an untimed run first)
+xdist-X   the same with ``-n 2``, right before or after its serial twin: ``-n 2`` must
+          never be slower, and the server must answer each request once (none for none)
+storm-fit N cold cases against a server that admits ``--storm-capacity`` (16) requests at
+          once and answers any more 429 at once, told that concurrency: no 429 to meet
+storm     the same server, ``--eval-concurrency C``: 429 storms, no Retry-After header
+storm-ra  the same with ``Retry-After: --storm-retry-after`` (0.1 s) on each 429
+noeval    ``--noeval-tests`` (200) ordinary tests in a project with no ``[tool.modelopt]``,
+          the plugin loaded (asleep), in back-to-back pairs with
+noeval-plain the same tests with ``-p no:modelopt``
+
+``--only`` names rows, or the groups ``modes`` and ``storms``; naming a row brings its
+baseline (``xdist-X`` its ``serial-X``, the storms ``storm-fit``, ``noeval`` its plain
+twin). The four scenarios above were measured at ``--cases 400`` (docs/benchmarks.md).
+``--plugin-from DIR`` measures another checkout's ``pytest_modelopt/`` (an older commit)
+with this script and this repository's fake server, so before and after are measured
+in one session by one harness.
 
 Each row shows the wall time, the physical limit ``requests x latency / concurrency``
-(concurrency: min(N, C); 4 x C under xdist, whose workers each send C; 1 for naive), the
-requests that reached the server, the most requests the server saw at once, the CPU time
-of the run (its process and every descendant) and of the server, and the peak RSS. Wall
-time, CPU and RSS come from ``os.wait4`` on the child, so they are per run.
+(concurrency: min(N, C); 4 x C under xdist, whose workers each send C, 2 x C for
+``xdist-X``; 1 for naive; the server's capacity for the storms), the requests that
+reached the server and how many of them it refused (429) for its capacity, the most
+requests the server saw at once, the CPU time of the run (its process and every
+descendant) and of the server, and the peak RSS. Wall time, CPU and RSS come from
+``os.wait4`` on the child, so they are per run.
 
 The server is this same file run with ``--serve``: the standalone ``fake_openai.py``
 command prints its URL but offers no way to read the request count from outside, and
 that file is not ours to edit. The ``--serve`` process wraps the same ``FakeOpenAI``
-class and answers ``stats`` / ``reset`` on its stdin, so the server still runs in its own
+class and answers ``stats`` / ``reset`` / ``capacity N [RETRY_AFTER]`` on its stdin, so
+the server still runs in its own
 process (its CPU is not charged to the driver, and it is measured apart).
 
 Others may edit ``pytest_modelopt/`` while this runs, so by default the children import a
@@ -71,6 +92,29 @@ MODEL = "gpt-4.1-mini"
 PROMPT = "Answer in one word. Question {{ id }}: what is {{ a }} + {{ b }}?\n"
 MODEL_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
 MB = 1024.0  # ru_maxrss is in KiB on Linux
+RECORD_MODES = ("off", "all", "new", "none")  # the modes rows, serial-X and xdist-X
+# --only NAME also runs the rows NAME is measured against (its same-run baseline), and a
+# group name stands for its rows.
+PARTNERS: dict[str, tuple[str, ...]] = {
+    **{f"xdist-{mode}": (f"serial-{mode}",) for mode in RECORD_MODES},
+    "storm": ("storm-fit",),
+    "storm-ra": ("storm-fit",),
+    "noeval": ("noeval-plain",),
+}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "modes": tuple(f"{how}-{mode}" for mode in RECORD_MODES for how in ("serial", "xdist")),
+    "storms": ("storm-fit", "storm", "storm-ra"),
+}
+
+
+def selection(text: str) -> set[str]:
+    """``--only``: the named rows, groups expanded and baselines added."""
+    names: set[str] = set()
+    for name in filter(None, (part.strip() for part in text.split(","))):
+        names.update(GROUPS.get(name, (name,)))
+    for name in list(names):
+        names.update(PARTNERS.get(name, ()))
+    return names
 
 
 # -- the server process ----------------------------------------------------------------
@@ -93,6 +137,11 @@ def serve(latency: float) -> int:
             if command == "reset":
                 server.reset()
                 reply: dict[str, Any] = {"ok": True}
+            elif command.startswith("capacity "):  # capacity N [RETRY_AFTER]
+                _, count, *after = command.split()
+                server.capacity = int(count)
+                server.capacity_retry_after = float(after[0]) if after else None
+                reply = {"ok": True}
             elif command == "stats":
                 requests = server.requests
                 usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -100,6 +149,7 @@ def serve(latency: float) -> int:
                     "requests": len(requests),
                     "model_requests": sum(r.path in MODEL_PATHS for r in requests),
                     "max_in_flight": server.max_in_flight,
+                    "rejected": server.capacity_rejections,
                     "cpu_s": usage.ru_utime + usage.ru_stime,
                 }
             else:
@@ -299,6 +349,7 @@ class Row:
     concurrency: int = 1  # what the limit assumes
     server_requests: int | None = None  # everything that reached the server
     model_requests: int | None = None  # of which chat/responses/embeddings calls
+    rejected: int | None = None  # of which answered 429 at once for the server's capacity
     max_in_flight: int | None = None
     cpu_s: float | None = None  # user + sys of the run and all its descendants
     server_cpu_s: float | None = None
@@ -371,7 +422,8 @@ class Bench:
         self.args = args
         self.workdir = workdir
         self.server = server
-        self.snapshot = snapshot  # a frozen copy of the plugin, imported instead of the repo's
+        # a frozen copy of the plugin (or --plugin-from's tree), imported instead of the repo's
+        self.snapshot = snapshot
         self.sources_root = snapshot or REPO
         self.rows: list[Row] = []
         self.round = 1
@@ -429,12 +481,19 @@ class Bench:
         *,
         timeout: float | None = None,
         expect_passed: int | None = None,
+        expect_answered: int | None = None,
+        server: tuple[str, ...] = (),
     ) -> Row:
-        if self.args.only is not None and row.name not in self.args.only:
+        """``expect_answered``: the model requests the server must answer (429s aside), no
+        more: a request sent twice is a failure. ``server``: commands for the server
+        process after its reset (``capacity 16 0.1``)."""
+        if not self.wanted(row.name):
             return row
         row.round, row.pair = self.round, self.pair
-        print(f"  {row.name:<10} {row.what} ...", end="", flush=True)
+        print(f"  {row.name:<12} {row.what} ...", end="", flush=True)
         self.server.ask("reset")
+        for command in server:
+            self.server.ask(command)
         before = self.server.ask("stats")
         log = self.workdir / f"{row.name}.log"
         row.load_1min = os.getloadavg()[0]  # other work on the machine skews the wall times
@@ -455,6 +514,7 @@ class Bench:
         row.peak_rss_mb = usage.ru_maxrss / MB
         row.server_requests = after["requests"]
         row.model_requests = after["model_requests"]
+        row.rejected = after["rejected"]
         row.max_in_flight = after["max_in_flight"]
         row.server_cpu_s = after["cpu_s"] - before["cpu_s"]
         row.outcome = last_line(output)
@@ -466,6 +526,11 @@ class Bench:
             row.notes.extend(output.strip().splitlines()[-15:])
         if expect_passed is not None and f"{expect_passed} passed" not in output:
             row.notes.append(f"expected '{expect_passed} passed' in the output")
+        answered = row.model_requests - row.rejected
+        if expect_answered is not None and answered != expect_answered:
+            row.notes.append(
+                f"FAIL: the server answered {answered} model requests, not {expect_answered}"
+            )
         self.rows.append(row)
         print(
             f" {wall:.2f}s (limit {row.limit_s:.2f}s, {row.model_requests} requests, "
@@ -519,6 +584,103 @@ class Bench:
             self.pair = pair
             for run in (warm, pairs_with) if pair % 2 else (pairs_with, warm):
                 run()
+        self.pair = 0
+
+    def wanted(self, name: str) -> bool:
+        return self.args.only is None or name in self.args.only
+
+    def modes(self) -> None:
+        """Each record mode serially and with ``-n 2``, back to back (the pairs take turns
+        at going first): ``-n 2`` must never be slower than its serial twin, and the server
+        must answer each request once (none at all for ``none``)."""
+        a = self.args
+        n, c, lat = a.cases, a.concurrency, a.latency
+        for mode in RECORD_MODES:
+            names = (f"serial-{mode}", f"xdist-{mode}")
+            if not any(self.wanted(name) for name in names):
+                continue
+            replay = mode == "none"
+            recorded = self.recorded_project(n) if replay else None
+            self.pair = 1
+            runs = []
+            for name, extra, concurrency in ((names[0], (), c), (names[1], ("-n", "2"), 2 * c)):
+                what = f"--eval-record {mode}" + (" -n 2" if extra else "")
+                what += ", cache filled" if replay else ", empty cache" if mode == "new" else ""
+                row = Row(
+                    name,
+                    what,
+                    n,
+                    limit_s=0.0 if replay else n * lat / min(n, concurrency),
+                    concurrency=min(n, concurrency),
+                )
+                cmd = self.pytest("--eval-concurrency", str(c), "--eval-record", mode, *extra)
+                project = recorded or self.workdir / f"modes-{self.round}" / name
+                runs.append((row, cmd, project))
+            for row, cmd, project in runs if self.round % 2 else runs[::-1]:
+                if not self.wanted(row.name):
+                    continue
+                if not project.exists():  # an empty cache for every run that may write one
+                    eval_project(project, n)
+                self.run(row, cmd, project, expect_passed=n, expect_answered=0 if replay else n)
+            self.pair = 0
+
+    def recorded_project(self, n: int) -> Path:
+        """The project the ``none`` rows replay: its cache filled once, by an untimed run."""
+        project = self.workdir / "modes-recorded"
+        if not project.exists():
+            eval_project(project, n)
+            print("  (untimed) filling the cache for the none rows ...", end="", flush=True)
+            cmd = self.pytest("--eval-concurrency", str(self.args.concurrency))
+            self.server.ask("reset")
+            _, code, _, output = run_child(
+                cmd, project, self.env, self.args.timeout, self.workdir / "modes-recorded.log"
+            )
+            print(f" {last_line(output)}" + (f" (exit code {code})" if code else ""), flush=True)
+        return project
+
+    def storms(self) -> None:
+        """A server that admits ``--storm-capacity`` requests at once and answers any more
+        429 at once, against ``--eval-concurrency C``; beside the plugin told the capacity
+        (``storm-fit``, which meets no 429) and the physical limit."""
+        a = self.args
+        n, c, lat, cap = a.cases, a.concurrency, a.latency, a.storm_capacity
+        after = f"{a.storm_retry_after:g}"
+        for name, what, concurrency, command in (
+            ("storm-fit", f"--eval-concurrency {cap}, capacity {cap}", cap, f"capacity {cap}"),
+            ("storm", f"--eval-concurrency {c}, capacity {cap}", c, f"capacity {cap}"),
+            (
+                "storm-ra",
+                f"--eval-concurrency {c}, capacity {cap}, Retry-After {after}",
+                c,
+                f"capacity {cap} {after}",
+            ),
+        ):
+            if not self.wanted(name):
+                continue
+            self.run(
+                Row(name, what, n, limit_s=n * lat / min(n, cap), concurrency=min(n, cap)),
+                self.pytest("--eval-concurrency", str(concurrency)),
+                eval_project(self.workdir / f"storm-{self.round}-{name}", n),
+                expect_passed=n,
+                expect_answered=n,
+                server=(command,),
+            )
+
+    def noeval(self) -> None:
+        """Ordinary tests in a project that does not configure the plugin: loaded, it must
+        stay asleep. Against ``-p no:modelopt``, in back-to-back pairs taking turns."""
+        if not (self.wanted("noeval") or self.wanted("noeval-plain")):
+            return
+        m = self.args.noeval_tests
+        project = self.workdir / "noeval"
+        if not project.exists():
+            trivial_project(project, m)  # no [tool.modelopt] table
+        for pair in range(1, self.args.noeval_pairs + 1):
+            self.pair = pair
+            plugin = (Row("noeval", "ordinary tests, no [tool.modelopt], plugin loaded", m), ())
+            plain = (Row("noeval-plain", "the same, -p no:modelopt", m), ("-p", "no:modelopt"))
+            for row, extra in (plugin, plain) if pair % 2 else (plain, plugin):
+                self.run(row, self.pytest(*extra), project, expect_passed=m)
         self.pair = 0
 
     def scenarios(self) -> None:
@@ -582,6 +744,9 @@ class Bench:
                 trivial_dir,
                 expect_passed=n,
             )
+            self.modes()
+            self.storms()
+            self.noeval()
         self.round = 1
         if not a.skip_naive:
             self.run(
@@ -710,6 +875,54 @@ class Bench:
         idle = wall("idle")
         v = warm / idle if warm and idle else None
         out.append(ratio("warm_vs_idle", "warm / idle (plugin loaded)", v, "(info)", None))
+        for mode in RECORD_MODES:
+            paired = self.paired(f"xdist-{mode}", f"serial-{mode}")
+            v = statistics.median(paired) if paired else None
+            out.append(
+                ratio(
+                    f"xdist_vs_serial_{mode}",
+                    f"xdist-{mode} / serial-{mode} ({len(paired)} pairs)",
+                    v,
+                    "<= 1",
+                    None if v is None else v <= 1,
+                )
+            )
+        for name in ("storm", "storm-ra"):
+            storm = wall(name)
+            limit = runs(name)[0].limit_s if runs(name) else None
+            v = storm / limit if storm and limit else None
+            out.append(
+                ratio(
+                    f"{name}_vs_limit".replace("-", "_"),
+                    f"{name} / physical limit",
+                    v,
+                    "<= 2",
+                    None if v is None else v <= 2,
+                )
+            )
+            fit = wall("storm-fit")
+            v = storm / fit if storm and fit else None
+            out.append(
+                ratio(f"{name}_vs_fit".replace("-", "_"), f"{name} / storm-fit", v, "(info)", None)
+            )
+        paired = self.paired("noeval", "noeval-plain")
+        v = statistics.median(paired) if paired else None
+        out.append(
+            ratio(
+                "noeval_vs_plain",
+                f"noeval / noeval-plain ({len(paired)} pairs)",
+                v,
+                "<= 1.05",
+                None if v is None else v <= 1.05,
+            )
+        )
+        noeval, plain = wall("noeval"), wall("noeval-plain")
+        v = noeval / plain if noeval and plain else None
+        out.append(
+            ratio(
+                "noeval_vs_plain_medians", "noeval / noeval-plain (row medians)", v, "(info)", None
+            )
+        )
         rw, rp = rss("rss-warm"), rss("rss-plain")
         v = rw / rp if rw and rp else None
         out.append(
@@ -736,7 +949,8 @@ def plugin_sources(root: Path = REPO) -> str:
     return sources.hexdigest()[:12]
 
 
-def machine() -> dict[str, Any]:
+def machine(origin: Path = REPO) -> dict[str, Any]:
+    """``origin``: the repository whose plugin is measured (its commit is reported)."""
     cpu = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -753,7 +967,7 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],  # read-only
-            cwd=REPO,
+            cwd=origin,
             capture_output=True,
             text=True,
             timeout=10,
@@ -768,7 +982,7 @@ def machine() -> dict[str, Any]:
         "versions": versions,
         "git_commit": commit,
         # the plugin's working tree may hold uncommitted edits: this names what was measured
-        "plugin_sources": plugin_sources(),
+        "plugin_sources": plugin_sources(origin),
         "loadavg_start": os.getloadavg(),
     }
 
@@ -779,8 +993,8 @@ def fmt(value: float | None, spec: str) -> str:
 
 def table(rows: list[Row]) -> str:
     head = (
-        "run", "#", "wall s", "limit s", "wall/limit", "cases/s", "requests", "in flight",
-        "cpu s", "server cpu s", "peak RSS MB", "load", "result",
+        "run", "#", "wall s", "limit s", "wall/limit", "cases/s", "requests", "429s",
+        "in flight", "cpu s", "server cpu s", "peak RSS MB", "load", "result",
     )  # fmt: skip
     lines = [head]
     for r in rows:
@@ -795,6 +1009,7 @@ def table(rows: list[Row]) -> str:
                 fmt(over, ".1f") + ("x" if over else ""),
                 fmt(r.rate, ",.0f"),
                 fmt(r.model_requests, "d") + (f" (+{other})" if other else ""),
+                fmt(r.rejected, "d"),
                 fmt(r.max_in_flight, "d"),
                 fmt(r.cpu_s, ".1f"),
                 fmt(r.server_cpu_s, ".1f"),
@@ -807,7 +1022,7 @@ def table(rows: list[Row]) -> str:
     out = []
     for index, line in enumerate(lines):
         cells = [
-            c.ljust(w) if i in (0, 12) else c.rjust(w)
+            c.ljust(w) if i in (0, len(head) - 1) else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
         out.append("  ".join(cells).rstrip())
@@ -844,7 +1059,7 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
     for r in ratios:
         verdict = {True: "MET", False: "MISSED", None: ""}[r["met"]]
         spec = "d" if isinstance(r["value"], int) else ".2f"
-        print(f"{r['what']:<34} {fmt(r['value'], spec):>7}   target {r['target']:<7} {verdict}")
+        print(f"{r['what']:<40} {fmt(r['value'], spec):>7}   target {r['target']:<7} {verdict}")
     notes = [(row.name, note) for row in bench.rows for note in row.notes]
     changed = [row.name for row in bench.rows if row.plugin_sources != info["plugin_sources"]]
     if changed:
@@ -855,7 +1070,11 @@ def report(bench: Bench, info: dict[str, Any]) -> dict[str, Any]:
             print(f"{name}: {note}")
     return {
         "machine": info,
-        "args": {k: v for k, v in vars(a).items() if k not in ("serve", "json")},
+        "args": {
+            k: sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v
+            for k, v in vars(a).items()
+            if k not in ("serve", "json")
+        },
         "rows": [asdict(row) | {"rate": row.rate} for row in bench.rows],
         "ratios": ratios,
     }
@@ -886,9 +1105,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--only",
-        type=lambda text: set(text.split(",")),
+        type=selection,
         help="comma-separated runs to do (e.g. floor,cold,warm,trivial); a run that another"
-        " needs first (cold for warm, rss-cold for rss-warm) must be named too",
+        " needs first (cold for warm, rss-cold for rss-warm) must be named too. The groups"
+        " modes (serial-X and xdist-X for each record mode) and storms (storm-fit, storm,"
+        " storm-ra) name their rows, and xdist-X, storm, storm-ra and noeval bring their"
+        " baselines (serial-X, storm-fit, noeval-plain)",
+    )
+    parser.add_argument(
+        "--storm-capacity",
+        type=int,
+        default=16,
+        help="requests the server admits at once in the storm rows (default 16)",
+    )
+    parser.add_argument(
+        "--storm-retry-after",
+        type=float,
+        default=0.1,
+        help="the Retry-After of the storm-ra row's 429s, in seconds (default 0.1)",
+    )
+    parser.add_argument(
+        "--noeval-tests", type=int, default=200, help="ordinary tests in the noeval rows"
+    )
+    parser.add_argument(
+        "--noeval-pairs",
+        type=int,
+        default=5,
+        help="noeval and noeval-plain runs back to back per round (default 5)",
+    )
+    parser.add_argument(
+        "--plugin-from",
+        type=Path,
+        default=REPO,
+        help="the repository whose pytest_modelopt/ is measured (default: this one), e.g. a"
+        " checkout of an older commit; the server and the script stay this one's",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects")
     parser.add_argument(
@@ -906,14 +1156,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(128 + signum)  # unwinds through the finally blocks below
 
     signal.signal(signal.SIGTERM, on_term)
-    info = machine()
+    origin = args.plugin_from.resolve()
+    info = machine(origin)
     workdir = Path(tempfile.mkdtemp(prefix="modelopt-bench-"))
     print(f"projects in {workdir}")
     snapshot = None
     if not args.live_sources:
         snapshot = workdir / "plugin-snapshot"
         shutil.copytree(
-            REPO / "pytest_modelopt",
+            origin / "pytest_modelopt",
             snapshot / "pytest_modelopt",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
@@ -921,7 +1172,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ServerProcess(args.latency)
     try:
         print(f"fake server at {server.base_url} (pid {server.proc.pid}, latency {args.latency}s)")
-        bench = Bench(args, workdir, server, snapshot)
+        bench = Bench(args, workdir, server, snapshot or (None if origin == REPO else origin))
         info["plugin_origin"] = bench.plugin_origin()
         print(f"plugin {info['plugin_sources']} from {info['plugin_origin']}")
         try:

@@ -7,8 +7,9 @@ background thread runs an asyncio loop that sends them in item order, at most
 soon as their answer is in. The producer stays within a window ahead of the tests, so
 memory stays flat however large the suite; a test that needs a request the producer has
 not reached yet moves it to the front. Identical requests (two evals sharing a prompt) are
-sent once. A 429 halves the concurrency and successes grow it back (AIMD), never past the
-limit; the client's own retries honour Retry-After.
+sent once. Each attempt, retries included, takes a slot of the :class:`AdaptiveLimiter`,
+which follows the server's quota (``model/limiter.py``); the client's retries honour
+Retry-After.
 
 When the cache has recordings the tests replay from the first job and the producer starts
 at the first miss; otherwise, once it has replayed a run of answers, it pauses and the tests
@@ -20,8 +21,13 @@ two tests. A test that finds no recording hands its request back, and the produc
 ahead again.
 
 Under xdist every worker runs a producer over the whole list, starting at its own offset,
-and claims each request in the shared cache before sending it: each request is sent once,
-by whichever worker gets there first, and the others read the answer from the cache.
+and claims each request in a cache the workers share before sending it: each request is
+sent once, by whichever worker gets there first, and the others read the answer from that
+cache. With ``--eval-record new`` it is the response cache itself; ``all`` reads no
+recording and ``off`` has no cache, so there the workers share a scratch cache that lives
+as long as the run (``plan.py``), and a worker reads the answers another sent in this run
+whatever the record mode says of recordings. A replay-only run (``none``) sends nothing
+and shares nothing: each test replays its own answer.
 """
 
 from __future__ import annotations
@@ -34,13 +40,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..model.cache import cache_key
+from ..model.cache import CacheEntry, cache_key
+from ..model.limiter import AdaptiveLimiter
 from ..model.types import ModelCallError
 from ..model.wire import ENDPOINTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..model.cache import ResponseCache
     from ..model.client import ModelClient
     from ..model.failures import Failure
     from ..model.sender import Sender
@@ -68,48 +76,6 @@ class Job:
 REPLAYS_BEFORE_PAUSE = 32
 # Answers a replaying test replays ahead for the next tests (held until they take them).
 REPLAY_AHEAD = 64
-
-
-class AdaptiveLimiter:
-    """At most ``limit`` calls in flight; halves on a 429, grows by one per window of
-    successes, never above ``maximum``."""
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.limit = maximum
-        self.active = 0
-        self.peak = 0
-        self._successes = 0
-        self._cond: asyncio.Condition | None = None
-
-    def _condition(self) -> asyncio.Condition:
-        if self._cond is None:
-            self._cond = asyncio.Condition()
-        return self._cond
-
-    async def __aenter__(self) -> None:
-        cond = self._condition()
-        async with cond:
-            await cond.wait_for(lambda: self.active < self.limit)
-            self.active += 1
-            self.peak = max(self.peak, self.active)
-
-    async def __aexit__(self, *exc: object) -> None:
-        cond = self._condition()
-        async with cond:
-            self.active -= 1
-            cond.notify_all()
-
-    def rate_limited(self) -> None:
-        self.limit = max(1, self.limit // 2)
-        self._successes = 0
-
-    def succeeded(self) -> None:
-        if self.limit < self.maximum:
-            self._successes += 1
-            if self._successes >= self.limit:
-                self.limit += 1
-                self._successes = 0
 
 
 @dataclass
@@ -143,8 +109,13 @@ class CompletionGenerator:
 
     ``hold=True`` (serial runs) keeps each completion in memory until its test takes it,
     with at most ``window`` started-but-untaken jobs. ``hold=False`` (xdist) keeps none:
-    results live in the shared cache, every worker produces the whole list from its own
-    ``offset``, and claims in the cache make each request go out once.
+    results live in the ``shared`` cache, every worker produces the whole list from its
+    own ``offset``, and claims in that cache make each request go out once. ``shared`` is
+    the response cache, or a scratch cache of this run (its answers are then live ones,
+    not recordings); None when nothing is sent (a replay-only run).
+
+    At most ``concurrency`` jobs are in progress at once; their attempts share the
+    limiter's slots, as many as the server takes.
     """
 
     def __init__(
@@ -155,11 +126,16 @@ class CompletionGenerator:
         hold: bool = True,
         offset: float = 0.0,
         sender: Sender | None = None,
+        shared: ResponseCache | None = None,
     ) -> None:
         self.client = client
         self.sender = sender
+        self.concurrency = max(1, concurrency)
         self.limiter = AdaptiveLimiter(concurrency)
         self.hold = hold
+        self.shared = None if hold else shared
+        self._scratch = self.shared is not None and self.shared is not client.cache
+        self._running = 0  # jobs in progress (the producer's tasks)
         self.window = 4 * concurrency if hold else None
         self.offset = offset
         self.progress = Progress()
@@ -191,7 +167,7 @@ class CompletionGenerator:
             job.index = index
             self._jobs[job.id] = job
         self.progress = Progress(total=len(jobs), helper=self.sender is not None)
-        if replay_first and self.hold:
+        if replay_first:
             self._paused = True
         elif jobs:
             self._start_producer()
@@ -211,7 +187,7 @@ class CompletionGenerator:
         job = self._jobs[job_id]
         with self._lock:
             self._taken += 1
-            local = not job.started and self._paused and self.hold
+            local = not job.started and self._paused
             if local:
                 job.started = True
             elif not job.started:
@@ -220,7 +196,8 @@ class CompletionGenerator:
         if local:
             replayed = self._replay_here(job)
             if replayed is not None:
-                self._replay_ahead(job)
+                if self.hold:  # under xdist the next jobs may be other workers' tests
+                    self._replay_ahead(job)
                 return replayed
         if not (job.done and self._paused):  # a paused producer has nothing to hear
             self._poke()  # this job is urgent, or the producer's window moved
@@ -229,11 +206,22 @@ class CompletionGenerator:
         if job.error is not None:
             raise job.error
         if job.completion is None:
-            assert job.request is not None
-            api, body, context, _ = job.request
-            return self.client.call(api, body, context, prepared=True)  # from the cache
+            return self._read_shared(job)
         completion, job.completion = job.completion, None  # memory stays flat
         return completion
+
+    def _read_shared(self, job: Job) -> Completion:
+        """The answer a worker put in the shared cache (this one or another), read whatever
+        the record mode says of reading recordings: it is this run's answer."""
+        assert job.request is not None
+        api, body, context, _ = job.request
+        if self.shared is not None:
+            _, completion = self.client.replay(api, body, context, job.key, cache=self.shared)
+            if completion is not None:
+                completion.cached = not self._scratch  # a scratch answer is a live one
+                return completion
+        # a replay-only run (the client replays it), or an entry that does not parse
+        return self.client.call(api, body, context, prepared=True)
 
     def _replay_here(self, job: Job, *, hold: bool = False) -> Completion | None:
         """Replay the job's answer in this (the test's) thread; None: it hands the job back
@@ -296,14 +284,15 @@ class CompletionGenerator:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake.set)
 
-    def _next(self) -> Job | None:
-        """The next job to start: an urgent one, else the next in order within the window."""
+    def _next(self) -> tuple[Job, float] | None:
+        """The next job to start and its priority for the limiter's slots: an urgent one
+        (a test waits for it) first, else the next in order within the window."""
         with self._lock:
             while self._urgent:
                 job = self._urgent.popleft()
                 if not job.started or job.handed_back:
                     job.handed_back = False
-                    return job
+                    return job, -1.0
             while not self._paused and self._started < len(self._order):
                 job = self._order[self._started]
                 if job.started:
@@ -312,7 +301,7 @@ class CompletionGenerator:
                 if self.window is not None and self._started >= self._taken + self.window:
                     return None
                 self._started += 1
-                return job
+                return job, float(job.index)
         return None
 
     def _exhausted(self) -> bool:
@@ -327,15 +316,19 @@ class CompletionGenerator:
         try:
             while not self._stopping:
                 self._wake.clear()
-                job = self._next()
-                if job is None:
+                if self._running >= self.concurrency:  # a task ending wakes us
+                    await self._wake.wait()
+                    continue
+                picked = self._next()
+                if picked is None:
                     if self._exhausted():
                         break
                     await self._wake.wait()
                     continue
+                job, priority = picked
                 job.started = True
-                await self.limiter.__aenter__()
-                task = asyncio.create_task(self._one(job))
+                self._running += 1
+                task = asyncio.create_task(self._one(job, priority))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             if tasks:
@@ -354,11 +347,13 @@ class CompletionGenerator:
                         job.done = True
                 self._finished.notify_all()
 
-    async def _one(self, job: Job) -> None:
+    async def _one(self, job: Job, priority: float) -> None:
         try:
-            await self._generate(job)
+            await self._generate(job, priority)
         finally:
-            await self.limiter.__aexit__()
+            self._running -= 1
+            if self._wake is not None:
+                self._wake.set()
 
     def _build(self, job: Job) -> bool:
         """Render the job's request, once: a test that found no recording has already.
@@ -374,7 +369,7 @@ class CompletionGenerator:
             return False
         return True
 
-    async def _generate(self, job: Job) -> None:
+    async def _generate(self, job: Job, priority: float) -> None:
         if not self._build(job):
             return
         assert job.request is not None
@@ -388,27 +383,60 @@ class CompletionGenerator:
         if first is not job:
             self._settle(first, job)
             return
-        # Claims only matter when other processes share the cache (xdist workers).
-        cache = None if self.hold else self.client.cache
-        claimed = cache is None or not cache.writes_enabled or cache.claim(key)
+        if self.shared is None:
+            await self._send(job, key, priority)
+        else:
+            await self._send_once_among_workers(job, key, priority, self.shared)
+
+    async def _send(self, job: Job, key: str, priority: float) -> Completion | None:
+        """Send the job's request (or replay it); its answer, None if it failed."""
+        assert job.request is not None
+        api, body, context, _ = job.request
         try:
-            if not claimed:  # another worker is sending it; its answer lands in the cache
-                assert cache is not None
-                await asyncio.to_thread(cache.wait_for, key, self.client.timeout * 3)
-                self._finish(job, None, None)
+            completion = await self.client.acall(
+                api,
+                body,
+                context,
+                prepared=True,
+                key=key,
+                sender=self.sender,
+                owned_loop=True,
+                limiter=self.limiter,
+                priority=priority,
+            )
+        except ModelCallError as exc:
+            self._finish(job, None, exc)
+            return None
+        if self._scratch:  # before the job is done: its test reads it from there
+            assert self.shared is not None
+            self.shared.put(key, _entry(job, completion))
+        self._finish(job, completion if self.hold else None, None, completion)
+        return completion
+
+    async def _send_once_among_workers(
+        self, job: Job, key: str, priority: float, shared: ResponseCache
+    ) -> None:
+        """Claim the request in the cache the workers share, then send it; if another
+        worker holds the claim, wait for its answer there. A claim that goes without an
+        answer (that worker's call failed) is taken over: the request is this worker's
+        to try."""
+        for _ in range(3):
+            if shared.exists(key):  # another worker answered it (or, in "new", a recording)
+                self._finish(job, None, None, replayed=not self._scratch)
                 return
-            try:
-                completion = await self.client.acall(
-                    api, body, context, prepared=True, key=key, sender=self.sender, owned_loop=True
-                )
-            except ModelCallError as exc:
-                self._finish(job, None, exc)
-            else:
-                self.limiter.succeeded()
-                self._finish(job, completion if self.hold else None, None, completion)
+            if shared.claim(key):
+                break
+            await asyncio.to_thread(shared.wait_for, key, self.client.timeout * 3)
+        else:  # a claim held past three waits: its owner hangs; send it regardless
+            await self._send(job, key, priority)
+            return
+        try:
+            if shared.exists(key):  # answered between the look and the claim
+                self._finish(job, None, None, replayed=not self._scratch)
+                return
+            await self._send(job, key, priority)
         finally:
-            if claimed and cache is not None:
-                cache.release(key)
+            shared.release(key)
 
     def _finish(
         self,
@@ -416,17 +444,19 @@ class CompletionGenerator:
         completion: Completion | None,
         error: BaseException | None,
         seen: Completion | None = None,
+        *,
+        replayed: bool = False,
     ) -> None:
+        """``replayed``: the answer is in the response cache, for its test to replay."""
         job.completion, job.error = completion, error
         counted = completion or seen
         self._count(counted, error)
-        if self.hold:
-            with self._lock:
-                if error is None and counted is not None and counted.cached:
-                    self._replay_streak += 1
-                    self._paused = self._replay_streak >= REPLAYS_BEFORE_PAUSE
-                else:
-                    self._paused, self._replay_streak = False, 0
+        with self._lock:
+            if error is None and (replayed or (counted is not None and counted.cached)):
+                self._replay_streak += 1
+                self._paused = self._replay_streak >= REPLAYS_BEFORE_PAUSE
+            else:
+                self._paused, self._replay_streak = False, 0
         if job.key is not None:
             with self._lock:
                 followers = self._followers.pop(job.key, [])
@@ -459,5 +489,25 @@ class CompletionGenerator:
             self._finished.notify_all()
 
     def _on_failure(self, failure: Failure) -> None:
-        if failure.kind == "rate_limit":
-            self.limiter.rate_limited()
+        """A call outside the generator (a test's own, a judge's) met a 429: the server
+        is full with what the generator has in flight."""
+        loop = self._loop
+        if failure.kind == "rate_limit" and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(self.limiter.refused_elsewhere)
+
+
+def _entry(job: Job, completion: Completion) -> CacheEntry:
+    """A live answer as the scratch cache keeps it, for the other workers to read."""
+    assert job.request is not None
+    api, body, context, _ = job.request
+    return CacheEntry(
+        endpoint=ENDPOINTS[api],
+        sample=context.sample,
+        request=body,
+        response=completion.response or {},
+        latency_s=completion.latency_s,
+        created_at=time.time(),
+        cost_usd=completion.cost,
+        cost_recorded=True,
+    )

@@ -16,8 +16,12 @@ This is the one place that answers "where does ``completion`` come from?":
      starts on the first miss (``replay_first``);
    - **xdist worker**: every worker produces the whole list from its own offset and
      shares answers through a cache, claiming each request there before sending it, so a
-     request goes out once; without a response cache (``--eval-record off``) the workers
-     share a scratch cache that lives as long as the run;
+     request goes out once, and as many at once as serially, whatever the record mode:
+     with ``--eval-record new`` the response cache; with ``off`` (no cache) and ``all``
+     (which reads no recording, so cannot tell a worker's fresh answer from an old one)
+     a scratch cache under ``.modelopt/inflight/<run id>`` that lives as long as the run
+     (nothing from an earlier run is read, nothing is kept); with ``none`` nothing is
+     sent, and each test replays its own answer;
    - **Batch API** (``--eval-batch``): first every uncached request goes through OpenAI's
      Batch API, filling the cache; then the tests replay.
 
@@ -30,9 +34,11 @@ This is the one place that answers "where does ``completion`` come from?":
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -127,7 +133,7 @@ class Planner:
         self.declared_so_far = 0
         self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
         self._has_recordings: bool | None = None
-        self._scratch: Path | None = None
+        self._in_worker = False  # an xdist worker: the scratch cache is not its to delete
 
     def collected(self, declared: int, *, worker: bool) -> None:
         """An eval with ``declared`` completions to come was collected. Start the helper
@@ -137,6 +143,7 @@ class Planner:
         that replays everything then never pays for it.
         """
         if worker:
+            self._in_worker = True
             return
         self.declared_so_far += declared
         wanted = self.settings.record != "none" and self._wants_sender(self.declared_so_far)
@@ -181,25 +188,34 @@ class Planner:
             sender = None
             if self._wants_sender(len(jobs)):
                 sender = self.sender or client.sender()
-            self.generator = CompletionGenerator(
-                client, concurrency=settings.concurrency, sender=sender
-            )
-        elif settings.record != "off":
-            self.generator = CompletionGenerator(
+            generator = CompletionGenerator(client, concurrency=settings.concurrency, sender=sender)
+        else:
+            self._in_worker = True
+            shared = None  # "none": nothing is sent, so nothing to share
+            if settings.record == "new":
+                shared = client.cache
+            elif settings.record in ("all", "off"):
+                shared = self.scratch_cache()
+            generator = CompletionGenerator(
                 client,
                 concurrency=settings.concurrency,
                 hold=False,
                 offset=worker.index / worker.count,
+                shared=shared,
             )
-        if self.generator is not None:
-            self.generator.start(jobs, replay_first=self.has_recordings())
-        return self.generator
+        self.generator = generator
+        generator.start(jobs, replay_first=self.has_recordings())
+        return generator
+
+    @property
+    def scratch_dir(self) -> Path:
+        """Where this run's workers share their answers when the response cache cannot."""
+        return self._run_dir.parent.parent / "inflight" / self._run_dir.name
 
     def scratch_cache(self) -> ResponseCache:
-        """A cache the workers of this run share when there is no response cache."""
-        if self._scratch is None:
-            self._scratch = self._run_dir.parent.parent / "inflight" / self._run_dir.name
-        return ResponseCache(self._scratch, "new")
+        """A cache the workers of this run share: it starts empty (the run id is new) and
+        the controller deletes it when the run ends (:meth:`close`)."""
+        return ResponseCache(self.scratch_dir, "new")
 
     def progress_line(self) -> str | None:
         """One line on the ahead-of-time generation (summed over xdist workers)."""
@@ -220,10 +236,29 @@ class Planner:
         )
 
     def close(self) -> None:
-        """Stop the generator; a helper process warmed up and never used is killed."""
+        """Stop the generator; a helper process warmed up and never used is killed. The
+        controller (or a serial run), which ends after every worker, deletes the run's
+        scratch cache, and any an interrupted run left a day ago or more."""
         if self.generator is not None:
             self.generator.stop()
         if self.sender is not None and (self.generator is None or self.generator.sender is None):
             self.sender.kill()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+        if not self._in_worker:
+            _remove_scratch(self.scratch_dir)
+
+
+STALE_SCRATCH_S = 24 * 3600.0  # no run lasts this long: its scratch cache was left behind
+
+
+def _remove_scratch(scratch: Path) -> None:
+    inflight = scratch.parent
+    if not inflight.is_dir():
+        return
+    shutil.rmtree(scratch, ignore_errors=True)
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for left in os.scandir(inflight):
+            if left.is_dir() and now - left.stat().st_mtime > STALE_SCRATCH_S:
+                shutil.rmtree(left.path, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        inflight.rmdir()  # only when empty: another run may be sharing its own

@@ -134,6 +134,11 @@ class ResponseCache:
                 os.utime(path)
         return entry
 
+    def exists(self, key: str) -> bool:
+        """Whether an entry is there, whatever the mode reads: a look, not a replay (the
+        xdist workers' way to see that another one answered a request)."""
+        return os.path.exists(self._file(key))
+
     def put(self, key: str, entry: CacheEntry) -> None:
         if not self.writes_enabled:
             return

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
     from ..config import Price
+    from .limiter import AdaptiveLimiter, Ticket
+
+
+# 429s a request may meet while others get through (a busy server, not a failing one)
+# without counting toward max_retries: past them they count, so a request the server
+# refuses whatever the load (one larger than a tokens-per-minute quota) still ends.
+BUSY_RETRIES = 16
 
 
 class ModelClient:
@@ -138,7 +145,7 @@ class ModelClient:
                 data = json.loads(response.content)
                 return self._finish(api, body, data, time.perf_counter() - started, key, context)
             except Exception as exc:
-                delay = self._retry_delay(exc, attempt, context, retries)
+                delay = self._retry_delay(self._failure(exc), attempt, context, retries)
             time.sleep(delay)
             attempt += 1
 
@@ -152,20 +159,36 @@ class ModelClient:
         key: str | None = None,
         sender: Sender | None = None,
         owned_loop: bool = False,
+        limiter: AdaptiveLimiter | None = None,
+        priority: float = 0.0,
     ) -> Completion:
         """``sender``: send each attempt from that helper process instead of this one.
 
         ``owned_loop``: the loop is the plugin's own, which closes its client at the end
         (``aclose``), so it may use the faster transport; a test's own loop keeps httpx,
         which needs no closing.
+
+        ``limiter``: each attempt takes one of its slots (at ``priority``) and tells it how
+        it went; a 429 then counts toward ``max_retries`` only if the server was failing,
+        not busy (``_count_refusal``).
         """
         body, context = self._maybe_prepare(api, params, context, prepared)
         key, replayed = self._lookup(api, body, context, key)
         if replayed is not None:
             return replayed
-        attempt = 0
+        attempt = busy = 0
+        refused: tuple[Ticket, Failure] | None = None  # a 429 to count once a slot is free
         client = self._async_client(owned_loop) if sender is None else None
         while True:
+            ticket = await limiter.acquire(priority) if limiter is not None else None
+            if refused is not None:
+                assert limiter is not None
+                try:
+                    attempt, busy = self._count_refusal(refused, limiter, attempt, busy, context)
+                except ModelCallError:
+                    limiter.release()
+                    raise
+                refused = None
             started = time.perf_counter()
             try:
                 if client is None:
@@ -179,11 +202,49 @@ class ModelClient:
                         options={"timeout": self.timeout, "max_retries": 0},
                     )
                     content, latency = response.content, time.perf_counter() - started
-                return self._finish(api, body, json.loads(content), latency, key, context)
+                completion = self._finish(api, body, json.loads(content), latency, key, context)
             except Exception as exc:
-                delay = self._retry_delay(exc, attempt, context)
+                failure = self._failure(exc, local=limiter is None)
+                if limiter is not None and ticket is not None and failure.kind == "rate_limit":
+                    limiter.refused(ticket)  # while it holds its slot: no waiter takes that
+                    refused = ticket, failure
+            else:
+                if limiter is not None:
+                    limiter.succeeded()
+                return completion
+            finally:
+                if limiter is not None:
+                    limiter.release()
+            if refused is not None:  # counted or not when the retry has a slot
+                await asyncio.sleep(backoff(attempt, failure.retry_after))
+                continue
+            delay = self._retry_delay(failure, attempt, context, busy=busy)
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _count_refusal(
+        self,
+        refused: tuple[Ticket, Failure],
+        limiter: AdaptiveLimiter,
+        attempt: int,
+        busy: int,
+        context: CallContext,
+    ) -> tuple[int, int]:
+        """(attempt, busy) once a refused request's retry has its slot.
+
+        The 429 met a busy server, not a failing one, if another attempt got through
+        between the refused one's start and now: the limiter hands a slot on when an
+        attempt ends, so behind a quota full of slow answers the retry waits for one of
+        them, however slow. Such a refusal is retried without counting toward
+        ``max_retries`` (at most ``BUSY_RETRIES`` times); while nothing gets through, each
+        counts, and the last one is the call's error.
+        """
+        ticket, failure = refused
+        if limiter.successes > ticket.successes and busy < BUSY_RETRIES:
+            return attempt, busy + 1
+        if attempt >= self.max_retries:
+            raise self._give_up(failure, attempt, context, busy)
+        return attempt + 1, busy
 
     def close(self) -> None:
         if self._sync is not None:
@@ -219,13 +280,22 @@ class ModelClient:
         return body, context
 
     def replay(
-        self, api: str, body: dict[str, Any], context: CallContext, key: str | None = None
+        self,
+        api: str,
+        body: dict[str, Any],
+        context: CallContext,
+        key: str | None = None,
+        *,
+        cache: ResponseCache | None = None,
     ) -> tuple[str | None, Completion | None]:
-        """The body's cache key (None without a cache) and its recorded answer, if any."""
-        if self.cache is None or self.cache.mode == "off":
+        """The body's cache key (None without a cache) and its recorded answer, if any.
+
+        ``cache``: read that one instead of the client's (the xdist workers' scratch)."""
+        cache = cache or self.cache
+        if cache is None or cache.mode == "off":
             return None, None
         key = key or cache_key(ENDPOINTS[api], body, context.sample)
-        entry = self.cache.get(key)
+        entry = cache.get(key)
         if entry is None:
             return key, None
         try:
@@ -265,25 +335,48 @@ class ModelClient:
             )
         return key, None
 
-    def _retry_delay(
-        self, exc: Exception, attempt: int, context: CallContext, retries: int | None = None
-    ) -> float:
+    def _failure(self, exc: Exception, *, local: bool = True) -> Failure:
+        """What a failed attempt was; a ModelCallError (no retry can help) is raised as it is.
+
+        ``local``: no limiter saw it, so ``on_failure`` (the generator's) hears of it."""
         if isinstance(exc, ModelCallError):
             raise exc
         failure = classify(exc)
-        if self.on_failure is not None:
+        if local and self.on_failure is not None:
             self.on_failure(failure)
+        return failure
+
+    def _retry_delay(
+        self,
+        failure: Failure,
+        attempt: int,
+        context: CallContext,
+        retries: int | None = None,
+        *,
+        busy: int = 0,
+    ) -> float:
+        """The wait before the next attempt, or the call's error once no retry is left.
+
+        ``busy``: 429s retried before without counting as attempts (see ``acall``)."""
         limit = self.max_retries if retries is None else retries
         if not failure.retryable or attempt >= limit:
-            tries = f" (after {attempt + 1} attempts)" if attempt else ""
-            raise ModelCallError(
-                failure.kind,
-                redact(failure.message, (self._api_key or "",)) + tries,
-                model=context.model,
-                status=failure.status,
-                attempts=attempt + 1,
-            ) from None
+            raise self._give_up(failure, attempt, context, busy) from None
         return backoff(attempt, failure.retry_after)
+
+    def _give_up(
+        self, failure: Failure, attempt: int, context: CallContext, busy: int = 0
+    ) -> ModelCallError:
+        tries = attempt + 1 + busy
+        said = f" (after {tries} attempts" if tries > 1 else ""
+        if busy:
+            said += f", {busy} of them refused while the server was busy"
+        return ModelCallError(
+            failure.kind,
+            redact(failure.message, (self._api_key or "",)) + (said + ")" if said else ""),
+            model=context.model,
+            status=failure.status,
+            attempts=tries,
+        )
 
     def _finish(
         self,
