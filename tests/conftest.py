@@ -54,15 +54,6 @@ def mode(request: pytest.FixtureRequest) -> list[str]:
     return ["-n", "2"] if request.param == "xdist" else ["-p", "no:xdist"]
 
 
-def xdist_bug(reason: str, *, strict: bool = True) -> pytest.MarkDecorator:
-    """The xdist leg of a test taking `mode` fails on a known plugin bug: an xfail, strict
-    unless the bug is a race that shows most times but not every time."""
-    xfail = pytest.mark.xfail(strict=strict, reason=f"bug: {reason}")
-    return pytest.mark.parametrize(
-        "mode", ["serial", pytest.param("xdist", marks=xfail)], indirect=True
-    )
-
-
 class Project:
     """A throwaway eval project inside pytester's directory."""
 

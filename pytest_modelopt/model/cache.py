@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
 RecordMode = Literal["new", "none", "all", "off"]
+_HOST = socket.gethostname()
 RECORD_MODES: tuple[RecordMode, ...] = ("new", "none", "all", "off")
 SCHEMA_VERSION = 1
 TOUCH_AFTER_S = 3600.0  # a replay older than this touches its entry, for prune --older-than
@@ -54,6 +56,21 @@ class CacheEntry(BaseModel):
     # absent in entries written before it was kept, which are priced on replay instead.
     cost_usd: float | None = None
     cost_recorded: bool = False
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 def cache_key(endpoint: str, body: Mapping[str, Any], sample: int) -> str:
@@ -135,57 +152,99 @@ class ResponseCache:
         return entry
 
     def exists(self, key: str) -> bool:
-        """Whether an entry is there, whatever the mode reads: a look, not a replay (the
-        xdist workers' way to see that another one answered a request)."""
-        return os.path.exists(self._file(key))
+        """Whether a readable entry is there, whatever the mode reads: a look, not a replay
+        (the xdist workers' way to see that another one answered a request). A corrupt
+        entry is not an answer: it is fetched again."""
+        try:
+            with open(self._file(key), "rb") as handle:
+                CacheEntry.model_validate_json(handle.read())
+        except (OSError, ValidationError, ValueError):
+            return False
+        return True
 
     def put(self, key: str, entry: CacheEntry) -> None:
+        """Write an entry (to a temporary file renamed into place; on a failure, such as a
+        full disk, no temporary file is left and the OSError is the caller's to report)."""
         if not self.writes_enabled:
             return
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        tmp.write_text(entry.model_dump_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(entry.model_dump_json(), encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         self.writes += 1
 
     # -- cooperation between processes ----------------------------------------------------
+    # A claim is a file next to the entry, created exclusively and stamped with its owner
+    # (host and pid): a claim whose owner is known to be gone (a worker killed mid-request)
+    # is taken over at once, not after a timeout; one from another host (a cache shared
+    # over a network) is taken over when it is older than ``stale_after``.
 
     def _claim_path(self, key: str) -> Path:
         return self.path(key).with_suffix(".claim")
 
     def claim(self, key: str, stale_after: float = 600.0) -> bool:
-        """Take the right to send this request; False while another process holds it."""
+        """Take the right to send this request; False while another live process holds it."""
         path = self._claim_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        for _ in range(3):
             try:
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-                return True
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 try:
-                    if time.time() - path.stat().st_mtime < stale_after:
+                    if not self._claim_abandoned(path, stale_after):
                         return False
-                    path.unlink()  # its owner died: take it over
+                    path.unlink()  # its owner is gone: take it over
                 except FileNotFoundError:
-                    continue
+                    pass
+                continue
+            try:
+                os.write(fd, f"{_HOST} {os.getpid()}\n".encode())
+            finally:
+                os.close(fd)
+            return True
         return False
+
+    @staticmethod
+    def _claim_abandoned(path: Path, stale_after: float) -> bool:
+        """The claim's owner is known to be gone (a dead pid on this host), or it is stale."""
+        try:
+            stamp = path.read_text(encoding="utf-8").split()
+            age = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            return True
+        except (OSError, UnicodeDecodeError):
+            return False
+        if len(stamp) == 2 and stamp[0] == _HOST and stamp[1].isdigit():
+            return not _alive(int(stamp[1]))
+        if not stamp and age < 5:  # being written right now
+            return False
+        return age >= stale_after
 
     def release(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._claim_path(key).unlink()
 
-    def wait_for(self, key: str, timeout: float) -> bool:
-        """Wait until the entry exists or its claim is gone; True when the entry is there."""
+    def wait_for(self, key: str, timeout: float, stale_after: float = 600.0) -> bool:
+        """Wait until a readable entry is there or the claim is gone (released, or its owner
+        died); True when the entry is there."""
         deadline = time.monotonic() + timeout
-        entry, claim = self.path(key), self._claim_path(key)
+        claim = self._claim_path(key)
+        polls = 0
         while time.monotonic() < deadline:
-            if entry.exists():
+            if self.exists(key):
                 return True
             if not claim.exists():
-                return entry.exists()
+                return self.exists(key)
+            polls += 1
+            if not polls % 20 and self._claim_abandoned(claim, stale_after):
+                return self.exists(key)  # its owner died holding it: the caller takes over
             time.sleep(0.01)
-        return entry.exists()
+        return self.exists(key)
 
     # -- maintenance (``modelopt cache``) -------------------------------------------------
 

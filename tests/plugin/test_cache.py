@@ -7,7 +7,6 @@ import os
 from typing import TYPE_CHECKING
 
 from pytest_modelopt.model.cache import ResponseCache
-from tests.conftest import xdist_bug
 from tests.plugin.suites import chat_posts, echo_suite
 
 if TYPE_CHECKING:
@@ -74,10 +73,6 @@ def test_replay_only_miss_is_an_error_naming_case_and_command(
     assert chat_posts(server) == 0
 
 
-@xdist_bug(
-    "--eval-record all under xdist: both workers send every declared request (a claim "
-    "stops no one once released, and `all` never reads the other's answer): 9 posts, not 6"
-)
 def test_record_all_calls_again_and_off_writes_nothing(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
@@ -93,11 +88,6 @@ def test_record_all_calls_again_and_off_writes_nothing(
     assert cache.stats().entries == 0
 
 
-@xdist_bug(
-    "under xdist a corrupt entry is fetched twice (2 posts, not 1); likely ResponseCache."
-    "wait_for() takes the corrupt file for the other worker's answer and the test resends",
-    strict=False,  # a race between the workers: seen in most runs, not in every one
-)
 def test_corrupt_entry_is_refetched_not_a_crash(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
@@ -124,10 +114,6 @@ def test_key_ignores_the_api_key_and_separates_samples(
     assert chat_posts(server) == 0
 
 
-@xdist_bug(
-    "--eval-record off under xdist: workers get no generator and no shared scratch cache "
-    "(Planner.scratch_cache is never called), so identical requests are sent by each worker"
-)
 def test_identical_requests_are_sent_once(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
