@@ -39,6 +39,7 @@ OTHER_VARIABLES = frozenset(
     }
 )
 CLI_PREFIX = "--eval-"
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # a name that becomes one path component: no separator, no "..", not hidden
 _NAME = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9._-]{1,128}")
 
@@ -238,6 +239,14 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Per-model price overrides in USD per million tokens (config file only).",
     )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra request headers (a gateway key, an organisation header), config file only;"
+            " a value ${NAME} is read from the environment variable NAME. Header values are"
+            " never cached, recorded or reported, and are redacted wherever text is written."
+        ),
+    )
     judge_model: str | None = Field(
         default=None,
         description="Model for LLM judges (score_model, label_model) that name none.",
@@ -289,6 +298,24 @@ class Settings(BaseModel):
     )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def request_headers(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The configured headers with ``${NAME}`` values read from the environment."""
+        env = os.environ if environ is None else environ
+        out = {}
+        for name, value in self.headers.items():
+            match = _ENV_REFERENCE.fullmatch(value)
+            if match is None:
+                out[name] = value
+                continue
+            variable = match.group(1)
+            if not env.get(variable):
+                raise ConfigError(
+                    f"{self.source_of('headers')}: headers.{name} names the environment "
+                    f"variable {variable}, which is not set: export it"
+                )
+            out[name] = env[variable]
+        return out
 
     def source_of(self, key: str) -> str:
         """Where a setting's value came from, for messages: a file, a variable or an option."""
@@ -417,7 +444,8 @@ def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
 
 def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``MODELOPT_*`` variables as setting keys; an unknown one is an error, not a silent no-op."""
-    known = {key.upper(): key for key in config_keys() if key not in ("prices", "graders", "gates")}
+    tables = ("prices", "graders", "gates", "headers")
+    known = {key.upper(): key for key in config_keys() if key not in tables}
     out: dict[str, str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name in OTHER_VARIABLES:

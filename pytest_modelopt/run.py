@@ -72,6 +72,7 @@ def settings_for(
             except GateError as exc:
                 raise ConfigError(f"{settings.source_of(key)}: {field}: {exc}") from None
     named_graders(settings)
+    settings.request_headers()  # a header naming an unset variable: said now, with its source
     return settings
 
 
@@ -159,6 +160,7 @@ class EvalRun:
                 on_request=self.on_request,
                 store=settings.store,
                 transport=settings.transport,
+                headers=settings.request_headers(),
             )
         return self._client
 
@@ -220,14 +222,24 @@ class EvalRun:
 
     # -- the end of the run -------------------------------------------------------------
 
-    def finish(self, hook: Any = None) -> Outcome:
+    def cache_errors(self) -> list[str]:
+        """Answers of this process that could not be kept in the response cache."""
+        return list(self._client.cache_errors) if self._client is not None else []
+
+    def finish(self, hook: Any = None, cache_errors: list[str] | None = None) -> Outcome:
         """Summarise every writer's cases, decide the verdict, write the reports.
 
         Each step that fails adds a problem to the outcome (the run then fails) and the
-        steps that do not depend on it still run.
+        steps that do not depend on it still run. ``cache_errors``: the xdist workers'.
         """
+        lost = [*self.cache_errors(), *(cache_errors or [])]
         self.close()
         outcome = self.outcome = Outcome()
+        if lost:
+            outcome.notes.append(
+                f"{len(lost)} answers could not be kept in the response cache ({lost[0]}): "
+                "they were used, not recorded; a later run pays for them again"
+            )
         if not (self.run_dir / "run.json").exists():
             return outcome  # no eval ran: nothing to decide
         secrets = self._secrets()

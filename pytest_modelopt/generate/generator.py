@@ -154,6 +154,7 @@ class CompletionGenerator:
         self._stopping = False
         self._replay_streak = 0
         self._paused = False  # the tests replay their own answers (see the module's docstring)
+        self._sharing_broken = False  # the shared cache cannot be written: no producing ahead
 
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._jobs
@@ -167,7 +168,9 @@ class CompletionGenerator:
             job.index = index
             self._jobs[job.id] = job
         self.progress = Progress(total=len(jobs), helper=self.sender is not None)
-        if replay_first:
+        if not self.hold and self.shared is not None and not self.shared.writable():
+            self._sharing_broken = True  # answers could not be shared: none produced ahead
+        if replay_first or self._sharing_broken:
             self._paused = True
         elif jobs:
             self._start_producer()
@@ -240,7 +243,7 @@ class CompletionGenerator:
                 job.done = True
             return completion
         with self._lock:
-            self._paused, self._replay_streak = False, 0
+            self._paused, self._replay_streak = self._sharing_broken, 0
             job.handed_back = True
             self._urgent.append(job)
             self._start_producer()
@@ -407,11 +410,29 @@ class CompletionGenerator:
         except ModelCallError as exc:
             self._finish(job, None, exc)
             return None
-        if self._scratch:  # before the job is done: its test reads it from there
-            assert self.shared is not None
-            self.shared.put(key, _entry(job, completion))
-        self._finish(job, completion if self.hold else None, None, completion)
+        kept = self.hold
+        if not self.hold:  # before the job is done: its test reads it from the shared cache
+            kept = not self._shared_kept(key, job, completion)
+        self._finish(job, completion if kept else None, None, completion)
         return completion
+
+    def _shared_kept(self, key: str, job: Job, completion: Completion) -> bool:
+        """Whether the answer is in the cache the workers share. When it cannot be written
+        (a full disk) the answer stays on the job, for its test if it runs here: a paid
+        answer is never thrown away; and this worker stops producing ahead, since answers
+        it cannot share would be paid for twice."""
+        assert self.shared is not None
+        try:
+            if self._scratch:
+                self.shared.put(key, _entry(job, completion))
+            elif self.client.cache_errors:
+                raise OSError(self.client.cache_errors[-1])
+        except OSError:
+            with self._lock:
+                self._paused = True  # only what a test asks for from now on
+                self._sharing_broken = True
+            return False
+        return True
 
     async def _send_once_among_workers(
         self, job: Job, key: str, priority: float, shared: ResponseCache
@@ -456,7 +477,7 @@ class CompletionGenerator:
                 self._replay_streak += 1
                 self._paused = self._replay_streak >= REPLAYS_BEFORE_PAUSE
             else:
-                self._paused, self._replay_streak = False, 0
+                self._paused, self._replay_streak = self._sharing_broken, 0
         if job.key is not None:
             with self._lock:
                 followers = self._followers.pop(job.key, [])

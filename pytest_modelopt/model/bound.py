@@ -49,20 +49,46 @@ class BoundModel:
         return completion
 
     def chat(self, messages: list[dict[str, Any]], **params: Any) -> Completion:
-        """Chat Completions with this model; ``params`` go into the request body as they are."""
-        body = {"model": self.name, "messages": messages, **params}
-        return self._seen(self._client.call("chat", body, self._context("chat")), messages)
+        """Chat Completions with this model; ``params`` go into the request body as they are,
+        but for the SDK's ``extra_headers`` (sent as headers, never cached or recorded) and
+        ``extra_body`` (merged into the body)."""
+        headers, extra = _split(params)
+        body = {"model": self.name, "messages": messages, **params, **extra}
+        call = self._client.call("chat", body, self._context("chat"), headers=headers)
+        return self._seen(call, messages)
 
     def respond(self, input: Any, **params: Any) -> Completion:
         """The Responses API with this model; ``input`` is a string or a list of items."""
-        body = {"model": self.name, "input": input, **params}
-        return self._seen(self._client.call("responses", body, self._context("responses")), input)
+        headers, extra = _split(params)
+        body = {"model": self.name, "input": input, **params, **extra}
+        call = self._client.call("responses", body, self._context("responses"), headers=headers)
+        return self._seen(call, input)
 
     async def achat(self, messages: list[dict[str, Any]], **params: Any) -> Completion:
-        body = {"model": self.name, "messages": messages, **params}
-        return self._seen(await self._client.acall("chat", body, self._context("chat")), messages)
+        headers, extra = _split(params)
+        body = {"model": self.name, "messages": messages, **params, **extra}
+        call = await self._client.acall("chat", body, self._context("chat"), headers=headers)
+        return self._seen(call, messages)
 
     async def arespond(self, input: Any, **params: Any) -> Completion:
-        body = {"model": self.name, "input": input, **params}
-        completion = await self._client.acall("responses", body, self._context("responses"))
+        headers, extra = _split(params)
+        body = {"model": self.name, "input": input, **params, **extra}
+        completion = await self._client.acall(
+            "responses", body, self._context("responses"), headers=headers
+        )
         return self._seen(completion, input)
+
+
+def _split(params: dict[str, Any]) -> tuple[dict[str, str] | None, dict[str, Any]]:
+    """The SDK's request options taken out of ``params`` (in place): ``extra_headers`` go as
+    headers, ``extra_body`` into the body; ``extra_query`` and ``timeout`` are refused with
+    what to do instead, not sent as body fields the server would reject."""
+    headers = params.pop("extra_headers", None)
+    extra = params.pop("extra_body", None) or {}
+    for option in ("extra_query", "timeout"):
+        if option in params:
+            raise TypeError(
+                f"{option}= is not supported by the model fixture: set timeout with "
+                "--eval-timeout, and query parameters in the base URL"
+            )
+    return (dict(headers) if headers else None), dict(extra)

@@ -178,6 +178,24 @@ class ResponseCache:
             raise
         self.writes += 1
 
+    def writable(self) -> bool:
+        """Whether an entry can be written now (a probe entry, written and removed): a full
+        disk is found before answers are paid for that could not be shared."""
+        key = "00" + "probe" + f"{os.getpid():059d}"
+        probe = CacheEntry(
+            endpoint="", sample=0, request={}, response={}, latency_s=0.0, created_at=0.0
+        )
+        writes = self.writes
+        try:
+            self.put(key, probe)
+        except OSError:
+            return False
+        finally:
+            self.writes = writes
+        with contextlib.suppress(OSError):
+            self.path(key).unlink()
+        return True
+
     # -- cooperation between processes ----------------------------------------------------
     # A claim is a file next to the entry, created exclusively and stamped with its owner
     # (host and pid): a claim whose owner is known to be gone (a worker killed mid-request)

@@ -17,9 +17,9 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..secrets import redact
+from ..secrets import known_secrets, redact, register
 from .cache import CacheEntry, ResponseCache, cache_key
-from .failures import Failure, backoff, classify
+from .failures import Failure, backoff, classify, not_sent
 from .prices import cost_usd
 from .sender import Sender
 from .types import CallContext, Completion, ModelCallError, RequestHook, Usage
@@ -54,8 +54,11 @@ class ModelClient:
         cache: ResponseCache | None = None,
         store: bool = False,
         transport: str = "auto",
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
+        self.headers = dict(headers or {})  # sent with every request, never cached or recorded
+        register(*self.headers.values())
         self.transport = transport
         self.store = store  # eval calls go out with store=true and metadata naming the case
         self.base_url = base_url
@@ -66,6 +69,7 @@ class ModelClient:
         self.on_request = on_request
         self.cache = cache
         self.on_failure: Callable[[Failure], None] | None = None  # the generator's limiter
+        self.cache_errors: list[str] = []  # answers that could not be recorded (a full disk)
         self._api_key = env.get("OPENAI_API_KEY") or None
         self._sync: OpenAI | None = None
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncOpenAI] = (
@@ -122,10 +126,12 @@ class ModelClient:
         *,
         retries: int | None = None,
         prepared: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Completion:
         """One call, retried up to ``retries`` (default: the client's max_retries) times.
 
         ``prepared``: the body already went through ``prepare`` (the request hook).
+        ``headers``: sent with this call only (``extra_headers=``), never cached or recorded.
         """
         body, context = self._maybe_prepare(api, params, context, prepared)
         key, replayed = self._lookup(api, body, context)
@@ -136,12 +142,15 @@ class ModelClient:
         while True:
             started = time.perf_counter()
             try:
-                response = client.post(
-                    ENDPOINTS[api],
-                    cast_to=response_class(),
-                    body=body,
-                    options={"timeout": self.timeout, "max_retries": 0},
-                )
+                try:
+                    response = client.post(
+                        ENDPOINTS[api],
+                        cast_to=response_class(),
+                        body=body,
+                        options=self._options(headers),
+                    )
+                except Exception as exc:
+                    raise not_sent(exc) from exc
                 data = json.loads(response.content)
                 return self._finish(api, body, data, time.perf_counter() - started, key, context)
             except Exception as exc:
@@ -161,6 +170,7 @@ class ModelClient:
         owned_loop: bool = False,
         limiter: AdaptiveLimiter | None = None,
         priority: float = 0.0,
+        headers: Mapping[str, str] | None = None,
     ) -> Completion:
         """``sender``: send each attempt from that helper process instead of this one.
 
@@ -195,12 +205,15 @@ class ModelClient:
                     assert sender is not None
                     content, latency = await sender.post(ENDPOINTS[api], body, self.timeout)
                 else:
-                    response = await client.post(
-                        ENDPOINTS[api],
-                        cast_to=response_class(),
-                        body=body,
-                        options={"timeout": self.timeout, "max_retries": 0},
-                    )
+                    try:
+                        response = await client.post(
+                            ENDPOINTS[api],
+                            cast_to=response_class(),
+                            body=body,
+                            options=self._options(headers),
+                        )
+                    except Exception as exc:
+                        raise not_sent(exc) from exc
                     content, latency = response.content, time.perf_counter() - started
                 completion = self._finish(api, body, json.loads(content), latency, key, context)
             except Exception as exc:
@@ -395,6 +408,8 @@ class ModelClient:
         """
         if not isinstance(data, Mapping):
             raise ValueError("response body is not a JSON object")
+        if replayed is None:
+            data = _without_secrets(data, self.secrets())
         text, tool_calls, usage = PARSERS[api](data)
         requested = str(body.get("model"))
         served = str(data.get("model") or requested)
@@ -416,7 +431,10 @@ class ModelClient:
                 cost_usd=cost,
                 cost_recorded=True,
             )
-            self.cache.put(key, entry)
+            try:
+                self.cache.put(key, entry)
+            except OSError as exc:  # a paid answer is used even when it cannot be kept
+                self.cache_errors.append(f"{exc.strerror or exc}")
         return Completion(
             text=text,
             model=served,
@@ -444,11 +462,19 @@ class ModelClient:
             api_key=self._api_key,
             processes=processes,
             transport=self.transport,
+            headers=self.headers,
         )
 
     def secrets(self) -> tuple[str, ...]:
         """What ``redact`` must remove from any message this client's calls produce."""
-        return (self._api_key,) if self._api_key else ()
+        return tuple(v for v in (self._api_key, *self.headers.values()) if v)
+
+    def _options(self, headers: Mapping[str, str] | None) -> Any:  # the SDK's RequestOptions
+        options: dict[str, Any] = {"timeout": self.timeout, "max_retries": 0}
+        if headers:
+            register(*headers.values())  # a per-call header may be a key too
+            options["headers"] = dict(headers)
+        return options
 
     def _key(self) -> str:
         # Local OpenAI-compatible servers need no key, but the SDK insists on one.
@@ -459,7 +485,12 @@ class ModelClient:
             if self._sync is None:
                 from openai import OpenAI  # openai costs ~0.9 s to import: only with the first call
 
-                self._sync = OpenAI(api_key=self._key(), base_url=self.base_url, max_retries=0)
+                self._sync = OpenAI(
+                    api_key=self._key(),
+                    base_url=self.base_url,
+                    max_retries=0,
+                    default_headers=self.headers or None,
+                )
             return self._sync
 
     def _async_client(self, owned_loop: bool = False) -> AsyncOpenAI:
@@ -473,6 +504,7 @@ class ModelClient:
                 base_url=self.base_url,
                 max_retries=0,
                 http_client=async_http_client(self.transport if owned_loop else "httpx"),
+                default_headers=self.headers or None,
             )
             self._async[loop] = client
         return client
@@ -482,3 +514,17 @@ class ModelClient:
         client = self._async.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()
+
+
+def _without_secrets(data: Mapping[str, Any], extra: tuple[str, ...]) -> Mapping[str, Any]:
+    """A response with every known secret value (the API key, configured header values)
+    replaced by ``***``: a model or proxy that echoes a key must not get it into the cache,
+    the records or a report. The common case, no secret in it, costs one serialisation."""
+    known = [secret for secret in (*extra, *known_secrets()) if secret]
+    text = json.dumps(data, ensure_ascii=False)
+    if not any(secret in text for secret in known):
+        return data
+    for secret in sorted(known, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    cleaned: Mapping[str, Any] = json.loads(text)
+    return cleaned

@@ -9,7 +9,10 @@ does not import ``openai`` (it costs ~0.9 s).
 
 from __future__ import annotations
 
+import errno
 import random
+import socket
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,14 +57,14 @@ def classify(exc: BaseException) -> Failure:
     """Map an SDK or parsing exception to an error kind and whether retrying can help."""
     if isinstance(exc, SenderFailure):  # classified by the sender process already
         return exc.failure
+    if isinstance(exc, NotSent):
+        return Failure("client", f"the request could not be sent: {exc}", None, False)
     if isinstance(exc, (ValueError, KeyError, TypeError, AttributeError)):
         return Failure("malformed", f"unreadable response: {exc}", None, True)
     import openai  # openai: only once a failure is classified
 
-    if isinstance(exc, openai.APITimeoutError):
-        return Failure("timeout", "the request timed out", None, True)
-    if isinstance(exc, openai.APIConnectionError):
-        return Failure("connection", f"cannot connect: {exc}", None, True)
+    if isinstance(exc, openai.APIConnectionError):  # APITimeoutError is one too
+        return _connection_failure(exc, timed_out=isinstance(exc, openai.APITimeoutError))
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
@@ -79,6 +82,64 @@ def classify(exc: BaseException) -> Failure:
     return Failure("client", f"{type(exc).__name__}: {exc}", None, False)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and everything that caused it (``__cause__``, ``__context__`` and the
+    ``os_error`` aiohttp keeps), without loops."""
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        found = stack.pop()
+        if any(found is other for other in seen):
+            continue
+        seen.append(found)
+        for linked in (found.__cause__, found.__context__, getattr(found, "os_error", None)):
+            if isinstance(linked, BaseException):
+                stack.append(linked)
+    return seen
+
+
+def _connection_failure(exc: BaseException, *, timed_out: bool) -> Failure:
+    """Which way the connection failed, told truthfully, with the advice that fits it:
+    refused (nothing listens), a name that does not resolve, TLS, a timeout, or otherwise.
+    The causes are read first: the SDK's aiohttp transport reports a refused connection as
+    a timeout."""
+    causes = _causes(exc)
+    detail = next((str(c) for c in reversed(causes) if str(c)), str(exc))
+    if any(isinstance(c, socket.gaierror) for c in causes) or any(
+        type(c).__name__ == "ClientConnectorDNSError" for c in causes
+    ):
+        return Failure(
+            "dns",
+            f"the server's host name does not resolve ({detail}): check the base URL "
+            "(--eval-base-url or OPENAI_BASE_URL) and your network",
+            None,
+            False,
+        )
+    if any(
+        isinstance(c, ConnectionRefusedError)
+        or (isinstance(c, OSError) and c.errno == errno.ECONNREFUSED)
+        for c in causes
+    ):
+        return Failure(
+            "connection_refused",
+            f"the connection was refused ({detail}): nothing listens at the base URL; is the "
+            "server running (modelopt serve-local) and is its port right?",
+            None,
+            True,
+        )
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return Failure(
+            "tls",
+            f"the TLS handshake failed ({detail}): check the URL's scheme (http or https) "
+            "and the server's certificate",
+            None,
+            False,
+        )
+    if timed_out:
+        return Failure("timeout", "the request timed out", None, True)
+    return Failure("connection", f"cannot connect: {detail}", None, True)
+
+
 def _error_message(exc: Any) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, Mapping):
@@ -94,6 +155,19 @@ def backoff(attempt: int, retry_after: float | None) -> float:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
     delay: float = min(8.0, 0.25 * 2.0**attempt)
     return delay * (0.5 + _jitter.random() / 2)
+
+
+class NotSent(Exception):
+    """The HTTP client refused to send a request (a client-side error before any byte left:
+    e.g. credentials in a URL that the transport will not use): not a server's answer."""
+
+
+def not_sent(exc: Exception) -> Exception:
+    """What the HTTP client raised while sending: its own errors as they are, a plain Python
+    error (which would otherwise read as an unreadable response) as :class:`NotSent`."""
+    if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError)):
+        return NotSent(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 class SenderFailure(Exception):

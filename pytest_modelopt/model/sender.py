@@ -28,6 +28,8 @@ from typing import Any
 
 from .failures import Failure, SenderFailure
 
+BASE_URL_VARIABLE = "PYTEST_MODELOPT_SENDER_BASE_URL"
+HEADERS_VARIABLE = "PYTEST_MODELOPT_SENDER_HEADERS"
 # A line can carry a long prompt or answer; asyncio's default limit is 64 KiB.
 LINE_LIMIT = 64 * 1024 * 1024
 
@@ -57,9 +59,11 @@ class Sender:
         api_key: str | None,
         processes: int = 1,
         transport: str = "auto",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.base_url = base_url
         self.api_key = api_key
+        self.headers = dict(headers or {})
         self.transport = transport
         self._children: list[_Child | None] = [None] * max(1, processes)
         self._lock: asyncio.Lock | None = None
@@ -72,17 +76,17 @@ class Sender:
                 self._children[index] = _Child(self._spawn())
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        # The key, the base URL (which may hold credentials) and the header values reach the
+        # child through its environment: a command line is visible to every user (ps).
         env = dict(os.environ)
         if self.api_key:
             env["OPENAI_API_KEY"] = self.api_key
+        env.pop(BASE_URL_VARIABLE, None)
+        if self.base_url:
+            env[BASE_URL_VARIABLE] = self.base_url
+        env[HEADERS_VARIABLE] = json.dumps(self.headers)
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest_modelopt.model.sender_child",
-                self.transport,
-                *([self.base_url] if self.base_url else []),
-            ],
+            [sys.executable, "-m", "pytest_modelopt.model.sender_child", self.transport],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

@@ -1,6 +1,7 @@
 """The helper process that sends declared requests (see ``sender.py`` for why).
 
-Run as ``python -m pytest_modelopt.model.sender_child TRANSPORT [BASE_URL]``. It reads
+Run as ``python -m pytest_modelopt.model.sender_child TRANSPORT``; the base URL, the
+header values and the key come through its environment, never its command line. It reads
 one JSON request per line on stdin, sends each once with ``AsyncOpenAI`` and writes the
 raw response body, or the classified failure, as one JSON line on stdout. The API key
 reaches it through its environment only, never its command line.
@@ -16,13 +17,13 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from .failures import Failure, SenderFailure, classify
-from .sender import LINE_LIMIT
+from .failures import Failure, SenderFailure, classify, not_sent
+from .sender import BASE_URL_VARIABLE, HEADERS_VARIABLE, LINE_LIMIT
 from .types import ModelCallError
 from .wire import async_http_client, response_class
 
 
-async def _serve(transport: str, base_url: str | None) -> None:
+async def _serve(transport: str, base_url: str | None, headers: dict[str, str]) -> None:
     from openai import AsyncOpenAI  # openai: the helper's reason to exist, imported once it runs
 
     key = os.environ.get("OPENAI_API_KEY") or "sk-no-key-required"
@@ -31,7 +32,13 @@ async def _serve(transport: str, base_url: str | None) -> None:
         http_client = async_http_client(transport)
     except ModelCallError as exc:
         http_client, unusable = None, Failure(exc.kind, exc.message, None, False)
-    client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, http_client=http_client)
+    client = AsyncOpenAI(
+        api_key=key,
+        base_url=base_url,
+        max_retries=0,
+        http_client=http_client,
+        default_headers=headers or None,
+    )
     response_type = response_class()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
@@ -57,7 +64,7 @@ async def _serve(transport: str, base_url: str | None) -> None:
                 "latency": loop.time() - started,
             }
         except Exception as exc:
-            answer = {"id": request["id"], "failure": asdict(classify(exc))}
+            answer = {"id": request["id"], "failure": asdict(classify(not_sent(exc)))}
         out.write(json.dumps(answer).encode() + b"\n")
         out.flush()
 
@@ -72,7 +79,9 @@ async def _serve(transport: str, base_url: str | None) -> None:
 
 def main(argv: list[str]) -> int:
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
-        asyncio.run(_serve(argv[0], argv[1] if len(argv) > 1 else None))
+        base_url = os.environ.get(BASE_URL_VARIABLE) or None
+        headers = json.loads(os.environ.get(HEADERS_VARIABLE) or "{}")
+        asyncio.run(_serve(argv[0], base_url, headers))
     return 0
 
 

@@ -31,7 +31,12 @@ def _finetuner(args: argparse.Namespace) -> Finetuner:
 def _records(args: argparse.Namespace, finetuner: Finetuner) -> tuple[list[Any], str | None]:
     if args.source == "stored":
         settings = finetuner.settings
-        client = ModelClient(base_url=settings.base_url, timeout=settings.timeout, max_retries=2)
+        client = ModelClient(
+            base_url=settings.base_url,
+            timeout=settings.timeout,
+            max_retries=2,
+            headers=settings.request_headers(),
+        )
         records = stored_records(client.sdk(), evals=args.eval or (), model=args.teacher)
         for reason, count in sorted(records.skipped.items()):
             print(f"stored completions left out: {count} ({reason})")

@@ -382,6 +382,7 @@ class EvalPlugin:
             workeroutput["modelopt_evals"] = True
             if self.write_error is not None:
                 workeroutput["modelopt_write_error"] = self.write_error
+            workeroutput["modelopt_cache_errors"] = run.cache_errors()
             generator = run.planner.generator
             if generator is not None:
                 workeroutput["modelopt_progress"] = dataclasses.asdict(generator.progress)
@@ -393,8 +394,13 @@ class EvalPlugin:
                 run.planner.worker_progress.append(Progress(**progress))
             if output.get("modelopt_write_error"):
                 write_errors.append(output["modelopt_write_error"])
+        cache_errors = [
+            e
+            for o in config.stash.get(WORKER_OUTPUT, [])
+            for e in o.get("modelopt_cache_errors", [])
+        ]
         try:
-            outcome = run.finish(config.hook)
+            outcome = run.finish(config.hook, cache_errors)
         except Exception as exc:  # the run's own guard failed: still fail closed
             outcome = run.outcome = Outcome(problems=[f"{type(exc).__name__}: {exc}"])
         if write_errors:

@@ -66,3 +66,39 @@ def test_a_full_disk_stops_the_run_and_names_what_did_not_run(
         assert len(server.requests) < 20  # it stopped sending
     leftovers = [p for p in project.path.rglob("*.tmp")] + list(project.path.rglob(".*.tmp"))
     assert leftovers == []
+
+
+CACHE_FULL = """
+import errno
+import os
+import pytest_modelopt.model.cache as cache
+
+_put = cache.ResponseCache.put
+
+def put(self, key, entry):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+cache.ResponseCache.put = put
+
+def pytest_unconfigure(config):  # pytester runs in this process: put it back
+    cache.ResponseCache.put = _put
+"""
+
+
+def test_a_paid_answer_is_used_when_the_cache_cannot_keep_it(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
+    project.dataset("d.jsonl", [{"id": f"c{i}", "q": f"q{i}"} for i in range(6)])
+    project.file("p.j2", "{{ q }}")
+    project.test(SUITE)
+    project.file("conftest.py", CACHE_FULL)
+    result = project.run(*mode)
+    assert result.ret == 0
+    assert [c["status"] for c in project.cases()] == ["passed"] * 6
+    assert len([r for r in server.requests if r.path == "/v1/chat/completions"]) == 6
+    result.stdout.fnmatch_lines(
+        [
+            "modelopt: 6 answers could not be kept in the response cache (No space left on "
+            "device): they were used, not recorded*"
+        ]
+    )
