@@ -152,28 +152,32 @@ def _case_line(path: Path, raw: bytes, number: int, *, last: bool) -> CaseRecord
     try:
         record = CaseRecord.model_validate_json(raw)
     except ValidationError as exc:
-        newer = _newer_version(raw)
+        newer = _newer_version(raw, SCHEMA_VERSION)
         if newer is not None:
             raise RunUnreadable(_newer_message(path, newer)) from None
         if last and not raw.rstrip().endswith(b"}"):
             return None  # torn by a crash while it was being written
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the line"
         raise RunUnreadable(
-            f"{path}: case {number}: not a case record ({where}: {first['msg']}); the file "
-            "is corrupt: run the evals again"
+            f"{path}: case {number}: not a case record ({_first_error(exc, 'the line')}); "
+            "the file is corrupt: run the evals again"
         ) from None
     if record.schema_version > SCHEMA_VERSION:
         raise RunUnreadable(_newer_message(path, record.schema_version))
     return record
 
 
-def _newer_version(raw: bytes) -> int | None:
+def _newer_version(raw: bytes, newest: int) -> int | None:
+    """The format version a file says it has, when newer than ``newest``."""
     try:
         version = json.loads(raw).get("schema_version")
     except (ValueError, AttributeError):
         return None
-    return version if isinstance(version, int) and version > SCHEMA_VERSION else None
+    return version if isinstance(version, int) and version > newest else None
+
+
+def _first_error(exc: ValidationError, whole: str) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or whole}: {first['msg']}"
 
 
 def _newer_message(path: Path, version: int) -> str:
@@ -195,16 +199,11 @@ def read_model(path: Path, model: type[M]) -> M:
     try:
         found = model.model_validate_json(raw)
     except ValidationError as exc:
-        try:
-            version = json.loads(raw).get("schema_version")
-        except (ValueError, AttributeError):
-            version = None
-        if isinstance(version, int) and version > newest:
-            raise RunUnreadable(_newer_message(path, version)) from None
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "the file"
+        newer = _newer_version(raw, newest)
+        if newer is not None:
+            raise RunUnreadable(_newer_message(path, newer)) from None
         raise RunUnreadable(
-            f"{path}: not a readable {path.name} ({where}: {first['msg']}); it may be "
+            f"{path}: not a readable {path.name} ({_first_error(exc, 'the file')}); it may be "
             "truncated or not written by pytest-modelopt: run the evals again to make a new one"
         ) from None
     version = getattr(found, "schema_version", newest)

@@ -11,46 +11,17 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_modelopt.optimize.training_data import in_holdout
+from tests.plugin.suites import DISTILL_CASES, distill_suite, launch_dirs
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
-
-
-SUITE = """
-import pytest
-from pytest_modelopt import graders
-
-@pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", threshold={threshold})
-def test_echo(completion, case, grade):
-    grade(completion, graders.string_check(reference=case["want"], operation="ilike"))
-"""
-
-
-CASES = 40
-
-
-def suite(project: Project, server: FakeOpenAI, threshold: float = 0.5, wrong: int = 8) -> None:
-    """40 cases; the fake model echoes the question, so `wrong` cases fail."""
-    rows = [
-        {"id": f"c{i:02d}", "q": f"q{i}", "want": f"q{i}" if i >= wrong else "other"}
-        for i in range(CASES)
-    ]
-    project.dataset("d.jsonl", rows)
-    project.file("p.j2", "{{ q }}")
-    project.test(SUITE.format(threshold=threshold))
-
-
-def launch_dirs(project: Project) -> list[Path]:
-    return sorted((project.path / ".modelopt" / "finetune").glob("*/manifest.json"))
 
 
 def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     assert project.run(*mode).parseoutcomes() == {"passed": 32, "tolerated": 8}
     done = project.modelopt("distill", "latest", "--student", "gpt-4.1-nano", "--dry-run")
     assert done.returncode == 0, done.stderr
@@ -58,8 +29,8 @@ def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
     assert "estimated cost" in done.stdout
     (manifest_path,) = launch_dirs(project)
     manifest = json.loads(manifest_path.read_text())
-    held = {f"c{i:02d}" for i in range(CASES) if in_holdout(f"c{i:02d}", 0.2)}
-    passing = {f"c{i:02d}" for i in range(8, CASES)}
+    held = {f"c{i:02d}" for i in range(DISTILL_CASES) if in_holdout(f"c{i:02d}", 0.2)}
+    passing = {f"c{i:02d}" for i in range(8, DISTILL_CASES)}
     assert set(manifest["trained_cases"]) == passing - held
     assert set(manifest["holdout_cases"]) == held  # every held-out case, passing or not
     lines = (manifest_path.parent / "train.jsonl").read_text().splitlines()
@@ -72,7 +43,7 @@ def test_distill_dry_run_writes_a_validated_set_and_launches_nothing(
 def test_a_ci_run_never_launches_a_paid_job_without_yes(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.run(*mode)
     refused = project.modelopt("distill", "--student", "gpt-4.1-nano")
     assert refused.returncode == 1
@@ -83,7 +54,7 @@ def test_a_ci_run_never_launches_a_paid_job_without_yes(
 def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.file(  # --follow polls the fake's job (a state a poll) without the 10 s wait
         "pyproject.toml",
         """
@@ -114,7 +85,7 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     outcomes = result.parseoutcomes()
     if "-n" not in mode:  # xdist deselects on the workers: the controller does not count them
         assert outcomes["deselected"] == trained
-    assert outcomes["passed"] + outcomes["tolerated"] == CASES - trained
+    assert outcomes["passed"] + outcomes["tolerated"] == DISTILL_CASES - trained
     result.stdout.fnmatch_lines(
         [f"*{student} trained on {trained} cases*scored only on the others*"]
     )
@@ -134,7 +105,7 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
 def test_too_few_examples_is_one_clear_error_before_any_upload(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server, wrong=33)  # only 7 cases pass
+    distill_suite(project, server, wrong=33)  # only 7 cases pass
     project.run(*mode)
     done = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
     assert done.returncode == 1
@@ -146,7 +117,7 @@ def test_too_few_examples_is_one_clear_error_before_any_upload(
 def test_no_fine_tuning_access_names_the_other_backends(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.run(*mode)
     server.fine_tuning_access = False
     done = project.modelopt("distill", "--student", "gpt-4.1-nano", "--yes")
@@ -158,7 +129,7 @@ def test_no_fine_tuning_access_names_the_other_backends(
 def test_export_then_register_a_model_trained_elsewhere(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.run(*mode)
     done = project.modelopt("finetune", "--base-model", "my-model", "--backend", "export")
     assert done.returncode == 0, done.stderr
@@ -170,13 +141,13 @@ def test_export_then_register_a_model_trained_elsewhere(
     outcomes = result.parseoutcomes()
     if "-n" not in mode:  # xdist deselects on the workers: the controller does not count them
         assert outcomes["deselected"] == trained
-    assert outcomes["passed"] + outcomes["tolerated"] == CASES - trained
+    assert outcomes["passed"] + outcomes["tolerated"] == DISTILL_CASES - trained
 
 
 def test_rft_set_carries_the_evals_grader(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.run(*mode)
     done = project.modelopt("finetune", "--base-model", "o4-mini", "--method", "rft", "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -193,7 +164,7 @@ def test_rft_set_carries_the_evals_grader(
 def test_dpo_from_two_models(
     project: Project, server: FakeOpenAI, method: str, mode: list[str]
 ) -> None:
-    suite(project, server, wrong=CASES)  # every case wants "other"...
+    distill_suite(project, server, wrong=DISTILL_CASES)  # every case wants "other"...
     server.reply("other", model="gpt-4.1")  # ...which only the strong model says
     server.known_models = None
     project.run(*mode, "--eval-models", "gpt-4.1,gpt-4.1-mini")
@@ -217,11 +188,11 @@ def test_dpo_from_two_models(
 def test_store_true_tags_stored_completions_and_distill_reads_them(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.config(models=["gpt-4.1-mini"], store=True)
     project.run(*mode, "--eval-record", "off")
     stored = server.stored_completions
-    assert len(stored) == CASES
+    assert len(stored) == DISTILL_CASES
     verdicts = sorted(c["metadata"]["modelopt_verdict"] for c in stored)
     assert verdicts == ["failed"] * 8 + ["passed"] * 32
     assert {c["metadata"]["modelopt_eval"] for c in stored} == {"test_suite::test_echo"}
@@ -229,15 +200,15 @@ def test_store_true_tags_stored_completions_and_distill_reads_them(
     assert done.returncode == 0, done.stdout + done.stderr
     (manifest_path,) = launch_dirs(project)
     manifest = json.loads(manifest_path.read_text())
-    held = {f"c{i:02d}" for i in range(CASES) if in_holdout(f"c{i:02d}", 0.2)}
-    assert set(manifest["trained_cases"]) == {f"c{i:02d}" for i in range(8, CASES)} - held
+    held = {f"c{i:02d}" for i in range(DISTILL_CASES) if in_holdout(f"c{i:02d}", 0.2)}
+    assert set(manifest["trained_cases"]) == {f"c{i:02d}" for i in range(8, DISTILL_CASES)} - held
     assert manifest["source_run"] == "stored-completions"
 
 
 def test_a_torn_record_line_is_skipped_not_a_crash(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.run(*mode)
     if "-n" in mode:  # one file per worker: tear one of them
         files = sorted((project.run_dir() / "cases").glob("*.jsonl"))

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_modelopt.graders.engines import python_source as ps
+from tests.support.processes import processes_with
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -204,25 +205,9 @@ def project(variant: str) -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _processes_with(marker: str) -> list[int]:
-    """Live (not zombie) processes whose command line contains ``marker``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(name))
-    return found
-
-
 def _wait_gone(marker: str, seconds: float = 5.0) -> list[int]:
     deadline = time.monotonic() + seconds
-    while (left := _processes_with(marker)) and time.monotonic() < deadline:
+    while (left := processes_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in left:  # an escapee must not outlive the test
         os.kill(pid, signal.SIGKILL)

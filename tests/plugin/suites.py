@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
 
@@ -59,3 +61,35 @@ def comparable(project: Project) -> tuple[Any, list[dict[str, Any]]]:
         for c in project.cases()
     ]
     return summary["evals"], cases
+
+
+# -- distillation: 40 cases, the fake model echoes the question, `wrong` of them fail ----
+
+DISTILL_SUITE = """
+import pytest
+from pytest_modelopt import graders
+
+@pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", threshold={threshold})
+def test_echo(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["want"], operation="ilike"))
+"""
+
+
+DISTILL_CASES = 40
+
+
+def distill_suite(
+    project: Project, server: FakeOpenAI, threshold: float = 0.5, wrong: int = 8
+) -> None:
+    """40 cases; the fake model echoes the question, so `wrong` cases fail."""
+    rows = [
+        {"id": f"c{i:02d}", "q": f"q{i}", "want": f"q{i}" if i >= wrong else "other"}
+        for i in range(DISTILL_CASES)
+    ]
+    project.dataset("d.jsonl", rows)
+    project.file("p.j2", "{{ q }}")
+    project.test(DISTILL_SUITE.format(threshold=threshold))
+
+
+def launch_dirs(project: Project) -> list[Path]:
+    return sorted((project.path / ".modelopt" / "finetune").glob("*/manifest.json"))

@@ -9,39 +9,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from tests.plugin.suites import distill_suite, launch_dirs
 
+if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
-
-
-SUITE = """
-import pytest
-from pytest_modelopt import graders
-
-@pytest.mark.eval(prompt="p.j2", dataset="d.jsonl", threshold={threshold})
-def test_echo(completion, case, grade):
-    grade(completion, graders.string_check(reference=case["want"], operation="ilike"))
-"""
-
-
-CASES = 40
-
-
-def suite(project: Project, server: FakeOpenAI, threshold: float = 0.5, wrong: int = 8) -> None:
-    """40 cases; the fake model echoes the question, so `wrong` cases fail."""
-    rows = [
-        {"id": f"c{i:02d}", "q": f"q{i}", "want": f"q{i}" if i >= wrong else "other"}
-        for i in range(CASES)
-    ]
-    project.dataset("d.jsonl", rows)
-    project.file("p.j2", "{{ q }}")
-    project.test(SUITE.format(threshold=threshold))
-
-
-def launch_dirs(project: Project) -> list[Path]:
-    return sorted((project.path / ".modelopt" / "finetune").glob("*/manifest.json"))
 
 
 DISTILL_CONFTEST = """
@@ -60,7 +32,7 @@ def pytest_modelopt_finetune_job(job):
 def test_eval_distill_to_launches_after_passing_gates_with_the_hooks(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.file("conftest.py", DISTILL_CONFTEST)
     result = project.run(
         *mode,
@@ -83,7 +55,7 @@ def test_eval_distill_to_launches_after_passing_gates_with_the_hooks(
 def test_eval_distill_to_does_nothing_when_the_gates_fail(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server, threshold=0.95)
+    distill_suite(project, server, threshold=0.95)
     result = project.run(*mode, "--eval-distill-to", "student-model")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*not distilling into student-model: the run's gates failed*"])
@@ -107,7 +79,7 @@ def after_all(finetune, request):
 def test_the_finetune_fixture_serves_custom_flows(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project, server)
+    distill_suite(project, server)
     project.file("conftest.py", FIXTURE_CONFTEST)
     result = project.run(*mode, "-s")
     if "-n" in mode:  # a session fixture ends on each worker, whose output xdist drops

@@ -19,6 +19,7 @@ from pytest_modelopt.graders.engines.python_source import (
     run_grade,
     run_many,
 )
+from tests.support.processes import processes_with
 
 # OpenAI's documented example grader.
 EXACT = textwrap.dedent(
@@ -359,25 +360,9 @@ def test_timeout_in_a_batch_kills_the_process_group(tmp_path: Path) -> None:
     assert results[2].kind == "skipped"
     assert "timed out after 1.0s" in str(results[2])
     deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and _processes_with(marker):
+    while time.monotonic() < deadline and processes_with(marker):
         time.sleep(0.02)
-    assert _processes_with(marker) == []
-
-
-def _processes_with(marker: str) -> list[int]:
-    """Live (not zombie) processes whose command line contains ``marker``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
-            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(name))
-    return found
+    assert processes_with(marker) == []
 
 
 def test_run_many_empty_and_argument_checks() -> None:
