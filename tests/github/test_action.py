@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from tests.support.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub, WorkflowRun
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,7 +58,8 @@ VENV_BIN = Path(sys.executable).parent
 
 
 _TOKEN = re.compile(
-    r"\s*(==|!=|&&|\|\||!|\(|\)|'(?:[^']|'')*'|[A-Za-z_][\w.\-]*\(\)|[A-Za-z_][\w.\-]*)"
+    r"\s*(==|!=|&&|\|\||!|\(|\)|'(?:[^']|'')*'|toJSON\([A-Za-z_][\w.\-]*\)"
+    r"|[A-Za-z_][\w.\-]*\(\)|[A-Za-z_][\w.\-]*)"
 )
 
 
@@ -67,6 +68,27 @@ def _lookup(path: str, context: dict[str, Any]) -> Any:
     for part in path.split("."):
         value = value.get(part, "") if isinstance(value, dict) else ""
     return value
+
+
+def workflow_commands(log: str) -> list[str]:
+    """The lines of a step's log the runner would act on as workflow commands.
+
+    As the runner does: ``::stop-commands::TOKEN`` turns processing off until a line
+    ``::TOKEN::``; every other line starting with ``::`` is a command.
+    """
+    commands: list[str] = []
+    stopped: str | None = None
+    for line in log.splitlines():
+        if stopped is not None:
+            if line.strip() == f"::{stopped}::":
+                stopped = None
+            continue
+        if line.startswith("::stop-commands::"):
+            stopped = line[len("::stop-commands::") :].strip()
+            continue
+        if line.startswith("::"):
+            commands.append(line)
+    return commands
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
@@ -93,6 +115,8 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
             return not truthy(primary())
         if token.startswith("'"):
             return token[1:-1].replace("''", "'")
+        if token.startswith("toJSON("):  # as GitHub writes it: two-space indents
+            return json.dumps(_lookup(token[len("toJSON(") : -1], context), indent=2)
         if token.endswith("()"):
             return {"always()": True, "success()": context["_ok"], "failure()": not context["_ok"]}[
                 token
@@ -182,14 +206,19 @@ class Runner:
         token: str = TOKEN,
         pr: int = 7,
         fork: bool = False,
+        job: str = "evals",
+        matrix: dict[str, Any] | None = None,
+        run: WorkflowRun | None = None,
     ) -> Result:
+        """One job of a workflow run (``run``: another job or matrix leg of an earlier one)."""
         self.runs += 1
         temp = self.tmp / f"job{self.runs}"
         temp.mkdir()
-        branch = "main" if event == "push" else f"topic-{pr}"
-        run = self.github.add_run(
-            REPO, WORKFLOW, branch, event=event, status="in_progress", conclusion=None
-        )
+        branch = f"topic-{pr}" if event.startswith("pull_request") else "main"
+        if run is None:
+            run = self.github.add_run(
+                REPO, WORKFLOW, branch, event=event, status="in_progress", conclusion=None
+            )
         payload = self._payload(event, pr, fork)
         (temp / "event.json").write_text(json.dumps(payload))
         summary_file = temp / "summary.md"
@@ -213,7 +242,16 @@ class Runner:
         }
         defaults = {name: spec.get("default", "") for name, spec in ACTION["inputs"].items()}
         context: dict[str, Any] = {
-            "github": {"event_name": event, "action_path": str(ROOT), "token": token},
+            "github": {
+                "event_name": event,
+                "action_path": str(ROOT),
+                "token": token,
+                "job": job,
+                "server_url": "https://github.com",
+                "action_repository": "OWNER/pytest-modelopt",
+                "action_ref": "v1",
+            },
+            "matrix": matrix,
             "runner": {"temp": str(temp), "os": "Linux"},
             "steps": {},
             "_ok": True,
@@ -229,15 +267,18 @@ class Runner:
                 condition = f"success() && ({condition})"
             if not truthy(evaluate(condition, context)):
                 statuses[name] = "skipped"
+                if "id" in step:
+                    context["steps"][step["id"]] = {"outputs": {}, "outcome": "skipped"}
                 continue
             outputs, ok, text = self._step(step, context, env, temp)
             log.append(f"--- {name}\n{text}")
             statuses[name] = "success" if ok else "failure"
             if "id" in step:
-                context["steps"][step["id"]] = {"outputs": outputs}
+                context["steps"][step["id"]] = {"outputs": outputs, "outcome": statuses[name]}
             context["_ok"] = context["_ok"] and ok
         code = 0 if context["_ok"] else 1
-        run.status, run.conclusion = "completed", "success" if code == 0 else "failure"
+        if run.status == "in_progress" or run.conclusion == "success":
+            run.status, run.conclusion = "completed", "success" if code == 0 else "failure"
         outputs = {
             key: interpolate(str(spec["value"]), context) for key, spec in ACTION["outputs"].items()
         }
@@ -245,7 +286,7 @@ class Runner:
 
     def _payload(self, event: str, pr: int, fork: bool) -> dict[str, Any]:
         repo = {"full_name": REPO, "default_branch": "main", "fork": False}
-        if event == "push":
+        if not event.startswith("pull_request"):
             return {"ref": "refs/heads/main", "repository": repo}
         head_repo = {"full_name": "stranger/support-bot", "fork": True} if fork else repo
         return {
@@ -276,10 +317,22 @@ class Runner:
             self.caches[with_["key"]] = self.copy_limited(Path(with_["path"]), saved)
             return {}, True, f"cache saved: {with_['key']}"
         if uses.startswith("actions/upload-artifact@"):
-            return {}, True, self._upload(with_, int(env["GITHUB_RUN_ID"]))
+            return self._upload(with_, int(env["GITHUB_RUN_ID"]))
         assert not uses, f"the harness does not know {uses}"
         if step.get("id") == "install":  # the venv running these tests has the plugin
-            return {}, True, "install: already installed"
+            install = context["inputs"].get("install", "")
+            if not install:
+                return {}, True, "install: already installed"
+            done = subprocess.run(  # the project's own install command, as the step runs it
+                ["bash", "-c", install],
+                cwd=self.workspace / context["inputs"]["working-directory"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
+            return {}, done.returncode == 0, done.stdout
         output_file = temp / f"output-{step.get('id', 'x')}-{len(context['steps'])}"
         output_file.write_text("")
         step_env = {**env, "GITHUB_OUTPUT": str(output_file)}
@@ -294,16 +347,13 @@ class Runner:
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
             cwd=cwd,
             env=step_env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, in order, as the runner's log has it
             text=True,
             timeout=300,
             check=False,
         )
-        return (
-            parse_outputs(output_file.read_text()),
-            done.returncode == 0,
-            done.stdout + done.stderr,
-        )
+        return parse_outputs(output_file.read_text()), done.returncode == 0, done.stdout
 
     def _restore(self, with_: dict[str, str]) -> dict[str, str]:
         key = with_["key"]
@@ -321,7 +371,19 @@ class Runner:
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target
 
-    def _upload(self, with_: dict[str, str], run_id: int) -> str:
+    def _upload(self, with_: dict[str, str], run_id: int) -> tuple[dict[str, str], bool, str]:
+        """As upload-artifact v4: a second artifact of the same name in a run is refused."""
+        artifacts = self.github.artifacts.values()
+        if any((a.run_id, a.name) == (run_id, with_["name"]) for a in artifacts):
+            return (
+                {},
+                False,
+                (
+                    "Error: Failed to CreateArtifact: Received non-retryable error: Failed "
+                    "request: (409) Conflict: an artifact with this name already exists on the "
+                    "workflow run"
+                ),
+            )
         path = Path(with_["path"])
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -329,7 +391,7 @@ class Runner:
                 if file.is_file():
                     archive.write(file, file.relative_to(path))
         self.github.add_artifact(REPO, run_id, with_["name"], buffer.getvalue())
-        return f"uploaded {with_['name']}"
+        return {}, True, f"uploaded {with_['name']}"
 
 
 SUITE = """
@@ -390,7 +452,7 @@ def test_push_saves_the_baseline_and_a_passing_pr_comments_once(
     base = runner.run("push", live(server))
     assert base.code == 0, base.log
     assert base.steps["Pull-request comment"] == "skipped"
-    assert [a.name for a in github.artifacts.values()] == ["modelopt-baseline"]
+    assert [a.name for a in github.artifacts.values()] == ["modelopt-baseline-evals"]
     assert r"test\_evals::test\_answer" in base.summary  # Markdown-escaped
 
     result = runner.run("pull_request", live(server))
