@@ -671,7 +671,6 @@ def test_retries_are_bounded(runner: Runner, fake: FakeGitHub) -> None:
 @pytest.fixture
 def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client with a 0.5 s timeout and short back-offs, for faults that wait."""
-    from pytest_modelopt.github import comment as comment_module
     from pytest_modelopt.github.api import GitHubClient
     from pytest_modelopt.github.runner import RunnerEnv
 
@@ -679,7 +678,6 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
         return GitHubClient(self.token, self.api_url, timeout=0.5, backoff=0.05)
 
     monkeypatch.setattr(RunnerEnv, "client", client)
-    monkeypatch.setattr(comment_module.time, "sleep", lambda seconds: None)
 
 
 @pytest.mark.usefixtures("quick")

@@ -123,6 +123,8 @@ class FakeGitHub(ThreadedServer):
     """The GitHub REST endpoints the action uses, on 127.0.0.1, with seedable state."""
 
     name = "fake-github"
+    # a client that gave up on a slow answer frees its handler (no task left sleeping)
+    runner_options = {"handler_cancellation": True}  # noqa: RUF012 - read only
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
