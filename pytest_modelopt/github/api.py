@@ -52,12 +52,25 @@ _LINK_REL = re.compile(r'rel\s*=\s*"?([^";]+)"?')
 _ERROR_BODY = 64 * 1024
 
 
-class GitHubError(Exception):
-    """A GitHub API call that failed, with its status (None: GitHub was not reached)."""
+#: Whose the job's own token is: its ``GET /user`` answers 403, so it cannot say itself.
+ACTIONS_BOT = "github-actions[bot]"
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+
+#: Where the baseline can come from: runs a pull request cannot start on the base branch.
+BASELINE_EVENTS = ("push", "schedule", "workflow_dispatch")
+
+
+class GitHubError(Exception):
+    """A GitHub API call that failed, with its status (None: GitHub was not reached).
+
+    ``uncertain``: a write that may have been carried out all the same (it timed out after
+    it was sent, or GitHub answered 500/502/504): repeating it blindly could do it twice.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, uncertain: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.uncertain = uncertain
 
 
 def _advice(status: int | None) -> str:
@@ -264,6 +277,18 @@ class GitHubClient:
             try:
                 response = self._send(method, url, headers, data, sink, limit)
             except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets
+                # urllib wraps what fails while connecting or sending in URLError: the
+                # request never arrived whole. Anything later (a timeout waiting for the
+                # answer, a reset) may follow a write GitHub carried out: a POST is then
+                # not repeated here; the caller looks for what it wrote first.
+                sent = not isinstance(exc, urllib.error.URLError)
+                if method == "POST" and sent:
+                    raise GitHubError(
+                        f"no answer from GitHub to {method} {where} "
+                        f"({self.clean(str(exc)) or exc.__class__.__name__}): it may or may "
+                        "not have been carried out",
+                        uncertain=True,
+                    ) from None
                 if attempt >= self.retries:
                     raise GitHubError(
                         f"could not reach GitHub for {method} {where}: {self.clean(str(exc))}. "
@@ -302,7 +327,11 @@ class GitHubClient:
         text += f" {self._where(response.url)}"
         text += f": {detail}." if detail else "."
         advice = _advice(response.status)
-        raise GitHubError(self.clean(f"{text} {advice}".strip()), status=response.status)
+        raise GitHubError(
+            self.clean(f"{text} {advice}".strip()),
+            status=response.status,
+            uncertain=method == "POST" and response.status in (500, 502, 504),
+        )
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -366,14 +395,63 @@ class GitHubClient:
         branch = data.get("default_branch") if isinstance(data, dict) else None
         return str(branch) if branch else None
 
-    def workflow_runs(self, repo: str, workflow: str, branch: str) -> list[dict[str, Any]]:
-        """The newest successful push runs of a workflow on a branch (one page of 20)."""
-        data = self.get_json(
-            f"/repos/{repo}/actions/workflows/{urllib.parse.quote(workflow, safe='')}/runs",
-            {"branch": branch, "status": "success", "event": "push", "per_page": 20},
+    def identity(self) -> str:
+        """The login the token writes as, which alone may own the sticky comment.
+
+        A personal token's ``GET /user`` names its user; the job's own token (an
+        installation token) is refused there with 403 and writes as github-actions[bot].
+        """
+        try:
+            data = self.get_json("/user")
+        except GitHubError as exc:
+            if exc.status == 403:
+                return ACTIONS_BOT
+            raise
+        login = data.get("login") if isinstance(data, dict) else None
+        if not isinstance(login, str) or not login:
+            raise GitHubError("GitHub answered GET /user with no login")
+        return login
+
+    def workflow_runs(
+        self, repo: str, workflow: str, branch: str, events: tuple[str, ...] = BASELINE_EVENTS
+    ) -> list[dict[str, Any]]:
+        """The newest successful runs of a workflow on a branch started by ``events``, newest
+        first (20 of each: the API filters on one event at a time).
+
+        The event is checked again here: a run a pull request started must never be taken
+        for the base branch's, even from a server that ignored the filter.
+        """
+        path = f"/repos/{repo}/actions/workflows/{urllib.parse.quote(workflow, safe='')}/runs"
+        found: dict[str, dict[str, Any]] = {}
+        for event in events:
+            data = self.get_json(
+                path, {"branch": branch, "status": "success", "event": event, "per_page": 20}
+            )
+            runs = data.get("workflow_runs") if isinstance(data, dict) else None
+            for run in runs or []:
+                if (
+                    isinstance(run, dict)
+                    and run.get("event") == event
+                    and isinstance(run.get("id"), (int, str))
+                    and str(run.get("head_branch", branch)) == branch
+                ):
+                    found[str(run["id"])] = run
+        return sorted(
+            found.values(),
+            key=lambda r: (str(r.get("created_at") or ""), str(r["id"]).zfill(20)),
+            reverse=True,
         )
-        runs = data.get("workflow_runs") if isinstance(data, dict) else None
-        return [r for r in runs or [] if isinstance(r, dict)]
+
+    def pull(self, repo: str, number: int) -> dict[str, Any]:
+        data = self.get_json(f"/repos/{repo}/pulls/{number}")
+        return data if isinstance(data, dict) else {}
+
+    def pulls_from(self, repo: str, head: str) -> list[dict[str, Any]]:
+        """Open pull requests whose head is ``owner:branch``."""
+        pulls = self.paginate(
+            f"/repos/{repo}/pulls", {"head": head, "state": "open", "per_page": 100}
+        )
+        return [p for p in pulls if isinstance(p, dict)]
 
     def run_artifacts(self, repo: str, run_id: int | str) -> list[dict[str, Any]]:
         data = self.get_json(f"/repos/{repo}/actions/runs/{run_id}/artifacts", {"per_page": 100})

@@ -7,15 +7,18 @@ no links, bounded size and count) before anything is written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import re
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..records.store import RunUnreadable, read_run_info
-from .api import MAX_ARTIFACT_BYTES, GitHubClient, GitHubError, copy_limited
+from ..records.store import RunUnreadable, read_cases, read_run_info
+from .api import BASELINE_EVENTS, MAX_ARTIFACT_BYTES, GitHubClient, GitHubError, copy_limited
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,6 +27,41 @@ if TYPE_CHECKING:
 
 
 DEFAULT_ARTIFACT = "modelopt-baseline"
+
+
+REPORT_ARTIFACT = "modelopt-report"
+
+
+#: What a broken zip raises while it is read (a corrupt or truncated member, an encrypted
+#: one, a compression method zipfile lacks).
+_ZIP_ERRORS = (zipfile.BadZipFile, RuntimeError, NotImplementedError, EOFError, zlib.error)
+
+
+#: Characters upload-artifact refuses in a name.
+_BAD_NAME = re.compile(r'[":<>|*?\\/\r\n]')
+
+
+def artifact_name(base: str, job: str = "", matrix: str = "", working_directory: str = ".") -> str:
+    """The name a run is uploaded under: ``base``, made unique per job and matrix leg.
+
+    Names must not collide within one workflow run (upload-artifact v4 refuses a second
+    artifact of the same name), and a pull request's leg must find the baseline of the same
+    leg: ``<base>-<job id>``, plus ``-<8 hex digits>`` of the matrix values and the
+    working directory when there is a matrix or the project is not at the root. Both are
+    the same on the base branch and in the pull request, so the names match.
+    """
+    name = base
+    if job:
+        name += f"-{job}"
+    try:
+        values = json.loads(matrix) if matrix.strip() else None
+    except ValueError:
+        values = matrix
+    where = working_directory.strip().rstrip("/") or "."
+    if values or where not in (".", "./"):
+        key = json.dumps({"matrix": values, "working-directory": where}, sort_keys=True)
+        name += "-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8]
+    return _BAD_NAME.sub("_", name)
 
 
 #: Largest uncompressed baseline artifact we unpack (a run is JSON; this is a zip-bomb guard).
@@ -45,6 +83,10 @@ class UnsafeArchive(Exception):
     """An artifact that would write outside its directory (zip-slip), or a zip bomb."""
 
 
+class MalformedArchive(UnsafeArchive):
+    """An artifact that is not a readable zip: broken, not hostile."""
+
+
 def _check_member(info: zipfile.ZipInfo) -> None:
     name = info.filename
     if not name or "\x00" in name or "\\" in name:
@@ -61,8 +103,8 @@ def safe_extract(archive_path: Path, dest: Path, *, limit: int = MAX_ARTIFACT_BY
     """Unzip into ``dest``, refusing the whole archive if any member could escape it."""
     try:
         archive = zipfile.ZipFile(archive_path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UnsafeArchive(f"the artifact is not a zip file ({exc})") from None
+    except (*_ZIP_ERRORS, OSError, ValueError) as exc:
+        raise MalformedArchive(f"the artifact is not a zip file ({exc})") from None
     with archive:
         members = archive.infolist()
         if len(members) > MAX_ARTIFACT_MEMBERS:
@@ -86,7 +128,9 @@ def safe_extract(archive_path: Path, dest: Path, *, limit: int = MAX_ARTIFACT_BY
             try:
                 with archive.open(info) as source, target.open("wb") as sink:
                     copy_limited(source, sink, budget)
-            except (zipfile.BadZipFile, GitHubError) as exc:
+            except _ZIP_ERRORS as exc:
+                raise MalformedArchive(f"member {info.filename!r}: {exc}") from None
+            except GitHubError as exc:
                 raise UnsafeArchive(f"member {info.filename!r}: {exc}") from None
             budget -= target.stat().st_size
             written.append(target)
@@ -114,14 +158,42 @@ def find_run(files: Iterable[Path]) -> Path | None:
     return max(found, key=lambda item: (item[0].started_at, str(item[1])))[1]
 
 
-def _how_to_create(env: RunnerEnv, artifact: str, branch: str | None) -> str:
+_EVENTS_TEXT = ", ".join(BASELINE_EVENTS[:-1]) + " or " + BASELINE_EVENTS[-1]
+
+
+def _how_to_create(
+    artifact: str, branch: str | None, workflow: str | None, *, required: bool = False
+) -> str:
     where = f"`{branch}`" if branch else "the default branch"
-    workflow = env.workflow_file or "this workflow"
+    workflow = workflow or "this workflow"
+    outcome = (
+        "`require-baseline` is true, so the evals did not run."
+        if required
+        else "The evals run all the same; there is just nothing to compare with."
+    )
     return (
         f"A pull request compares with the `{artifact}` artifact of the latest successful "
-        f"push run of {workflow} on {where}: push to {where} (or re-run that workflow there) "
-        "and its baseline job saves one. The evals ran; there is just nothing to compare with."
+        f"{_EVENTS_TEXT} run of {workflow} on {where}: push to {where} (or run that "
+        f"workflow there by hand) and it saves one. {outcome}"
     )
+
+
+def _pick_artifact(
+    artifacts: list[dict[str, Any]], names: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The newest unexpired artifact of the first of ``names`` the run has, if any."""
+    for name in names:
+        usable = [
+            a
+            for a in artifacts
+            if a.get("name") == name
+            and not a.get("expired")
+            and isinstance(a.get("id"), (int, str))
+            and re.fullmatch(r"[0-9]+", str(a["id"]))
+        ]
+        if usable:
+            return max(usable, key=lambda a: (str(a.get("created_at") or ""), int(a["id"])))
+    return None
 
 
 def fetch_baseline(
@@ -129,13 +201,20 @@ def fetch_baseline(
     out: Path,
     *,
     artifact: str = DEFAULT_ARTIFACT,
+    fallback: str | None = None,
     branch: str | None = None,
+    workflow: str | None = None,
+    required: bool = False,
     client: GitHubClient | None = None,
 ) -> Path:
-    """Download and unpack the baseline run; its directory, or NoBaseline saying why not."""
+    """Download and unpack the baseline run; its directory, or NoBaseline saying why not.
+
+    ``fallback``: an older name to take when a run has no ``artifact`` (the bare name
+    earlier releases uploaded under), so upgrading does not lose the baseline.
+    """
     if not env.repository:
         raise NoBaseline("GITHUB_REPOSITORY is not set: not running in GitHub Actions?")
-    workflow = env.workflow_file
+    workflow = workflow or env.workflow_file
     if workflow is None:
         raise NoBaseline(
             "GITHUB_WORKFLOW_REF does not name a workflow file, so there are no runs to look in."
@@ -147,6 +226,7 @@ def fetch_baseline(
         )
     client = client or env.client()
     repo = env.repository
+    names = (artifact,) if not fallback or fallback == artifact else (artifact, fallback)
     chosen: dict[str, Any] | None = None
     try:
         branch = branch or env.base_branch() or client.default_branch(repo)
@@ -159,23 +239,19 @@ def fetch_baseline(
         ]
         if not runs:
             raise NoBaseline(
-                f"No successful push run of {workflow} on `{branch}` yet. "
-                + _how_to_create(env, artifact, branch)
+                f"No successful {_EVENTS_TEXT} run of {workflow} on `{branch}` yet. "
+                + _how_to_create(artifact, branch, workflow, required=required)
             )
         for run in runs:
-            usable = [
-                a
-                for a in client.run_artifacts(repo, run["id"])
-                if a.get("name") == artifact and not a.get("expired")
-            ]
-            if usable:
-                chosen = max(usable, key=lambda a: (str(a.get("created_at") or ""), a["id"]))
+            chosen = _pick_artifact(client.run_artifacts(repo, run["id"]), names)
+            if chosen is not None:
                 break
         if chosen is None:
             raise NoBaseline(
-                f"The latest {len(runs)} successful push runs of {workflow} on `{branch}` have "
-                f"no unexpired `{artifact}` artifact (artifacts expire after the repository's "
-                "retention period). " + _how_to_create(env, artifact, branch)
+                f"The latest {len(runs)} successful {_EVENTS_TEXT} runs of {workflow} on "
+                f"`{branch}` have no unexpired `{artifact}` artifact (artifacts expire after "
+                "the repository's retention period). "
+                + _how_to_create(artifact, branch, workflow, required=required)
             )
         out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".modelopt-baseline-", dir=out.parent) as tmp:
@@ -185,19 +261,39 @@ def fetch_baseline(
             files = safe_extract(archive, out)
     except GitHubError as exc:
         raise NoBaseline(
-            f"Could not fetch the baseline: {exc} " + _how_to_create(env, artifact, branch)
+            f"Could not fetch the baseline: {exc} "
+            + _how_to_create(artifact, branch, workflow, required=required)
+        ) from None
+    except MalformedArchive as exc:
+        raise NoBaseline(
+            f"The `{chosen and chosen.get('name')}` artifact (id {chosen and chosen.get('id')}) "
+            f"cannot be read: {exc}. " + _outcome(required)
         ) from None
     except UnsafeArchive as exc:
         raise NoBaseline(
-            f"Refused the `{artifact}` artifact (id {chosen and chosen.get('id')}): {exc}. "
-            "Nothing outside the baseline directory was written.",
+            f"Refused the `{chosen and chosen.get('name')}` artifact (id "
+            f"{chosen and chosen.get('id')}): {exc}. Nothing outside the baseline directory "
+            "was written.",
             level="warning",
         ) from None
+    name = chosen.get("name")
     run_dir = find_run(files)
     if run_dir is None:
         raise NoBaseline(
-            f"The `{artifact}` artifact holds no run (no readable run.json): upload the run "
-            "directory (.modelopt/runs/<id>) as the artifact.",
-            level="warning",
+            f"The `{name}` artifact holds no run (no readable run.json): upload the run "
+            "directory (.modelopt/runs/<id>) as the artifact. " + _outcome(required),
         )
+    try:  # read it whole now: a run that breaks the evals later is no baseline
+        sum(1 for _ in read_cases(run_dir, slim=True))
+    except (RunUnreadable, OSError, ValueError) as exc:
+        raise NoBaseline(
+            f"The `{name}` artifact's run {run_dir.name} cannot be read ({exc}). "
+            + _outcome(required)
+        ) from None
     return run_dir
+
+
+def _outcome(required: bool) -> str:
+    if required:
+        return "`require-baseline` is true, so the evals did not run."
+    return "The evals run without a comparison."

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import load_settings
 from ..records.store import read_cases, resolve_run
-from .api import GitHubError
-from .artifact import DEFAULT_ARTIFACT, NoBaseline, fetch_baseline
+from .api import GitHubClient, GitHubError
+from .artifact import DEFAULT_ARTIFACT, REPORT_ARTIFACT, NoBaseline, artifact_name, fetch_baseline
 from .comment import (
     _SEE_SUMMARY,
     DEFAULT_MARKER,
@@ -24,7 +24,7 @@ from .comment import (
     replay_note,
     upsert_comment,
 )
-from .runner import PR_EVENTS, Console, RunnerEnv, append_summary, report_outputs
+from .runner import COMMENT_EVENTS, Console, RunnerEnv, append_summary, report_outputs
 
 if TYPE_CHECKING:
     import argparse
@@ -34,7 +34,15 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     env = RunnerEnv.from_environ()
     console = Console(env.token)
     try:
-        run_dir = fetch_baseline(env, Path(args.out), artifact=args.artifact, branch=args.branch)
+        run_dir = fetch_baseline(
+            env,
+            Path(args.out),
+            artifact=args.artifact,
+            fallback=args.fallback,
+            branch=args.branch,
+            workflow=args.workflow,
+            required=args.require,
+        )
     except NoBaseline as exc:
         console.outputs(env.output, {"found": "false", "baseline-dir": ""})
         if args.require:
@@ -70,10 +78,39 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def find_pull(env: RunnerEnv, client: GitHubClient) -> int | None:
+    """The pull request a ``workflow_run`` event's run was for, from trusted data only.
+
+    The event names the run's head commit; the pull request is the open one whose head is
+    that commit. Nothing the untrusted run uploaded (a PR number in a file) is believed: it
+    could point the comment at another pull request.
+    """
+    run = env.workflow_run
+    sha = str(run.get("head_sha") or "")
+    if run.get("event") not in ("pull_request", "pull_request_target") or not sha:
+        return None
+    listed = run.get("pull_requests")
+    for pr in listed if isinstance(listed, list) else []:
+        head = pr.get("head") if isinstance(pr, dict) else None
+        if isinstance(head, dict) and head.get("sha") == sha and pr.get("number"):
+            return int(pr["number"])
+    head_repo = run.get("head_repository")
+    owner = head_repo.get("owner") if isinstance(head_repo, dict) else None
+    login = owner.get("login") if isinstance(owner, dict) else None
+    branch = run.get("head_branch")
+    if not login or not branch:
+        return None
+    for pr in client.pulls_from(env.repository, f"{login}:{branch}"):
+        head = pr.get("head")
+        if isinstance(head, dict) and head.get("sha") == sha and pr.get("number"):
+            return int(pr["number"])
+    return None
+
+
 def cmd_comment(args: argparse.Namespace) -> int:
     env = RunnerEnv.from_environ()
     console = Console(env.token)
-    if env.event_name not in PR_EVENTS:
+    if env.event_name not in COMMENT_EVENTS:
         console.notice(
             f"No PR comment on a {env.event_name or 'non-GitHub'} event (pull requests only); "
             "the job summary has the report."
@@ -87,19 +124,25 @@ def cmd_comment(args: argparse.Namespace) -> int:
     markdown = _read_markdown(args.file, console)
     if markdown is None:
         return 0
-    number = env.pr_number
     unable = "The PR comment could not be posted"
-    if number is None or not env.repository:
-        console.warning(f"{unable}: the event payload names no pull request. {_SEE_SUMMARY}")
-        return 0
     if not env.token:
         console.warning(
             f"{unable}: no GITHUB_TOKEN (the action's `github-token` input). {_SEE_SUMMARY}"
         )
         return 0
+    client = env.client()
     body = comment_body(markdown, args.marker, env.token)
     try:
-        result = upsert_comment(env.client(), env.repository, number, body, marker)
+        number = env.pr_number
+        if env.event_name == "workflow_run" and env.repository:
+            number = find_pull(env, client)
+        if number is None or not env.repository:
+            console.warning(
+                f"{unable}: the event names no open pull request (for a workflow_run event: "
+                f"none whose head is the run's commit). {_SEE_SUMMARY}"
+            )
+            return 0
+        result = upsert_comment(client, env.repository, number, body, marker)
     except GitHubError as exc:
         console.warning(f"{unable}: {exc} {_SEE_SUMMARY}", title="No PR comment")
         return 0
@@ -122,6 +165,21 @@ def cmd_outputs(args: argparse.Namespace) -> int:
     console.outputs(env.output, values)
     console.line(f"verdict={values['verdict']} pass-rate={values['pass-rate'] or '-'}")
     return 1 if values["verdict"] == "error" else 0
+
+
+def cmd_names(args: argparse.Namespace) -> int:
+    """The artifact names of this job and matrix leg, as step outputs."""
+    env = RunnerEnv.from_environ()
+    console = Console(env.token)
+    parts = {"job": args.job, "matrix": args.matrix, "working_directory": args.working_directory}
+    values = {
+        "baseline-artifact": artifact_name(args.baseline, **parts),
+        "report-artifact": artifact_name(REPORT_ARTIFACT, **parts),
+    }
+    console.outputs(env.output, values)
+    for name, value in values.items():
+        console.line(f"{name}: {value}")
+    return 0
 
 
 def cmd_replay_note(args: argparse.Namespace) -> int:
@@ -149,7 +207,7 @@ def add_commands(sub: Any) -> None:
     """``modelopt github ...``: what the bundled action's steps call."""
     parser = sub.add_parser(
         "github",
-        help="GitHub Actions steps: baseline, summary, comment, outputs, replay-note",
+        help="GitHub Actions steps: names, baseline, summary, comment, outputs, replay-note",
         description=(
             "The bundled GitHub Action's steps. They read the runner's GITHUB_* variables and "
             "the event payload, and the token from GITHUB_TOKEN only; none of them fails the "
@@ -163,9 +221,24 @@ def add_commands(sub: Any) -> None:
     )
     baseline.add_argument("--out", required=True, help="unpack the artifact into this directory")
     baseline.add_argument("--artifact", default=DEFAULT_ARTIFACT, help="the artifact's name")
+    baseline.add_argument(
+        "--fallback", help="a name to take when a run has no --artifact (an older release's)"
+    )
+    baseline.add_argument(
+        "--workflow", help="the workflow file whose runs hold it (default: this run's own)"
+    )
     baseline.add_argument("--branch", help="the branch to look on (default: the PR's base)")
     baseline.add_argument("--require", action="store_true", help="exit 1 when there is no baseline")
     baseline.set_defaults(fn=cmd_baseline)
+
+    names = commands.add_parser(
+        "names", help="the artifact names of this job and matrix leg (step outputs)"
+    )
+    names.add_argument("--baseline", default=DEFAULT_ARTIFACT, help="the baseline-artifact input")
+    names.add_argument("--job", default="", help="the job's id (github.job)")
+    names.add_argument("--matrix", default="", help="the job's matrix values, toJSON(matrix)")
+    names.add_argument("--working-directory", default=".", help="the project's directory")
+    names.set_defaults(fn=cmd_names)
 
     summary = commands.add_parser("summary", help="append a Markdown file to the job summary")
     summary.add_argument("file")

@@ -7,6 +7,7 @@ One comment per marker key, found among the comments and updated in place; untru
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,9 @@ from .api import GitHubClient, GitHubError
 from .runner import cut_to_units, utf16_units
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from ..records.models import CaseRecord
-
-
-BOT_LOGIN = "github-actions[bot]"
 
 
 DEFAULT_MARKER = "evals"
@@ -76,16 +74,21 @@ def comment_body(markdown: str, key: str = DEFAULT_MARKER, token: str | None = N
     return f"{marker}\n{text}"
 
 
-def pick_comment(comments: Sequence[Mapping[str, Any]], marker: str) -> Mapping[str, Any] | None:
-    """The first comment with the marker: github-actions[bot]'s, then any bot's, then any."""
-    carrying = [c for c in comments if marker in str(c.get("body") or "")]
+def pick_comment(
+    comments: Sequence[Mapping[str, Any]], marker: str, login: str
+) -> Mapping[str, Any] | None:
+    """The oldest comment that ``login`` wrote and that opens with the marker.
 
-    def rank(comment: Mapping[str, Any]) -> int:
+    Only the token's own comments count: anyone can paste the marker into a comment of
+    theirs, and editing that one would put the report under their name, or fail.
+    """
+    for comment in comments:
         user = comment.get("user")
-        user = user if isinstance(user, Mapping) else {}
-        return 0 if user.get("login") == BOT_LOGIN else 1 if user.get("type") == "Bot" else 2
-
-    return min(carrying, key=rank, default=None)  # min keeps the first of equal rank
+        author = user.get("login") if isinstance(user, Mapping) else None
+        body = str(comment.get("body") or "")
+        if author == login and body.startswith(marker) and comment.get("id") is not None:
+            return comment
+    return None
 
 
 @dataclass(frozen=True)
@@ -95,22 +98,62 @@ class CommentResult:
     html_url: str
 
 
+#: Posts tried at most, each after looking for the comment a post that timed out may
+#: have made.
+CREATE_ATTEMPTS = 3
+
+
 def upsert_comment(
-    client: GitHubClient, repo: str, number: int, body: str, marker: str
+    client: GitHubClient,
+    repo: str,
+    number: int,
+    body: str,
+    marker: str,
+    *,
+    login: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CommentResult:
-    """Update the marked comment in place, or create it: one comment per PR, ever."""
-    existing = pick_comment(client.list_comments(repo, number), marker)
+    """Update the token's marked comment in place, or create it: one comment per PR.
+
+    An update that fails (deleted since it was listed, locked, edited away) falls back to a
+    new comment. A post that may have landed (no answer, or 500/502/504) is not repeated
+    blindly: the comments are read again first, so one slow answer makes one comment.
+    """
+    login = login or client.identity()
+    existing = pick_comment(client.list_comments(repo, number), marker, login)
     if existing is not None:
-        if existing.get("body") == body:
-            return CommentResult("unchanged", int(existing["id"]), str(existing.get("html_url")))
+        result = _update(client, repo, existing, body)
+        if result is not None:
+            return result
+    for attempt in range(CREATE_ATTEMPTS):
+        if attempt:
+            sleep(client.backoff * 2**attempt)  # give a slow write time to show up
+            landed = pick_comment(client.list_comments(repo, number), marker, login)
+            if landed is not None and landed.get("body") == body:
+                return CommentResult("created", int(landed["id"]), _url(landed))
+            if landed is not None and (updated := _update(client, repo, landed, body)):
+                return updated
         try:
-            data = client.update_comment(repo, existing["id"], body)
-            return CommentResult("updated", int(data.get("id", existing["id"])), _url(data))
+            data = client.create_comment(repo, number, body)
         except GitHubError as exc:
-            if exc.status != 404:  # deleted since we listed it: create a new one
+            if not exc.uncertain or attempt == CREATE_ATTEMPTS - 1:
                 raise
-    data = client.create_comment(repo, number, body)
-    return CommentResult("created", int(data.get("id", 0)), _url(data))
+            continue
+        return CommentResult("created", int(data.get("id", 0)), _url(data))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _update(
+    client: GitHubClient, repo: str, existing: Mapping[str, Any], body: str
+) -> CommentResult | None:
+    """The comment brought up to date, or None when it cannot be (then a new one is made)."""
+    if existing.get("body") == body:
+        return CommentResult("unchanged", int(existing["id"]), _url(existing))
+    try:
+        data = client.update_comment(repo, existing["id"], body)
+    except GitHubError:
+        return None
+    return CommentResult("updated", int(data.get("id", existing["id"])), _url(data))
 
 
 def _url(data: Mapping[str, Any]) -> str:

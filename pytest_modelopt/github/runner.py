@@ -24,6 +24,11 @@ from .api import DEFAULT_API_URL, GitHubClient
 PR_EVENTS = ("pull_request", "pull_request_target")
 
 
+#: Events whose run may post the PR comment: a pull request's, or the trusted second
+#: workflow of the two-workflow pattern, started by a pull request's run finishing.
+COMMENT_EVENTS = (*PR_EVENTS, "workflow_run")
+
+
 #: GitHub refuses a step's summary over 1 MiB (and then shows none of it).
 SUMMARY_LIMIT = 1024 * 1024
 
@@ -131,7 +136,15 @@ class RunnerEnv:
         return name or None
 
     @property
+    def workflow_run(self) -> Mapping[str, Any]:
+        """The run that started a ``workflow_run`` event ({} for any other event)."""
+        run = self.event.get("workflow_run") if self.event_name == "workflow_run" else None
+        return run if isinstance(run, Mapping) else {}
+
+    @property
     def pr_number(self) -> int | None:
+        if self.event_name == "workflow_run":
+            return None  # found by find_pull(), against the run's head commit
         pr = self.event.get("pull_request")
         number = pr.get("number") if isinstance(pr, Mapping) else None
         number = number if number is not None else self.event.get("number")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from tests.support.fake_github import FakeGitHub
+from tests.support.fake_github import FakeGitHub, WorkflowRun
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -58,7 +58,8 @@ VENV_BIN = Path(sys.executable).parent
 
 
 _TOKEN = re.compile(
-    r"\s*(==|!=|&&|\|\||!|\(|\)|'(?:[^']|'')*'|[A-Za-z_][\w.\-]*\(\)|[A-Za-z_][\w.\-]*)"
+    r"\s*(==|!=|&&|\|\||!|\(|\)|'(?:[^']|'')*'|toJSON\([A-Za-z_][\w.\-]*\)"
+    r"|[A-Za-z_][\w.\-]*\(\)|[A-Za-z_][\w.\-]*)"
 )
 
 
@@ -67,6 +68,27 @@ def _lookup(path: str, context: dict[str, Any]) -> Any:
     for part in path.split("."):
         value = value.get(part, "") if isinstance(value, dict) else ""
     return value
+
+
+def workflow_commands(log: str) -> list[str]:
+    """The lines of a step's log the runner would act on as workflow commands.
+
+    As the runner does: ``::stop-commands::TOKEN`` turns processing off until a line
+    ``::TOKEN::``; every other line starting with ``::`` is a command.
+    """
+    commands: list[str] = []
+    stopped: str | None = None
+    for line in log.splitlines():
+        if stopped is not None:
+            if line.strip() == f"::{stopped}::":
+                stopped = None
+            continue
+        if line.startswith("::stop-commands::"):
+            stopped = line[len("::stop-commands::") :].strip()
+            continue
+        if line.startswith("::"):
+            commands.append(line)
+    return commands
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
@@ -93,6 +115,8 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
             return not truthy(primary())
         if token.startswith("'"):
             return token[1:-1].replace("''", "'")
+        if token.startswith("toJSON("):  # as GitHub writes it: two-space indents
+            return json.dumps(_lookup(token[len("toJSON(") : -1], context), indent=2)
         if token.endswith("()"):
             return {"always()": True, "success()": context["_ok"], "failure()": not context["_ok"]}[
                 token
@@ -162,6 +186,7 @@ class Result:
     steps: dict[str, str]  # step name -> success / failure / skipped
     log: str
     run_id: int
+    step_logs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,14 +207,19 @@ class Runner:
         token: str = TOKEN,
         pr: int = 7,
         fork: bool = False,
+        job: str = "evals",
+        matrix: dict[str, Any] | None = None,
+        run: WorkflowRun | None = None,
     ) -> Result:
+        """One job of a workflow run (``run``: another job or matrix leg of an earlier one)."""
         self.runs += 1
         temp = self.tmp / f"job{self.runs}"
         temp.mkdir()
-        branch = "main" if event == "push" else f"topic-{pr}"
-        run = self.github.add_run(
-            REPO, WORKFLOW, branch, event=event, status="in_progress", conclusion=None
-        )
+        branch = f"topic-{pr}" if event.startswith("pull_request") else "main"
+        if run is None:
+            run = self.github.add_run(
+                REPO, WORKFLOW, branch, event=event, status="in_progress", conclusion=None
+            )
         payload = self._payload(event, pr, fork)
         (temp / "event.json").write_text(json.dumps(payload))
         summary_file = temp / "summary.md"
@@ -213,7 +243,16 @@ class Runner:
         }
         defaults = {name: spec.get("default", "") for name, spec in ACTION["inputs"].items()}
         context: dict[str, Any] = {
-            "github": {"event_name": event, "action_path": str(ROOT), "token": token},
+            "github": {
+                "event_name": event,
+                "action_path": str(ROOT),
+                "token": token,
+                "job": job,
+                "server_url": "https://github.com",
+                "action_repository": "OWNER/pytest-modelopt",
+                "action_ref": "v1",
+            },
+            "matrix": matrix,
             "runner": {"temp": str(temp), "os": "Linux"},
             "steps": {},
             "_ok": True,
@@ -222,6 +261,7 @@ class Runner:
         context["inputs"].update(inputs)
         statuses: dict[str, str] = {}
         log: list[str] = []
+        step_logs: dict[str, str] = {}
         for number, step in enumerate(ACTION["runs"]["steps"]):
             name = step.get("name", f"step {number}")
             condition = step.get("if", "success()")
@@ -229,23 +269,29 @@ class Runner:
                 condition = f"success() && ({condition})"
             if not truthy(evaluate(condition, context)):
                 statuses[name] = "skipped"
+                if "id" in step:
+                    context["steps"][step["id"]] = {"outputs": {}, "outcome": "skipped"}
                 continue
             outputs, ok, text = self._step(step, context, env, temp)
             log.append(f"--- {name}\n{text}")
+            step_logs[name] = text
             statuses[name] = "success" if ok else "failure"
             if "id" in step:
-                context["steps"][step["id"]] = {"outputs": outputs}
+                context["steps"][step["id"]] = {"outputs": outputs, "outcome": statuses[name]}
             context["_ok"] = context["_ok"] and ok
         code = 0 if context["_ok"] else 1
-        run.status, run.conclusion = "completed", "success" if code == 0 else "failure"
+        if run.status == "in_progress" or run.conclusion == "success":
+            run.status, run.conclusion = "completed", "success" if code == 0 else "failure"
         outputs = {
             key: interpolate(str(spec["value"]), context) for key, spec in ACTION["outputs"].items()
         }
-        return Result(code, outputs, summary_file.read_text(), statuses, "\n".join(log), run.id)
+        return Result(
+            code, outputs, summary_file.read_text(), statuses, "\n".join(log), run.id, step_logs
+        )
 
     def _payload(self, event: str, pr: int, fork: bool) -> dict[str, Any]:
         repo = {"full_name": REPO, "default_branch": "main", "fork": False}
-        if event == "push":
+        if not event.startswith("pull_request"):
             return {"ref": "refs/heads/main", "repository": repo}
         head_repo = {"full_name": "stranger/support-bot", "fork": True} if fork else repo
         return {
@@ -276,10 +322,22 @@ class Runner:
             self.caches[with_["key"]] = self.copy_limited(Path(with_["path"]), saved)
             return {}, True, f"cache saved: {with_['key']}"
         if uses.startswith("actions/upload-artifact@"):
-            return {}, True, self._upload(with_, int(env["GITHUB_RUN_ID"]))
+            return self._upload(with_, int(env["GITHUB_RUN_ID"]))
         assert not uses, f"the harness does not know {uses}"
         if step.get("id") == "install":  # the venv running these tests has the plugin
-            return {}, True, "install: already installed"
+            install = context["inputs"].get("install", "")
+            if not install:
+                return {}, True, "install: already installed"
+            done = subprocess.run(  # the project's own install command, as the step runs it
+                ["bash", "-c", install],
+                cwd=self.workspace / context["inputs"]["working-directory"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
+            return {}, done.returncode == 0, done.stdout
         output_file = temp / f"output-{step.get('id', 'x')}-{len(context['steps'])}"
         output_file.write_text("")
         step_env = {**env, "GITHUB_OUTPUT": str(output_file)}
@@ -294,16 +352,13 @@ class Runner:
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
             cwd=cwd,
             env=step_env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # one stream, in order, as the runner's log has it
             text=True,
             timeout=300,
             check=False,
         )
-        return (
-            parse_outputs(output_file.read_text()),
-            done.returncode == 0,
-            done.stdout + done.stderr,
-        )
+        return parse_outputs(output_file.read_text()), done.returncode == 0, done.stdout
 
     def _restore(self, with_: dict[str, str]) -> dict[str, str]:
         key = with_["key"]
@@ -321,7 +376,19 @@ class Runner:
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target
 
-    def _upload(self, with_: dict[str, str], run_id: int) -> str:
+    def _upload(self, with_: dict[str, str], run_id: int) -> tuple[dict[str, str], bool, str]:
+        """As upload-artifact v4: a second artifact of the same name in a run is refused."""
+        artifacts = self.github.artifacts.values()
+        if any((a.run_id, a.name) == (run_id, with_["name"]) for a in artifacts):
+            return (
+                {},
+                False,
+                (
+                    "Error: Failed to CreateArtifact: Received non-retryable error: Failed "
+                    "request: (409) Conflict: an artifact with this name already exists on the "
+                    "workflow run"
+                ),
+            )
         path = Path(with_["path"])
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -329,7 +396,7 @@ class Runner:
                 if file.is_file():
                     archive.write(file, file.relative_to(path))
         self.github.add_artifact(REPO, run_id, with_["name"], buffer.getvalue())
-        return f"uploaded {with_['name']}"
+        return {}, True, f"uploaded {with_['name']}"
 
 
 SUITE = """
@@ -390,7 +457,7 @@ def test_push_saves_the_baseline_and_a_passing_pr_comments_once(
     base = runner.run("push", live(server))
     assert base.code == 0, base.log
     assert base.steps["Pull-request comment"] == "skipped"
-    assert [a.name for a in github.artifacts.values()] == ["modelopt-baseline"]
+    assert [a.name for a in github.artifacts.values()] == ["modelopt-baseline-evals"]
     assert r"test\_evals::test\_answer" in base.summary  # Markdown-escaped
 
     result = runner.run("pull_request", live(server))
@@ -517,3 +584,211 @@ def test_the_validators_ci_runs_catch_a_bad_action(tmp_path: Path) -> None:
         check=False,
     )
     assert schema.returncode != 0
+
+
+def test_pull_request_target_is_refused_and_saves_no_cache(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    """pull_request_target hands a fork's code the secrets and the base branch's cache."""
+    result = runner.run("pull_request_target", live(server), fork=True)
+
+    assert result.code == 1
+    assert result.steps["Refuse pull_request_target"] == "failure"
+    (error,) = [c for c in workflow_commands(result.log) if c.startswith("::error")]
+    assert "pull_request_target" in error
+    assert "workflow_run" in error
+    assert (
+        "https://github.com/OWNER/pytest-modelopt/blob/v1/docs/github-action.md"
+        "#pull-requests-from-forks" in error
+    )
+    for step in ("Install pytest-modelopt", "Run the evals", "Pull-request comment"):
+        assert result.steps[step] == "skipped", step
+    assert result.steps["Save the response cache"] == "skipped"
+    assert runner.caches == {}
+    assert server.requests == []
+    assert github.comments(REPO, 7) == []
+    assert "The evals did not run: the action refuses pull_request_target" in result.summary
+    assert result.outputs["verdict"] == "none"
+    docs = (ROOT / "docs" / "github-action.md").read_text()
+    assert "## Pull requests from forks" in docs
+    assert "workflow_run:" in docs
+
+
+def test_file_names_with_spaces_are_in_the_cache_key(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    spaced = runner.workspace / "data" / "extra cases.jsonl"
+    spaced.write_text('{"id": "x"}\n')
+    first = runner.run("push", live(server))
+    spaced.write_text('{"id": "y"}\n')
+    second = runner.run("push", live(server))
+    assert first.code == second.code == 0, first.log
+    keys = list(runner.caches)
+    assert len(keys) == 2, keys  # the spaced file's content changed the key
+    assert "No such file" not in first.log + second.log
+    spaced.rename(runner.workspace / "data" / "extra\ncases.jsonl")  # and a newline
+    third = runner.run("push", live(server))
+    assert third.code == 0
+    assert "No such file" not in third.log
+    assert len(runner.caches) == 3
+
+
+def test_a_malformed_baseline_artifact_is_a_notice_and_the_evals_run(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    base = runner.run("push", live(server))
+    assert base.code == 0
+    (artifact,) = github.artifacts.values()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(artifact.data)) as src, zipfile.ZipFile(buffer, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, b"{torn json\n[]\n" if info.filename.endswith(".jsonl") else data)
+    artifact.data = buffer.getvalue()
+
+    result = runner.run("pull_request", live(server))
+
+    assert result.code == 0, result.log
+    assert result.steps["Run the evals"] == "success"
+    notices = [c for c in workflow_commands(result.log) if "No baseline" in c]
+    assert len(notices) == 1
+    assert notices[0].startswith("::notice")
+    assert "Traceback" not in result.log
+    assert result.outputs["verdict"] == "pass"
+    assert json.loads(Path(result.outputs["report-json"]).read_text())["comparison"] is None
+
+
+def test_a_custom_baseline_artifact_name_is_uploaded_and_found(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    named = {**live(server), "baseline-artifact": "support-evals"}
+    base = runner.run("push", named)
+    assert base.code == 0, base.log
+    assert [a.name for a in github.artifacts.values()] == ["support-evals-evals"]
+
+    result = runner.run("pull_request", named)
+
+    assert result.code == 0, result.log
+    report = json.loads(Path(result.outputs["report-json"]).read_text())
+    assert report["comparison"] is not None
+    assert "No baseline" not in result.log
+
+
+def test_matrix_legs_upload_apart_and_each_pr_leg_finds_its_own(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    """Two legs in one workflow run: no 409 Conflict, and leg B compares with leg B."""
+    legs = [{"model": "a", "shard": 1}, {"model": "b", "shard": 2}]
+    first = runner.run("push", live(server), matrix=legs[0])
+    run = github.runs[first.run_id]
+    second = runner.run("push", live(server), matrix=legs[1], run=run)
+    assert first.code == second.code == 0, second.log
+    assert second.steps["Upload the run"] == "success"
+    names = [a.name for a in github.artifacts.values()]
+    assert len(set(names)) == 2
+    assert all(name.startswith("modelopt-baseline-evals-") for name in names)
+    base_ids = {
+        json.dumps(leg): json.loads(Path(r.outputs["report-json"]).read_text())["summary"]["run"][
+            "run_id"
+        ]
+        for leg, r in zip(legs, (first, second), strict=False)
+    }
+
+    result = runner.run("pull_request", live(server), matrix=legs[1])
+
+    assert result.code == 0, result.log
+    report = json.loads(Path(result.outputs["report-json"]).read_text())
+    assert report["comparison"]["baseline_run"] == base_ids[json.dumps(legs[1])]
+    assert "modelopt-baseline-evals-" in result.log  # the leg's name, printed by Prepare
+    doc = (ROOT / "docs" / "github-action.md").read_text()
+    assert "modelopt-baseline-<job id>-<hash>" in doc
+
+
+def test_the_same_name_twice_in_a_run_is_refused_by_the_harness(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    """The harness refuses what upload-artifact v4 refuses, so the test above means something."""
+    first = runner.run("push", live(server))
+    again = runner.run("push", live(server), run=github.runs[first.run_id])
+    assert again.steps["Upload the run"] == "failure"
+    assert again.code == 1
+
+
+def test_an_install_failure_says_the_evals_did_not_run_and_nothing_else(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    result = runner.run("pull_request", {**live(server), "install": "echo broken; exit 3"})
+
+    assert result.code == 1
+    assert result.steps["Install pytest-modelopt"] == "failure"
+    assert result.steps["Run the evals"] == "skipped"
+    assert (
+        "The evals did not run: installing pytest-modelopt or the project (the `install` input) "
+        "failed." in result.summary
+    )
+    assert result.outputs["verdict"] == "none"
+    commands = workflow_commands(result.log)
+    assert commands == [], commands  # no "No report to show", no "No report at"
+    assert "report" not in result.summary.lower()
+    assert result.steps["Save the response cache"] == "skipped"
+    assert runner.caches == {}
+    assert github.comments(REPO, 7) == []
+
+
+def test_require_baseline_without_one_says_the_evals_did_not_run(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    result = runner.run("pull_request", {**live(server), "require-baseline": "true"})
+
+    assert result.code == 1
+    assert result.steps["Run the evals"] == "skipped"
+    (error,) = [c for c in workflow_commands(result.log) if c.startswith("::error")]
+    assert "the evals did not run" in error
+    assert "evals ran" not in result.log.lower()
+    assert "run all the same" not in result.log.lower()
+    assert (
+        "The evals did not run: no baseline was found and `require-baseline` is true."
+        in result.summary
+    )
+    assert server.requests == []
+
+
+INJECTING_SUITE = """
+import pytest
+from pytest_modelopt import graders
+
+@pytest.mark.eval(prompt="prompts/answer.j2", dataset="data/cases.jsonl", threshold=0.0)
+def test_answer(completion, case, grade):
+    print(completion)  # a suite that logs the model's replies (run with -s)
+    grade(completion, graders.string_check(reference=case["q"], operation="ilike"))
+"""
+
+
+def test_model_output_cannot_issue_workflow_commands(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    (runner.workspace / "tests" / "test_evals.py").write_text(INJECTING_SUITE)
+    hostile = (
+        "::add-mask::question\n"
+        "::warning title=pwned::INJECTED-WARNING\n"
+        "::stop-commands::guessed\n"
+        "::error::INJECTED-ERROR\n"
+        "::guessed::\n"
+        "::set-output name=verdict::pass\n"
+    )
+    server.reply(hostile)
+
+    result = runner.run("pull_request", {**live(server), "tests": "tests -s"})
+
+    assert "INJECTED-WARNING" in result.log  # pytest did print the reply
+    commands = workflow_commands(result.log)
+    assert not [c for c in commands if "INJECTED" in c or "add-mask" in c], commands
+    assert not [c for c in commands if "set-output" in c or "guessed" in c], commands
+    evals = result.step_logs["Run the evals"]
+    stops = [line for line in evals.splitlines() if line.startswith("::stop-commands::")]
+    assert len(stops) >= 1
+    token = stops[0].removeprefix("::stop-commands::")
+    assert len(token) >= 32
+    assert token not in hostile
+    assert f"::{token}::" in evals.splitlines()
+    assert result.outputs["verdict"] != ""

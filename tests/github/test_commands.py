@@ -251,13 +251,11 @@ def test_baseline_found_unzips_the_run_and_writes_outputs(
     assert run_dir == (tmp_path / "baseline" / "runs" / "20260101-000000-base01").resolve()
     assert read_run_info(run_dir).run_id == "20260101-000000-base01"
     assert result.outputs == {"found": "true", "baseline-dir": str(run_dir)}
-    (listing,) = fake.calls("GET", f"/actions/workflows/{WORKFLOW}/runs")
-    assert listing.query == {
-        "branch": "main",
-        "status": "success",
-        "event": "push",
-        "per_page": "20",
-    }
+    listings = fake.calls("GET", f"/actions/workflows/{WORKFLOW}/runs")
+    assert [r.query for r in listings] == [
+        {"branch": "main", "status": "success", "event": event, "per_page": "20"}
+        for event in ("push", "schedule", "workflow_dispatch")
+    ]
     (download,) = fake.calls("GET", f"/actions/artifacts/{good}/zip")
     assert download.headers["authorization"] == f"Bearer {TOKEN}"
     (blob,) = fake.calls("GET", "/_blob/")
@@ -293,8 +291,8 @@ def test_baseline_on_push_and_schedule_uses_the_default_branch(
     result = runner.run("baseline", "--out", "b")
 
     assert result.outputs["found"] == "true"
-    (listing,) = fake.calls("GET", f"/actions/workflows/{WORKFLOW}/runs")
-    assert listing.query["branch"] == "trunk"
+    listings = fake.calls("GET", f"/actions/workflows/{WORKFLOW}/runs")
+    assert {r.query["branch"] for r in listings} == {"trunk"}
     looked_up = any(r.path == f"/repos/{REPO}" for r in fake.requests)
     assert looked_up == (event == "schedule")
 
@@ -310,16 +308,22 @@ def test_missing_baseline_is_a_notice_unless_required(runner: Runner, fake: Fake
 
     assert result.code == 0
     (notice,) = result.annotations("notice")
-    assert "No successful push run of evals.yml on `main`" in notice
+    assert "No successful push, schedule or workflow_dispatch run of evals.yml on `main`" in (
+        notice
+    )
     assert "push to `main`" in notice
-    assert "baseline job saves one" in notice
+    assert "The evals run all the same" in notice
     assert result.outputs == {"found": "false", "baseline-dir": ""}
 
     required = runner.run("baseline", "--out", "b", "--require")
 
     assert required.code == 1
     (error,) = required.annotations("error")
-    assert "No successful push run" in error
+    assert "No successful push, schedule or workflow_dispatch run" in error
+    # the step that fails stops the evals: the message must not say they ran
+    assert "`require-baseline` is true, so the evals did not run." in error
+    assert "evals ran" not in error.lower()
+    assert "evals run all the same" not in error.lower()
     assert required.outputs["found"] == "false"
 
 
@@ -347,10 +351,152 @@ def test_no_token_means_no_baseline(runner: Runner, fake: FakeGitHub, tmp_path: 
 def test_an_artifact_without_a_run_is_no_baseline(runner: Runner, fake: FakeGitHub) -> None:
     seed_baseline(fake, zip_bytes({"notes.txt": b"hello"}))
     result = runner.run("baseline", "--out", "b")
-    (warning,) = result.annotations("warning")
-    assert "holds no run" in warning
+    (notice,) = result.annotations("notice")
+    assert "holds no run" in notice
     assert result.code == 0
     assert result.outputs["found"] == "false"
+
+
+def _corrupt_cases(tmp_path: Path) -> bytes:
+    runs = tmp_path / "made" / "runs"
+    run_dir = make_run(runs, "20260101-000000-bad001", [case("t1"), case("t2")])
+    (run_dir / "cases" / "main.jsonl").write_text('{"not": "a case"}\n[1, 2]\n{"eval": 1}\n')
+    return zip_bytes(
+        {str(p.relative_to(runs.parent)): p.read_bytes() for p in runs.rglob("*") if p.is_file()}
+    )
+
+
+def _bad_run_json(tmp_path: Path) -> bytes:
+    return zip_bytes({"runs/20260101-000000-bad002/run.json": b'{"run_id": 3}', "runs/x": b""})
+
+
+def _truncated_zip(tmp_path: Path) -> bytes:
+    return run_artifact(tmp_path)[:200]
+
+
+def _not_a_zip(tmp_path: Path) -> bytes:
+    return b"<html>502 Bad Gateway</html>"
+
+
+@pytest.mark.parametrize("make", [_corrupt_cases, _bad_run_json, _truncated_zip, _not_a_zip])
+def test_a_malformed_baseline_artifact_is_a_notice_not_a_crash(
+    runner: Runner, fake: FakeGitHub, tmp_path: Path, make: Any
+) -> None:
+    seed_baseline(fake, make(tmp_path))
+
+    result = runner.run("baseline", "--out", "b")
+
+    assert result.code == 0, result.out + result.err
+    (notice,) = result.annotations("notice")
+    assert "modelopt-baseline" in notice
+    assert "The evals run without a comparison." in notice
+    assert result.annotations("warning") == result.annotations("error") == []
+    assert result.outputs == {"found": "false", "baseline-dir": ""}
+    assert "Traceback" not in result.out + result.err
+    required = runner.run("baseline", "--out", "b2", "--require")
+    assert required.code == 1
+    (error,) = required.annotations("error")
+    assert "the evals did not run" in error
+
+
+def test_artifact_entries_without_an_id_are_skipped(
+    runner: Runner, fake: FakeGitHub, tmp_path: Path
+) -> None:
+    good = seed_baseline(fake, run_artifact(tmp_path))
+    original = fake._artifact_json
+
+    def broken(artifact: Any) -> dict[str, Any]:
+        data = original(artifact)
+        if artifact.id == good:
+            data.pop("id")
+        return data
+
+    fake._artifact_json = broken  # type: ignore[method-assign]
+    try:
+        result = runner.run("baseline", "--out", "b")
+    finally:
+        fake._artifact_json = original  # type: ignore[method-assign]
+    assert result.code == 0, result.out + result.err
+    assert result.outputs["found"] == "false"
+    (notice,) = result.annotations("notice")
+    assert "no unexpired `modelopt-baseline` artifact" in notice
+
+
+@pytest.mark.parametrize("event", ["schedule", "workflow_dispatch"])
+def test_a_scheduled_or_manual_run_serves_as_the_baseline(
+    runner: Runner, fake: FakeGitHub, tmp_path: Path, event: str
+) -> None:
+    """The docs' weekly refresh (schedule) and a manual re-run keep the baseline alive."""
+    run = fake.add_run(REPO, WORKFLOW, "main", event=event)
+    fake.add_artifact(REPO, run.id, DEFAULT_ARTIFACT, run_artifact(tmp_path, "20260105-0-sched1"))
+    # newer, and not the base branch's own: a pull request whose head branch is called main
+    pr_run = fake.add_run(REPO, WORKFLOW, "main", event="pull_request")
+    fake.add_artifact(REPO, pr_run.id, DEFAULT_ARTIFACT, run_artifact(tmp_path, "20260106-0-prrun"))
+
+    result = runner.run("baseline", "--out", "b")
+
+    assert result.code == 0, result.out
+    assert result.outputs["baseline-dir"].endswith("20260105-0-sched1")
+
+
+def test_the_newest_of_push_schedule_and_dispatch_runs_wins(
+    runner: Runner, fake: FakeGitHub, tmp_path: Path
+) -> None:
+    for event, run_id in (("schedule", "20260107-0-older1"), ("push", "20260108-0-newest")):
+        run = fake.add_run(REPO, WORKFLOW, "main", event=event)
+        fake.add_artifact(REPO, run.id, DEFAULT_ARTIFACT, run_artifact(tmp_path / event, run_id))
+    result = runner.run("baseline", "--out", "b")
+    assert result.outputs["baseline-dir"].endswith("20260108-0-newest")
+
+
+def test_the_baseline_is_found_under_its_leg_name_or_the_old_bare_one(
+    runner: Runner, fake: FakeGitHub, tmp_path: Path
+) -> None:
+    run = fake.add_run(REPO, WORKFLOW, "main")
+    fake.add_artifact(REPO, run.id, "evals-baseline-evals-1", run_artifact(tmp_path / "a", "r-a"))
+    fake.add_artifact(REPO, run.id, "evals-baseline-evals-2", run_artifact(tmp_path / "b", "r-b"))
+    found = runner.run("baseline", "--out", "b1", "--artifact", "evals-baseline-evals-2")
+    assert found.outputs["baseline-dir"].endswith("r-b")
+    older = fake.add_run(REPO, WORKFLOW, "main")  # uploaded by an earlier release: bare name
+    fake.add_artifact(REPO, older.id, "evals-baseline", run_artifact(tmp_path / "c", "r-c"))
+    bare = runner.run(
+        "baseline",
+        "--out",
+        "b2",
+        "--artifact",
+        "evals-baseline-evals-3",
+        "--fallback",
+        "evals-baseline",
+    )
+    assert bare.outputs["baseline-dir"].endswith("r-c")
+    none = runner.run("baseline", "--out", "b3", "--artifact", "evals-baseline-evals-3")
+    assert none.outputs["found"] == "false"
+
+
+def test_names_are_unique_per_job_and_matrix_leg(runner: Runner) -> None:
+    def names(*args: str) -> dict[str, str]:
+        result = runner.run("names", *args)
+        assert result.code == 0
+        return result.outputs
+
+    plain = names("--baseline", "my-evals", "--job", "evals", "--matrix", "null")
+    assert plain == {
+        "baseline-artifact": "my-evals-evals",
+        "report-artifact": "modelopt-report-evals",
+    }
+    leg = ["--baseline", "my-evals", "--job", "evals", "--matrix"]
+    one = names(*leg, '{\n  "model": "a"\n}')
+    two = names(*leg, '{\n  "model": "b"\n}')
+    legs = {plain["baseline-artifact"], one["baseline-artifact"], two["baseline-artifact"]}
+    assert len(legs) == 3
+    assert one["baseline-artifact"].startswith("my-evals-evals-")
+    assert one == names(*leg, '{"model": "a"}')  # the same leg: the same name, however written
+    other_job = names("--baseline", "my-evals", "--job", "nightly", "--matrix", "null")
+    assert other_job["baseline-artifact"] == "my-evals-nightly"
+    subdir = names("--baseline", "my-evals", "--job", "evals", "--working-directory", "svc/a")
+    assert subdir["baseline-artifact"] not in (plain["baseline-artifact"],)
+    odd = names("--baseline", "a/b", "--job", 'x:"y"')
+    assert odd["baseline-artifact"] == "a_b-x__y_"
 
 
 @pytest.mark.parametrize(
@@ -496,18 +642,196 @@ def test_retries_are_bounded(runner: Runner, fake: FakeGitHub) -> None:
     assert result.code == 0
     (warning,) = result.annotations("warning")
     assert "GitHub answered 502" in warning
-    assert len(fake.calls("GET")) == 4  # one try and three retries
+    assert len(fake.calls("GET", "/issues/7/comments")) == 4  # one try and three retries
     assert fake.calls("POST") == []
 
 
-def test_a_post_that_may_have_landed_is_not_repeated(runner: Runner, fake: FakeGitHub) -> None:
-    fake.fault("POST", "/issues/7/comments", 502, headers={"Retry-After": "0"})
+@pytest.fixture
+def quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client with a 0.5 s timeout and short back-offs, for faults that wait."""
+    from pytest_modelopt.github.api import GitHubClient
+    from pytest_modelopt.github.runner import RunnerEnv
+
+    def client(self: RunnerEnv, **options: Any) -> GitHubClient:
+        return GitHubClient(self.token, self.api_url, timeout=0.5, backoff=0.05)
+
+    monkeypatch.setattr(RunnerEnv, "client", client)
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_post_that_timed_out_but_landed_makes_one_comment(
+    runner: Runner, fake: FakeGitHub
+) -> None:
+    """One slow answer once made four comments: the POST is never blindly repeated."""
+    fake.slow("POST", "/issues/7/comments", 2.0)  # created at once, answered after the timeout
+    report = runner.tmp / "report.md"
+    report.write_text("the report")
+
+    result = runner.run("comment", str(report))
+
+    assert result.code == 0, result.out
+    assert result.annotations("warning") == []
+    (comment,) = fake.comments(REPO, 7)
+    assert comment.body.endswith("the report")
+    assert len(fake.calls("POST")) == 1
+    assert result.outputs == {
+        "comment-url": f"https://github.com/{REPO}/pull/7#issuecomment-{comment.id}"
+    }
+    listings = [r for r in fake.requests if r.method == "GET" and "/issues/7/comments" in r.path]
+    assert len(listings) == 2  # before posting, and after the timeout: looked, found it
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_post_answered_502_that_landed_is_not_repeated(runner: Runner, fake: FakeGitHub) -> None:
+    fake.fault("POST", "/issues/7/comments", 502, landed=True)
     report = runner.tmp / "report.md"
     report.write_text("report")
     result = runner.run("comment", str(report))
     assert result.code == 0
-    assert result.annotations("warning")
+    assert result.annotations("warning") == []
     assert len(fake.calls("POST")) == 1
+    assert len(fake.comments(REPO, 7)) == 1
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_post_answered_502_that_did_not_land_is_posted_again(
+    runner: Runner, fake: FakeGitHub
+) -> None:
+    fake.fault("POST", "/issues/7/comments", 502)
+    report = runner.tmp / "report.md"
+    report.write_text("report")
+    result = runner.run("comment", str(report))
+    assert result.code == 0
+    assert result.annotations("warning") == []
+    assert len(fake.calls("POST")) == 2  # looked first, found nothing, posted again
+    assert len(fake.comments(REPO, 7)) == 1
+
+
+@pytest.mark.usefixtures("quick")
+def test_posts_that_never_answer_give_up_with_a_warning(runner: Runner, fake: FakeGitHub) -> None:
+    fake.fault("POST", "/issues/7/comments", 504, times=10)
+    report = runner.tmp / "report.md"
+    report.write_text("report")
+    result = runner.run("comment", str(report))
+    assert result.code == 0
+    (warning,) = result.annotations("warning")
+    assert "504" in warning
+    assert len(fake.calls("POST")) == 3
+    assert fake.comments(REPO, 7) == []
+
+
+def test_a_marker_pasted_by_someone_else_is_left_alone(runner: Runner, fake: FakeGitHub) -> None:
+    """Only the token's own comment is the sticky one: a pasted marker is not taken over."""
+    pasted = fake.add_comment(REPO, 7, f"{MARKER}\nlook, I can write this too", login="mallory")
+    other_bot = fake.add_comment(
+        REPO, 7, f"{MARKER}\nanother app's", login="some-app[bot]", user_type="Bot"
+    )
+    report = runner.tmp / "report.md"
+    report.write_text("the report")
+
+    result = runner.run("comment", str(report))
+
+    assert result.code == 0, result.out
+    assert fake.comments_by_id[pasted.id].body.endswith("look, I can write this too")
+    assert fake.comments_by_id[other_bot.id].body.endswith("another app's")
+    assert fake.calls("PATCH") == []
+    (ours,) = [c for c in fake.comments(REPO, 7) if c.login == "github-actions[bot]"]
+    assert ours.body == f"{MARKER}\nthe report"
+    assert len(fake.calls("GET", "/user")) == 1  # the job's token: 403, so github-actions[bot]
+    report.write_text("the second report")
+    runner.run("comment", str(report))
+    (patch,) = fake.calls("PATCH")
+    assert patch.path.endswith(f"/issues/comments/{ours.id}")
+    assert len(fake.comments(REPO, 7)) == 3
+
+
+def test_a_personal_token_keeps_its_own_comment(runner: Runner, fake: FakeGitHub) -> None:
+    pat = "github_pat_" + "x1" * 20
+    fake.add_token(pat, login="release-bot-user", user_type="User")
+    bots = fake.add_comment(REPO, 7, f"{MARKER}\nold", login="github-actions[bot]", user_type="Bot")
+    mine = fake.add_comment(REPO, 7, f"{MARKER}\nmine", login="release-bot-user")
+    runner.token(pat)
+    report = runner.tmp / "report.md"
+    report.write_text("new")
+
+    result = runner.run("comment", str(report))
+
+    assert result.code == 0, result.out
+    (patch,) = fake.calls("PATCH")
+    assert patch.path.endswith(f"/issues/comments/{mine.id}")
+    assert fake.comments_by_id[mine.id].body == f"{MARKER}\nnew"
+    assert fake.comments_by_id[bots.id].body == f"{MARKER}\nold"
+    assert pat not in result.out + result.err
+
+
+@pytest.mark.parametrize("status", [403, 404, 422])
+def test_an_update_that_fails_makes_a_new_comment(
+    runner: Runner, fake: FakeGitHub, status: int
+) -> None:
+    old = fake.add_comment(REPO, 7, f"{MARKER}\nold", login="github-actions[bot]", user_type="Bot")
+    fake.fault("PATCH", f"/issues/comments/{old.id}", status, message="cannot edit")
+    report = runner.tmp / "report.md"
+    report.write_text("new")
+
+    result = runner.run("comment", str(report))
+
+    assert result.code == 0, result.out
+    assert result.annotations("warning") == []
+    new = [c for c in fake.comments(REPO, 7) if c.id != old.id]
+    assert [c.body for c in new] == [f"{MARKER}\nnew"]
+    assert result.outputs["comment-url"].endswith(f"#issuecomment-{new[0].id}")
+
+
+def _workflow_run_event(runner: Runner, head_sha: str, pull_requests: list[Any]) -> None:
+    runner.event(
+        "workflow_run",
+        {
+            "action": "completed",
+            "workflow_run": {
+                "id": 4242,
+                "event": "pull_request",
+                "conclusion": "success",
+                "head_sha": head_sha,
+                "head_branch": "feature",
+                "head_repository": {"full_name": "mallory/evals", "owner": {"login": "mallory"}},
+                "pull_requests": pull_requests,
+            },
+            "repository": {"full_name": REPO, "default_branch": "main"},
+        },
+    )
+
+
+def test_the_trusted_workflow_run_comments_on_the_fork_pr_of_that_commit(
+    runner: Runner, fake: FakeGitHub
+) -> None:
+    """The second workflow of the safe pattern: the PR is found from the event's head commit
+    (a fork's run lists no pull_requests), never from a number the untrusted run uploaded."""
+    fake.add_pull(REPO, 12, "b" * 40, owner="mallory", branch="feature")  # same branch, old head
+    fake.add_pull(REPO, 13, "a" * 40, owner="mallory", branch="feature")
+    _workflow_run_event(runner, "a" * 40, [])
+    report = runner.tmp / "report.md"
+    report.write_text("fork report")
+
+    result = runner.run("comment", str(report))
+
+    assert result.code == 0, result.out
+    assert fake.comments(REPO, 12) == []
+    (comment,) = fake.comments(REPO, 13)
+    assert comment.body == f"{MARKER}\nfork report"
+
+
+def test_a_workflow_run_whose_commit_is_no_open_pr_posts_nothing(
+    runner: Runner, fake: FakeGitHub
+) -> None:
+    fake.add_pull(REPO, 12, "b" * 40, owner="mallory", branch="feature")
+    _workflow_run_event(runner, "c" * 40, [{"number": 12, "head": {"sha": "b" * 40}}])
+    report = runner.tmp / "report.md"
+    report.write_text("report")
+    result = runner.run("comment", str(report))
+    assert result.code == 0
+    (warning,) = result.annotations("warning")
+    assert "no open pull request" in warning
+    assert fake.calls("POST") == []
 
 
 def test_a_bad_marker_key_is_a_usage_error(runner: Runner, fake: FakeGitHub) -> None:

@@ -9,12 +9,18 @@ second path on this server that serves the bytes and records any ``Authorization
 that reached it (GitHub's signed blob URLs must never see the token).
 
 Tokens are checked like GitHub checks them (``Authorization: Bearer|token <t>``); a
-read-only token (a fork's pull request) gets 403 on every write. ``echo_token_in_errors``
-makes error bodies quote the credential, to prove the client redacts what a server echoes.
+read-only token (a fork's pull request) gets 403 on every write. ``GET /user`` names a
+personal token's user and answers an installation token (the job's own) 403, as GitHub
+does. ``echo_token_in_errors`` makes error bodies quote the credential, to prove the client
+redacts what a server echoes. Faults: an error status instead of the work (``fault``), or
+after it (``fault(..., landed=True)``: a 502 to a POST that did create the comment), and
+a slow answer to work already done (``slow``: the timeout that once made four comments).
+Pull requests (``add_pull``) are listed by ``head=owner:branch`` and read by number.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import secrets
@@ -27,7 +33,15 @@ from aiohttp import web
 
 from tests.support.threaded_server import ThreadedServer
 
-__all__ = ["Artifact", "Comment", "FakeGitHub", "GitHubRequest", "Token", "WorkflowRun"]
+__all__ = [
+    "Artifact",
+    "Comment",
+    "FakeGitHub",
+    "GitHubRequest",
+    "Pull",
+    "Token",
+    "WorkflowRun",
+]
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 NOT_ACCESSIBLE = "Resource not accessible by integration"
@@ -54,6 +68,18 @@ class Token:
     login: str = "github-actions[bot]"
     user_type: str = "Bot"
     write: bool = True
+    #: An installation token (the job's own): ``GET /user`` is 403 for it.
+    installation: bool = True
+
+
+@dataclass
+class Pull:
+    number: int
+    repo: str
+    head_sha: str
+    head_owner: str
+    head_branch: str
+    state: str = "open"
 
 
 @dataclass
@@ -97,6 +123,8 @@ class FakeGitHub(ThreadedServer):
     """The GitHub REST endpoints the action uses, on 127.0.0.1, with seedable state."""
 
     name = "fake-github"
+    # a client that gave up on a slow answer frees its handler (no task left sleeping)
+    runner_options = {"handler_cancellation": True}  # noqa: RUF012 - read only
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host, port)
@@ -110,13 +138,15 @@ class FakeGitHub(ThreadedServer):
         self.comments_by_id: dict[int, Comment] = {}
         self.runs: dict[int, WorkflowRun] = {}
         self.artifacts: dict[int, Artifact] = {}
+        self.pulls: dict[tuple[str, int], Pull] = {}
         self.requests: list[GitHubRequest] = []
         #: Every request to the blob path that carried an Authorization header.
         self.blob_auth_leaks: list[GitHubRequest] = []
         self.max_per_page = 100
         self.echo_token_in_errors = False
         self.web_url = "https://github.com"
-        self._faults: list[tuple[str, str, int, dict[str, str], str]] = []
+        self._faults: list[tuple[str, str, int, dict[str, str], str, bool]] = []
+        self._slow: list[tuple[str, str, float]] = []
         self._ids = itertools.count(1001)
         self._clock = itertools.count(1)
         self._signatures: dict[str, int] = {}
@@ -140,8 +170,11 @@ class FakeGitHub(ThreadedServer):
         login: str = "github-actions[bot]",
         user_type: str = "Bot",
         write: bool = True,
+        installation: bool | None = None,
     ) -> Token:
-        token = Token(value, login, user_type, write)
+        """A token; ``installation`` defaults to whether it is a bot's (the job's token)."""
+        kind = user_type == "Bot" if installation is None else installation
+        token = Token(value, login, user_type, write, kind)
         with self._lock:
             self.tokens[value] = token
         return token
@@ -194,6 +227,12 @@ class FakeGitHub(ThreadedServer):
             self.runs[run.id] = run
             return run
 
+    def add_pull(self, repo: str, number: int, head_sha: str, *, owner: str, branch: str) -> Pull:
+        with self._lock:
+            pull = Pull(number, repo, head_sha, owner, branch)
+            self.pulls[(repo, number)] = pull
+            return pull
+
     def add_artifact(
         self, repo: str, run_id: int, name: str, data: bytes, *, expired: bool = False
     ) -> Artifact:
@@ -211,11 +250,18 @@ class FakeGitHub(ThreadedServer):
         times: int = 1,
         headers: dict[str, str] | None = None,
         message: str = "Server Error",
+        landed: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (before any auth check)."""
+        """Answer the next ``times`` matching requests with ``status`` (before any auth check);
+        ``landed``: do the work first, then answer the error all the same."""
         with self._lock:
             for _ in range(times):
-                self._faults.append((method, path_contains, status, headers or {}, message))
+                self._faults.append((method, path_contains, status, headers or {}, message, landed))
+
+    def slow(self, method: str, path_contains: str, seconds: float, *, times: int = 1) -> None:
+        """Do the next ``times`` matching requests' work at once, then answer ``seconds`` late."""
+        with self._lock:
+            self._slow += [(method, path_contains, seconds)] * times
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -242,9 +288,18 @@ class FakeGitHub(ThreadedServer):
             {k.lower(): v for k, v in request.headers.items()},
             body,
         )
+        delay = 0.0
         with self._lock:
             self.requests.append(seen)
-            return self._route(request, seen)
+            for index, (method, part, seconds) in enumerate(self._slow):
+                if method == seen.method and part in seen.path:
+                    del self._slow[index]
+                    delay = seconds
+                    break
+            response = self._route(request, seen)
+        if delay:
+            await asyncio.sleep(delay)
+        return response
 
     def _error(self, status: int, message: str, credential: str | None = None) -> web.Response:
         if self.echo_token_in_errors and credential:
@@ -255,12 +310,17 @@ class FakeGitHub(ThreadedServer):
         )
 
     def _route(self, request: web.Request, seen: GitHubRequest) -> web.StreamResponse:
-        for index, (method, part, status, headers, message) in enumerate(self._faults):
+        for index, (method, part, status, headers, message, landed) in enumerate(self._faults):
             if method == seen.method and part in seen.path:
                 del self._faults[index]
+                if landed:
+                    self._serve(request, seen)
                 response = self._error(status, message)
                 response.headers.update(headers)
                 return response
+        return self._serve(request, seen)
+
+    def _serve(self, request: web.Request, seen: GitHubRequest) -> web.StreamResponse:
         parts = [p for p in seen.path.split("/") if p]
         if parts[:1] == ["_blob"]:
             return self._blob(request, seen, parts)
@@ -273,6 +333,10 @@ class FakeGitHub(ThreadedServer):
         token = self.tokens.get(value) if scheme.lower() in ("bearer", "token") else None
         if token is None:
             return self._error(401, "Bad credentials", value or credential)
+        if parts == ["user"] and seen.method == "GET":
+            if token.installation:
+                return self._error(403, NOT_ACCESSIBLE)
+            return web.json_response({"login": token.login, "id": 583231, "type": token.user_type})
         if len(parts) < 3 or parts[0] != "repos":
             return self._error(404, "Not Found")
         repo = f"{parts[1]}/{parts[2]}"
@@ -321,7 +385,43 @@ class FakeGitHub(ThreadedServer):
             return web.json_response(self._comment_json(comment))
         if rest[:1] == ["actions"] and method == "GET":
             return self._actions(request, seen, repo, rest[1:])
+        if rest[:1] == ["pulls"] and method == "GET":
+            return self._pulls(request, seen, repo, rest[1:])
         return self._error(404, "Not Found")
+
+    def _pull_json(self, pull: Pull) -> dict[str, Any]:
+        return {
+            "number": pull.number,
+            "state": pull.state,
+            "head": {
+                "sha": pull.head_sha,
+                "ref": pull.head_branch,
+                "label": f"{pull.head_owner}:{pull.head_branch}",
+                "repo": {"full_name": f"{pull.head_owner}/{pull.repo.split('/')[1]}"},
+            },
+            "base": {"ref": self.repos[pull.repo], "repo": {"full_name": pull.repo}},
+        }
+
+    def _pulls(
+        self, request: web.Request, seen: GitHubRequest, repo: str, rest: list[str]
+    ) -> web.StreamResponse:
+        if len(rest) == 1:
+            pull = self.pulls.get((repo, int(rest[0])))
+            if pull is None:
+                return self._error(404, "Not Found")
+            return web.json_response(self._pull_json(pull))
+        if rest:
+            return self._error(404, "Not Found")
+        head = seen.query.get("head")
+        state = seen.query.get("state", "open")
+        found = [
+            self._pull_json(p)
+            for p in sorted(self.pulls.values(), key=lambda p: p.number)
+            if p.repo == repo
+            and (state == "all" or p.state == state)
+            and (head is None or head == f"{p.head_owner}:{p.head_branch}")
+        ]
+        return web.json_response(found)
 
     def _comment_json(self, comment: Comment) -> dict[str, Any]:
         return {
