@@ -28,6 +28,7 @@ SECRET_PATTERN = re.compile(
     r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+"
     r"|gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,})"
 )
+_TELLTALES = ("sk-", "Bearer", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")
 # https://user:password@host -> https://user:***@host
 _URL_PASSWORD = re.compile(r"(?<=://)([^/\s:@]*):([^/\s@]+)@")
 # ?api-key=..., &token=..., &sig=... in a URL's query string
@@ -40,6 +41,9 @@ _ENVIRONMENT_SECRETS = ("OPENAI_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
 _PREFIXES = ("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-", "github_pat_", "ghp_", "ghs_", "gho_")
 _SHORTEST_BODY = 12
 _registered: set[str] = set()
+# what the known secrets were worked out from, and the secrets
+_known_key: list[object] = [None]
+_known_values: list[tuple[str, ...]] = [()]
 _SHORTEST = 6  # shorter values would redact ordinary words
 
 
@@ -49,19 +53,22 @@ def register(*values: str) -> None:
 
 
 def known_secrets() -> tuple[str, ...]:
-    """The secret values this process knows of, longest first (a key may contain another)."""
-    found = set(_registered)
-    found.update(
-        value
-        for name in _ENVIRONMENT_SECRETS
-        if (value := os.environ.get(name)) and len(value) >= _SHORTEST
-    )
-    for value in list(found):
-        for prefix in _PREFIXES:
-            if value.startswith(prefix) and len(value) - len(prefix) >= _SHORTEST_BODY:
-                found.add(value[len(prefix) :])
-                break
-    return tuple(sorted(found, key=len, reverse=True))
+    """The secret values this process knows of, longest first (a key may contain another).
+    Worked out again only when the environment's secrets or the registered ones change:
+    every recorded output passes through here."""
+    environment = tuple(os.environ.get(name) for name in _ENVIRONMENT_SECRETS)
+    key = (environment, len(_registered))
+    if _known_key[0] != key:
+        found = set(_registered)
+        found.update(value for value in environment if value and len(value) >= _SHORTEST)
+        for value in list(found):
+            for prefix in _PREFIXES:
+                if value.startswith(prefix) and len(value) - len(prefix) >= _SHORTEST_BODY:
+                    found.add(value[len(prefix) :])
+                    break
+        _known_key[0] = key
+        _known_values[0] = tuple(sorted(found, key=len, reverse=True))
+    return _known_values[0]
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -69,9 +76,14 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in (*secrets, *known_secrets()):
         if secret and secret in text:
             text = text.replace(secret, "***")
-    text = _URL_PASSWORD.sub(r"\1:***@", text)
-    text = _URL_QUERY_SECRET.sub(r"\1***", text)
-    return SECRET_PATTERN.sub("***", text)
+    # each pattern only where its telltale is: every recorded output comes through here
+    if "://" in text:
+        text = _URL_PASSWORD.sub(r"\1:***@", text)
+    if "=" in text:
+        text = _URL_QUERY_SECRET.sub(r"\1***", text)
+    if any(telltale in text for telltale in _TELLTALES):
+        text = SECRET_PATTERN.sub("***", text)
+    return text
 
 
 def redact_url(url: str | None) -> str | None:
