@@ -132,6 +132,7 @@ class EvalRun:
         self._client: ModelClient | None = None
         self._writer: RunWriter | None = None
         self._prompts: dict[tuple[Path, str | None], Prompt] = {}
+        self._inflight: dict[str, dict[str, Any]] = {}  # cases started here, not recorded
 
     # -- what the run reads and calls ---------------------------------------------------
 
@@ -194,6 +195,8 @@ class EvalRun:
     def write(self, record: CaseRecord | dict[str, Any]) -> None:
         """Append a case (a CaseRecord, or its ``model_dump()``) to this writer's file."""
         self._open().append(record)
+        nodeid = record["nodeid"] if isinstance(record, dict) else record.nodeid
+        self._inflight.pop(nodeid, None)
 
     def collected(self, nodeids: list[str]) -> None:
         """Note the eval cases this process will run, so that those that never do are named."""
@@ -201,8 +204,13 @@ class EvalRun:
         write_collected(self.run_dir, self.writer_name, nodeids)
 
     def started(self, fields: dict[str, Any]) -> None:
-        """Note that a case started, before it runs (see ``RunWriter.started``)."""
-        self._open().started(fields)
+        """Note that a case started, before it runs: an xdist worker on disk (only the
+        controller sees it die; ``RunWriter.started``), the process that ends the run in
+        memory."""
+        if self.writer_name == "main":
+            self._inflight[fields["nodeid"]] = fields
+        else:
+            self._open().started(fields)
 
     def _open(self) -> RunWriter:
         if self._writer is None:
@@ -246,7 +254,7 @@ class EvalRun:
         try:
             info = read_run_info(self.run_dir)
             cases = list(read_cases(self.run_dir, slim=True))
-            unfinished = unfinished_cases(self.run_dir, cases)
+            unfinished = unfinished_cases(self.run_dir, cases, self._inflight.values())
             cases += unfinished  # counted, and kept with the run for later readers if it can
             self._step(outcome, "keep the unfinished cases", self._keep, unfinished)
             outcome.not_run = not_run(self.run_dir, cases)

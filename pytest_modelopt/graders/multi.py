@@ -14,7 +14,6 @@ from typing import Any, Literal
 from pydantic import field_validator, model_validator
 
 from .base import Grade, Grader, GraderError, from_openai
-from .engines.formula import Formula, FormulaError
 
 
 class Multi(Grader):
@@ -40,6 +39,9 @@ class Multi(Grader):
 
     @model_validator(mode="after")
     def _formula_uses_known_names(self) -> Multi:
+        # the formula interpreter loads with the first multi grader (start-up cost otherwise)
+        from .engines.formula import Formula, FormulaError
+
         try:
             Formula(self.calculate_output, allowed_names=self.graders)
         except FormulaError as exc:
@@ -61,6 +63,8 @@ class Multi(Grader):
         grades = {key: g.grade(sample, item) for key, g in self.graders.items()}
         # OpenAI combines raw scores (a score_model's in its own range), so do we.
         scores = {key: g.sub_scores.get("raw", g.score) for key, g in grades.items()}
+        from .engines.formula import Formula, FormulaError  # as above
+
         try:
             score = Formula(self.calculate_output).evaluate(scores)
         except FormulaError as exc:

@@ -15,8 +15,6 @@ from pydantic import Field, field_validator, model_validator
 
 from ..untrusted import DataText
 from .base import Grade, Grader, GraderError, sample_namespace
-from .engines.python_source import PythonGraderError, check_source, run_grade
-from .local import local_from_python_source
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,6 +41,10 @@ class Python(Grader):
 
     @model_validator(mode="after")
     def _source_defines_grade(self) -> Python:
+        # the child-process machinery, and the local equivalents, load with the first python
+        # grader (start-up cost of every run that has none)
+        from .engines.python_source import PythonGraderError, check_source
+
         try:
             check_source(self.source, name=self.label)
         except PythonGraderError as exc:
@@ -51,10 +53,14 @@ class Python(Grader):
 
     @classmethod
     def from_openai_data(cls, data: Mapping[str, Any]) -> Grader:
+        from .local import local_from_python_source  # the local grader families: as above
+
         local = local_from_python_source(str(data.get("source", "")))
         return local if local is not None else super().from_openai_data(data)
 
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
+        from .engines.python_source import PythonGraderError, run_grade  # as above
+
         ns = sample_namespace(sample)
         ns.setdefault("choices", [])
         try:

@@ -22,7 +22,6 @@ import pytest
 from ..collect.datasets import DatasetError, load_cases
 from ..collect.spec import EvalParam, EvalSpecError, build_spec, merge_marker_kwargs, params_for
 from ..config import ConfigError
-from ..generate.batch import BatchError, run_batch
 from ..generate.generator import Progress
 from ..generate.plan import Declared, Worker, declared_request, needs_completion
 from ..graders.context import GradingContext, grading
@@ -196,6 +195,9 @@ class EvalPlugin:
         run, planner = self.run, self.run.planner
         jobs = planner.jobs(declared)
         if run.settings.batch != "off":
+            # the Batch API's code, only with --eval-batch (start-up cost otherwise)
+            from ..generate.batch import BatchError, run_batch
+
             try:
                 stop = run_batch(
                     run.client,

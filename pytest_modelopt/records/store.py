@@ -237,11 +237,21 @@ def read_run_info(run_dir: Path) -> RunInfo:
     return read_model(run_dir / "run.json", RunInfo)
 
 
-def unfinished_cases(run_dir: Path, finished: Iterable[CaseRecord]) -> list[CaseRecord]:
-    """Cases that started (a ``.started`` line) and have no record: their process died mid-case
-    (a crash, ``kill -9``, out of memory) or the session was interrupted. Each is an error."""
+def unfinished_cases(
+    run_dir: Path,
+    finished: Iterable[CaseRecord],
+    started_here: Iterable[dict[str, Any]] = (),
+    here: str = "main",
+) -> list[CaseRecord]:
+    """Cases that started and have no record: their process died mid-case (a crash,
+    ``kill -9``, out of memory) or the session was interrupted. Each is an error.
+
+    xdist workers note each start in ``cases/<writer>.started`` (their death is only seen
+    by the controller); the process that finishes the run knows its own in memory
+    (``started_here``): a serial run pays no write for it.
+    """
     done = {case.nodeid for case in finished}
-    missing: dict[str, CaseRecord] = {}
+    started: list[tuple[str, dict[str, Any]]] = [(here, fields) for fields in started_here]
     for path in sorted((run_dir / "cases").glob("*.started")):
         try:
             lines = path.read_bytes().splitlines()
@@ -252,23 +262,24 @@ def unfinished_cases(run_dir: Path, finished: Iterable[CaseRecord]) -> list[Case
                 fields = json.loads(raw)
             except ValueError:
                 continue  # torn by the crash itself
-            nodeid = fields.get("nodeid") if isinstance(fields, dict) else None
-            if not isinstance(nodeid, str) or nodeid in done or nodeid in missing:
-                continue
-            message = (
-                f"the case started on {path.stem} and never finished: the process running it "
-                "died (a crash, kill -9, out of memory) or the session was interrupted"
+            if isinstance(fields, dict):
+                started.append((path.stem, fields))
+    missing: dict[str, CaseRecord] = {}
+    for writer, fields in started:
+        nodeid = fields.get("nodeid")
+        if not isinstance(nodeid, str) or nodeid in done or nodeid in missing:
+            continue
+        message = (
+            f"the case started on {writer} and never finished: the process running it "
+            "died (a crash, kill -9, out of memory) or the session was interrupted"
+        )
+        error = {"kind": "unfinished", "message": message}
+        try:
+            missing[nodeid] = CaseRecord.model_validate(
+                {**fields, "status": "error", "error": error}
             )
-            try:
-                missing[nodeid] = CaseRecord.model_validate(
-                    {
-                        **fields,
-                        "status": "error",
-                        "error": {"kind": "unfinished", "message": message},
-                    }
-                )
-            except ValidationError:
-                continue
+        except ValidationError:
+            continue
     return list(missing.values())
 
 
