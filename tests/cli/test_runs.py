@@ -7,40 +7,17 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from tests.plugin.suites import echo_suite
+from tests.plugin.suites import echo_suite, two_evals_suite
 
 if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
 
 
-SUITE = """
-import pytest
-from pytest_modelopt import graders
-
-pytestmark = pytest.mark.eval(dataset="d.jsonl")
-
-@pytest.mark.eval(prompt="answer.j2")
-def test_answer(completion, case, grade):
-    grade(completion, graders.string_check(reference=case["q"]))
-
-@pytest.mark.eval(prompt="steady.j2", threshold=0.5)
-def test_steady(completion, case, grade):
-    grade(completion, graders.string_check(reference=case["q"]))
-"""
-
-
-def suite(project: Project, answer: str = "{{ q }}") -> None:
-    project.dataset("d.jsonl", [{"id": f"c{i:02d}", "q": f"q{i}"} for i in range(40)])
-    project.file("answer.j2", answer)
-    project.file("steady.j2", "{{ q }}")
-    project.test(SUITE)
-
-
 def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
-    suite(project)
+    two_evals_suite(project)
     project.run(*mode, "--eval-save", "main")
-    suite(project, answer="{{ q }}!")
+    two_evals_suite(project, answer="{{ q }}!")
     project.run(*mode)
     done = project.modelopt("compare", "main", "latest", "--md", "c.md", "--json", "c.json")
     assert done.returncode == 1, done.stderr

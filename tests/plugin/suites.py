@@ -93,3 +93,27 @@ def distill_suite(
 
 def launch_dirs(project: Project) -> list[Path]:
     return sorted((project.path / ".modelopt" / "finetune").glob("*/manifest.json"))
+
+
+TWO_EVALS = """
+import pytest
+from pytest_modelopt import graders
+
+pytestmark = pytest.mark.eval(dataset="d.jsonl")
+
+@pytest.mark.eval(prompt="answer.j2")
+def test_answer(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["q"]))
+
+@pytest.mark.eval(prompt="steady.j2", threshold=0.5)
+def test_steady(completion, case, grade):
+    grade(completion, graders.string_check(reference=case["q"]))
+"""
+
+
+def two_evals_suite(project: Project, answer: str = "{{ q }}") -> None:
+    """Forty cases, two evals; ``answer`` is the first eval's prompt (change it to regress)."""
+    project.dataset("d.jsonl", [{"id": f"c{i:02d}", "q": f"q{i}"} for i in range(40)])
+    project.file("answer.j2", answer)
+    project.file("steady.j2", "{{ q }}")
+    project.test(TWO_EVALS)

@@ -5,40 +5,19 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from tests.plugin.suites import two_evals_suite
+
 if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
 
 
-SUITE = """
-import pytest
-from pytest_modelopt import graders
-
-pytestmark = pytest.mark.eval(dataset="d.jsonl")
-
-@pytest.mark.eval(prompt="answer.j2")
-def test_answer(completion, case, grade):
-    grade(completion, graders.string_check(reference=case["q"]))
-
-@pytest.mark.eval(prompt="steady.j2", threshold=0.5)
-def test_steady(completion, case, grade):
-    grade(completion, graders.string_check(reference=case["q"]))
-"""
-
-
-def suite(project: Project, answer: str = "{{ q }}") -> None:
-    project.dataset("d.jsonl", [{"id": f"c{i:02d}", "q": f"q{i}"} for i in range(40)])
-    project.file("answer.j2", answer)
-    project.file("steady.j2", "{{ q }}")
-    project.test(SUITE)
-
-
 def test_save_then_compare_calls_the_regression_and_fails(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project)
+    two_evals_suite(project)
     project.run("--eval-save", "main", *mode).assert_outcomes(passed=80)
-    suite(project, answer="{{ q }}!")  # the new prompt breaks every answer
+    two_evals_suite(project, answer="{{ q }}!")  # the new prompt breaks every answer
     result = project.run(
         "--eval-baseline", "main", "--eval-md", "pr.md", "--eval-json", "report.json", *mode
     )
@@ -73,7 +52,7 @@ def test_save_then_compare_calls_the_regression_and_fails(
 
 
 def test_baseline_model_in_one_run(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
-    suite(project)
+    two_evals_suite(project)
     server.reply("nope", model="cheap-model")
     result = project.run(
         *mode, "--eval-models", "gpt-4.1-mini,cheap-model", "--eval-baseline-model", "gpt-4.1-mini"
@@ -85,7 +64,7 @@ def test_baseline_model_in_one_run(project: Project, server: FakeOpenAI, mode: l
 
 
 def test_gates_without_a_baseline(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
-    suite(project)
+    two_evals_suite(project)
     result = project.run(
         *mode, "--eval-fail-on", "pass_rate>=0.99@*steady", "--eval-fail-on", "errors==0"
     )
@@ -99,7 +78,7 @@ def test_gates_without_a_baseline(project: Project, server: FakeOpenAI, mode: li
 
 
 def test_gates_in_config(project: Project, server: FakeOpenAI, mode: list[str]) -> None:
-    suite(project)
+    two_evals_suite(project)
     project.file(
         "pyproject.toml",
         """
@@ -118,7 +97,7 @@ def test_gates_in_config(project: Project, server: FakeOpenAI, mode: list[str]) 
 def test_missing_baseline_is_a_usage_error(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    suite(project)
+    two_evals_suite(project)
     result = project.run(*mode, "--eval-baseline", "nightly")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--eval-baseline: no run 'nightly'*"])
@@ -129,9 +108,9 @@ def test_junit_xml_carries_scores_and_verdicts(
 ) -> None:
     import xml.etree.ElementTree as ET
 
-    suite(project)
+    two_evals_suite(project)
     project.run(*mode, "--eval-save", "main")
-    suite(project, answer="{{ q }}!")
+    two_evals_suite(project, answer="{{ q }}!")
     project.run(*mode, "--eval-baseline", "main", "--junitxml", "junit.xml")
     root = ET.parse(project.path / "junit.xml").getroot()
     globals_ = {p.get("name"): p.get("value") for p in root.iter("property")}

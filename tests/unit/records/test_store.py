@@ -4,27 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_modelopt.records.models import CaseRecord, GradeRecord, RunInfo
+from pytest_modelopt.records.models import RunInfo
 from pytest_modelopt.records.store import RunWriter, read_cases
 from pytest_modelopt.verdict.summary import summarize
+from tests.support.records import record
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-def record(case: str, status: str, sample: int = 0, score: float = 1.0) -> CaseRecord:
-    return CaseRecord(
-        eval="e",
-        nodeid=f"t[{case}-{sample}]",
-        model="m",
-        case_id=case,
-        sample=sample,
-        status=status,  # type: ignore[arg-type]
-        grades=[GradeRecord(name="g", score=score, passed=status == "passed")],
-        latency_s=0.1 * (sample + 1),
-        calls=1,
-        cost=0.01,
-    )
 
 
 def test_torn_last_line_is_skipped(tmp_path: Path) -> None:

@@ -4,23 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_modelopt.records.models import CaseRecord, GradeRecord, RunInfo
+from pytest_modelopt.records.models import RunInfo
 from pytest_modelopt.verdict.summary import summarize
-
-
-def record(case: str, status: str, sample: int = 0, score: float = 1.0) -> CaseRecord:
-    return CaseRecord(
-        eval="e",
-        nodeid=f"t[{case}-{sample}]",
-        model="m",
-        case_id=case,
-        sample=sample,
-        status=status,  # type: ignore[arg-type]
-        grades=[GradeRecord(name="g", score=score, passed=status == "passed")],
-        latency_s=0.1 * (sample + 1),
-        calls=1,
-        cost=0.01,
-    )
+from tests.support.records import record
 
 
 def test_summary_uses_the_case_as_unit_with_samples() -> None:
