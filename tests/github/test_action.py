@@ -249,7 +249,7 @@ class Runner:
                 "token": token,
                 "job": job,
                 "server_url": "https://github.com",
-                "action_repository": "OWNER/pytest-modelopt",
+                "action_repository": "pytest-modelopt/pytest-modelopt",
                 "action_ref": "v1",
             },
             "matrix": matrix,
@@ -598,7 +598,7 @@ def test_pull_request_target_is_refused_and_saves_no_cache(
     assert "pull_request_target" in error
     assert "workflow_run" in error
     assert (
-        "https://github.com/OWNER/pytest-modelopt/blob/v1/docs/github-action.md"
+        "https://github.com/pytest-modelopt/pytest-modelopt/blob/v1/docs/github-action.md"
         "#pull-requests-from-forks" in error
     )
     for step in ("Install pytest-modelopt", "Run the evals", "Pull-request comment"):

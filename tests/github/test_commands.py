@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_modelopt import __version__
 from pytest_modelopt.cli import main
 from pytest_modelopt.github.artifact import DEFAULT_ARTIFACT
 from pytest_modelopt.github.comment import (
@@ -197,7 +198,7 @@ def make_run(root: Path, run_id: str, cases: list[CaseRecord]) -> Path:
     info = RunInfo(
         run_id=run_id,
         started_at="2026-01-01T00:00:00+00:00",
-        plugin_version="0.1.0",
+        plugin_version=__version__,
         models=["gpt-4.1-mini"],
     )
     write_run_info(run_dir, info)
