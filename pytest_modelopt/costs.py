@@ -14,11 +14,11 @@ UNKNOWN = "?"
 PARTLY = "+?"
 
 
-def money(value: float | None, unpriced: int = 0) -> str:
-    """``value`` USD; ``None`` is unknown; ``unpriced`` calls that had no price make the
-    value a lower bound."""
+def money(value: float | None, unpriced: int = 0, *, calls: bool = True) -> str:
+    """``value`` USD; ``None`` is unknown (``-`` when no call was made: nothing to price);
+    ``unpriced`` calls that had no price make the value a lower bound."""
     if value is None:
-        return UNKNOWN
+        return UNKNOWN if calls or unpriced else "-"
     if 0 < value < 0.0001:
         return "<$0.0001" + (PARTLY if unpriced else "")
     text = f"${value:.4f}" if value < 1 else f"${value:,.2f}"

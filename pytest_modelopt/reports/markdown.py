@@ -11,8 +11,8 @@ import html
 import re
 from typing import TYPE_CHECKING
 
-from ..costs import money
 from ..verdict.compare import headline as compare_headline
+from .terminal import row_cost
 
 if TYPE_CHECKING:
     from ..records.models import RunSummary
@@ -190,7 +190,7 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in summary.evals:
-        cost = money(row.cost, row.unpriced_calls)
+        cost = row_cost(row)
         p95 = "—" if row.latency_p95 is None else f"{row.latency_p95:.2f}s"
         score = "—" if row.mean_score is None else f"{row.mean_score:.2f}"
         verdict = {

@@ -39,6 +39,13 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def row_cost(row: EvalSummary) -> str:
+    """The row's cost: ``?`` unknown, ``+?`` partly known, ``-`` when no call was made (a
+    pending eval; a record of version 2 with tokens and no cost is an unknown price)."""
+    spent = bool(row.unpriced_calls or row.prompt_tokens or row.completion_tokens)
+    return money(row.cost, row.unpriced_calls, calls=spent)
+
+
 def _secs(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
 
@@ -75,7 +82,7 @@ COLUMNS: list[Column] = [
     ("score", lambda r: _num(r.mean_score)),
     ("errors", lambda r: str(r.errors)),
     ("tokens", lambda r: f"{r.prompt_tokens + r.completion_tokens:,}"),
-    ("cost", lambda r: money(r.cost, r.unpriced_calls)),
+    ("cost", lambda r: row_cost(r)),
     ("p50", lambda r: _secs(r.latency_p50)),
     ("p95", lambda r: _secs(r.latency_p95)),
     ("verdict", _verdict),
@@ -86,17 +93,31 @@ JUDGE_COLUMN: Column = (
     "judge cost",
     lambda r: money(r.judge_cost, r.unpriced_judge_calls) if r.judge_calls else "-",
 )
-#: what a narrow terminal loses first (docs/reference.md, "The summary table"): columns
-#: dropped in this order (the hooks' own columns at EXTRA), then the verdict's threshold and
-#: the pass rate's interval, then the names shortened; eval, model, pass rate and verdict stay
-DROP_ORDER = ("p50", "tokens", "judge cost", "score", "EXTRA", "p95", "cases", "cost", "errors")
-#: the shorter form of a column, tried after every column in DROP_ORDER is gone but these
+#: what a narrow terminal loses first (docs/reference.md, "The summary table"), in order:
+#: whole columns (the hooks' own at EXTRA), then the verdict's threshold (``PASS``) and the
+#: pass rate's interval (``pass rate``), then cost and errors; then the names are shortened.
+#: Eval, model, pass rate and verdict always stay.
+FIT_STEPS = (
+    "p50",
+    "tokens",
+    "judge cost",
+    "score",
+    "EXTRA",
+    "p95",
+    "cases",
+    "short:verdict",
+    "short:pass rate [95% CI]",
+    "cost",
+    "errors",
+)
+#: the shorter form of a column (a ``short:`` step)
 SHORT: dict[str, Column] = {
     "verdict": ("verdict", _short_verdict),
     "pass rate [95% CI]": ("pass rate", lambda r: _rate(r.pass_rate)),
 }
 #: the comparison table's order (``modelopt compare``, a run with a baseline)
-COMPARISON_DROP_ORDER = ("d p95", "p", "detectable", "d cost", "cases")
+COMPARISON_STEPS = ("d p95", "p", "detectable", "d cost", "cases", "short:delta [95% CI]")
+MIN_NAME = 8  # a name is not shortened below this many columns
 NUMERIC = frozenset(
     {"cases", "pass rate [95% CI]", "pass rate", "score", "errors", "tokens", "cost"}
     | {"judge cost", "p50", "p95"}
@@ -107,20 +128,20 @@ def table_lines(
     rows: Sequence[EvalSummary], extra: Sequence[Column] = (), width: int | None = None
 ) -> list[str]:
     """The summary table, one row per eval and model, within ``width`` columns when given:
-    whole columns are dropped and the rest shortened in a fixed order (DROP_ORDER), so that
+    whole columns are dropped and the rest shortened in a fixed order (FIT_STEPS), so that
     no row wraps and eval, model, pass rate and verdict always stay."""
     judges = [JUDGE_COLUMN] if any(r.judge_calls for r in rows) else []
     columns = [*COLUMNS[:-3], *judges, *COLUMNS[-3:-1], *extra, COLUMNS[-1]]
-    extra_names = {header for header, _ in extra}
-    drops = [
-        name for step in DROP_ORDER for name in (sorted(extra_names) if step == "EXTRA" else [step])
-    ]
+    extra_names = sorted(header for header, _ in extra)
+    steps = [name for step in FIT_STEPS for name in (extra_names if step == "EXTRA" else [step])]
     return fit_table(
         [Cells(h, [one_line(fn(row)) for row in rows], h in NUMERIC) for h, fn in columns],
         width,
-        drops=drops,
-        short={name: [one_line(fn(row)) for row in rows] for name, (_, fn) in SHORT.items()},
-        short_headers={name: header for name, (header, _) in SHORT.items()},
+        steps=steps,
+        short={
+            name: Cells(header, [one_line(fn(row)) for row in rows], name in NUMERIC)
+            for name, (header, fn) in SHORT.items()
+        },
     )
 
 
@@ -182,51 +203,37 @@ def fit_table(
     cols: list[Cells],
     width: int | None,
     *,
-    drops: Sequence[str] = (),
-    short: Mapping[str, list[str]] | None = None,
-    short_headers: Mapping[str, str] | None = None,
+    steps: Sequence[str] = (),
+    short: Mapping[str, Cells] | None = None,
     names: Sequence[str] = ("eval", "model"),
 ) -> list[str]:
-    """The table's lines within ``width``: drop the columns in ``drops`` one by one, then
-    switch the columns in ``short`` to their shorter cells, then shorten the ``names``
-    columns with an ellipsis (the wider first). A table that cannot fit even so (a
-    terminal narrower than its four essential columns) is shown as narrow as it gets."""
+    """The table's lines within ``width``: take the ``steps`` one by one until it fits (a
+    column's name drops it; ``short:NAME`` swaps it for its shorter form in ``short``),
+    then shorten the ``names`` columns with an ellipsis (the wider first). A table that
+    cannot fit even so (a terminal narrower than its essential columns) is shown as
+    narrow as it gets."""
     lines = _render(cols)
-    for name in drops:
+    for step in steps:
         if not _too_wide(lines, width):
             return lines
-        cols = [c for c in cols if c.header != name]
-        lines = _render(cols)
-    for name, cells in (short or {}).items():
-        if not _too_wide(lines, width):
-            return lines
-        cols = [
-            Cells((short_headers or {}).get(name, name), cells, c.numeric)
-            if c.header == name
-            else c
-            for c in cols
-        ]
+        if step.startswith("short:"):
+            name = step.removeprefix("short:")
+            cols = [(short or {}).get(name, c) if c.header == name else c for c in cols]
+        else:
+            cols = [c for c in cols if c.header != step]
         lines = _render(cols)
     if width is None or not _too_wide(lines, width):
         return lines
-    excess = max(display_width(line) for line in lines) - width
-    named = [c for c in cols if c.header in names]
-    while excess > 0:
-        widths = {id(c): max(display_width(t) for t in c.cells) for c in named if c.cells}
-        floor = {id(c): max(len(c.header), 6) for c in named}
-        shrinkable = [c for c in named if widths.get(id(c), 0) > floor[id(c)]]
-        if not shrinkable:
+    named = [c for c in cols if c.header in names and c.cells]
+    while _too_wide(lines, width):
+        widths = {c.header: max(display_width(t) for t in c.cells) for c in named}
+        longer = [c for c in named if widths[c.header] > max(len(c.header), MIN_NAME)]
+        if not longer:
             break
-        widest = max(shrinkable, key=lambda c: widths[id(c)])
-        target = max(floor[id(widest)], widths[id(widest)] - excess)
-        others = [widths[id(c)] for c in shrinkable if c is not widest]
-        if others:  # not below the next widest: shorten both from there on
-            target = max(target, max(others))
-            if target == widths[id(widest)]:
-                target -= 1
-        widest.cells = [shorten(t, target) for t in widest.cells]
-        excess -= widths[id(widest)] - max(display_width(t) for t in widest.cells)
-    return _render(cols)
+        widest = max(longer, key=lambda c: widths[c.header])
+        widest.cells = [shorten(t, widths[widest.header] - 1) for t in widest.cells]
+        lines = _render(cols)
+    return lines
 
 
 def failure_lines(summary: RunSummary, show_command: str) -> list[str]:
@@ -273,7 +280,7 @@ def grader_lines(rows: Sequence[EvalSummary]) -> list[str]:
 
 def comparison_lines(comparison: Comparison, width: int | None = None) -> list[str]:
     """Per eval x model: pass rates, the paired change with its interval, the verdict;
-    within ``width`` columns when given (COMPARISON_DROP_ORDER)."""
+    within ``width`` columns when given (COMPARISON_STEPS)."""
     header = (
         "eval",
         "model",
@@ -321,9 +328,8 @@ def comparison_lines(comparison: Comparison, width: int | None = None) -> list[s
     out = fit_table(
         [Cells(name, [one_line(line[i]) for line in cells]) for i, name in enumerate(header)],
         width,
-        drops=COMPARISON_DROP_ORDER,
-        short={"delta [95% CI]": deltas},
-        short_headers={"delta [95% CI]": "delta"},
+        steps=COMPARISON_STEPS,
+        short={"delta [95% CI]": Cells("delta", deltas)},
     )
     for row in comparison.evals:
         if row.verdict != "ok" and row.why:

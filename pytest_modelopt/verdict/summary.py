@@ -70,8 +70,8 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         mean_score=mean(case_scores),
         prompt_tokens=sum(r.usage.prompt_tokens for r in records),
         completion_tokens=sum(r.usage.completion_tokens for r in records),
-        # the known part: None when nothing is known of a run that made calls
-        cost=float(sum(known)) if known or not called else None,
+        # the known part: None when nothing is known, or no call was made
+        cost=float(sum(known)) if known else None,
         unpriced_calls=sum(r.unpriced for r in called),
         latency_p50=percentile(latencies, 50),
         latency_p95=percentile(latencies, 95),
