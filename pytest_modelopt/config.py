@@ -247,6 +247,15 @@ class Settings(BaseModel):
             " never cached, recorded or reported, and are redacted wherever text is written."
         ),
     )
+    run: Literal["always", "on-request"] = Field(
+        default="always",
+        description=(
+            "When eval tests run: always, or on-request (only with --eval-run or a -m"
+            " expression that selects the eval marker; otherwise they are deselected)."
+            " --eval-run alone means always."
+        ),
+        json_schema_extra={"cli": True, "metavar": "WHEN", "const": "always"},
+    )
     judge_model: str | None = Field(
         default=None,
         description="Model for LLM judges (score_model, label_model) that name none.",
@@ -298,6 +307,7 @@ class Settings(BaseModel):
     )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _from_file: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     def request_headers(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
         """The configured headers with ``${NAME}`` values read from the environment."""
@@ -320,6 +330,21 @@ class Settings(BaseModel):
     def source_of(self, key: str) -> str:
         """Where a setting's value came from, for messages: a file, a variable or an option."""
         return self._sources.get(key, "default")
+
+    def from_file(self, key: str) -> bool:
+        """Whether a setting was read from the config file (its paths are then relative to
+        the project's root, where the file is; from the command line or the environment,
+        to the current directory)."""
+        return key in self._from_file
+
+    def sources(self) -> list[str]:
+        """The surfaces the settings came from, each once, in precedence order (lowest
+        first): the config file, each variable, each option."""
+        seen: list[str] = []
+        for source in self._sources.values():
+            if source not in seen:
+                seen.append(source)
+        return seen
 
     @field_validator("fail_on", mode="before")
     @classmethod
@@ -481,6 +506,7 @@ def load_settings(
             where[key] = describe(key)
     if "base_url" not in merged and environ.get("OPENAI_BASE_URL"):
         merged["base_url"] = environ["OPENAI_BASE_URL"]
+        where["base_url"] = "environment OPENAI_BASE_URL"
     try:
         settings = Settings.model_validate(merged)
     except ValidationError as exc:
@@ -488,4 +514,67 @@ def load_settings(
     if not settings.dir.is_absolute():
         settings.dir = rootdir / settings.dir
     settings._sources = where
+    settings._from_file = frozenset(file_values)
     return settings
+
+
+# pytest's configuration files, in the order pytest looks for them in one directory, and
+# what makes one count (a file that is always pytest's, or the table or section it needs)
+_PYTEST_FILES: tuple[tuple[str, str | None], ...] = (
+    ("pytest.toml", None),
+    (".pytest.toml", None),
+    ("pytest.ini", None),
+    (".pytest.ini", None),
+    ("pyproject.toml", "toml"),
+    ("tox.ini", r"^\[pytest\]"),
+    ("setup.cfg", r"^\[tool:pytest\]"),
+)
+
+
+def find_project(start: Path) -> Path:
+    """The project's root as pytest finds its rootdir from ``start`` with no arguments, so
+    that ``modelopt`` run from a subdirectory reads the same settings and runs as pytest.
+
+    Walking up from ``start``: the first directory with a pytest configuration file
+    (``pytest.toml``, ``pytest.ini``, a ``pyproject.toml`` with ``[tool.pytest]`` or
+    ``[tool.pytest.ini_options]``, a ``tox.ini`` with ``[pytest]``, a ``setup.cfg`` with
+    ``[tool:pytest]``); else the nearest ``pyproject.toml`` (with ``[tool.modelopt]`` or
+    not); else the nearest ``setup.py``; else ``start`` itself.
+    """
+    start = start.resolve()
+    nearest_pyproject: Path | None = None
+    for base in (start, *start.parents):
+        for name, needs in _PYTEST_FILES:
+            path = base / name
+            if not path.is_file():
+                continue
+            if needs is None:
+                return base
+            if name == "pyproject.toml":
+                nearest_pyproject = nearest_pyproject or base
+                if _has_pytest_table(path):
+                    return base
+            elif _has_section(path, needs):
+                return base
+    if nearest_pyproject is not None:
+        return nearest_pyproject
+    for base in (start, *start.parents):
+        if (base / "setup.py").is_file():
+            return base
+    return start
+
+
+def _has_pytest_table(path: Path) -> bool:
+    try:
+        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False  # pytest would stop on it; the settings loader says why
+    return isinstance(tool, dict) and isinstance(tool.get("pytest"), dict)
+
+
+def _has_section(path: Path, pattern: str) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.search(pattern, text, re.MULTILINE) is not None

@@ -115,9 +115,13 @@ class EvalRun:
         started_at: str | None = None,
         writer: str = "main",
         on_request: RequestHook | None = None,
+        invocation_dir: Path | None = None,
     ) -> None:
         self.settings = settings
         self.rootdir = rootdir
+        # report paths given on the command line or in the environment are relative to the
+        # directory the run was started from, as --junitxml's is
+        self.invocation_dir = invocation_dir or rootdir
         self.run_id = run_id or new_run_id()
         self.started_at = started_at or utcnow()
         self.writer_name = writer
@@ -278,9 +282,9 @@ class EvalRun:
         settings = self.settings
         written = write_reports(
             report,
-            json_path=self._out(settings.json_report),
-            md_path=self._out(settings.md),
-            html_path=self._out(settings.html),
+            json_path=self._out("json", settings.json_report),
+            md_path=self._out("md", settings.md),
+            html_path=self._out("html", settings.html),
         )
         outcome.problems += written.problems
         outcome.notes += written.notes
@@ -327,10 +331,13 @@ class EvalRun:
         except Exception as exc:
             outcome.problems.append(f"could not {what}: {_describe(exc, self._secrets())}")
 
-    def _out(self, path: Path | None) -> Path | None:
+    def _out(self, key: str, path: Path | None) -> Path | None:
+        """A report's path: from the config file relative to the project's root (where the
+        file is), from the command line or the environment relative to the current
+        directory."""
         if path is None or path.is_absolute():
             return path
-        return self.rootdir / path
+        return (self.rootdir if self.settings.from_file(key) else self.invocation_dir) / path
 
     def _secrets(self) -> tuple[str, ...]:
         return self._client.secrets() if self._client is not None else ()

@@ -14,6 +14,7 @@ from ..github.commands import add_commands as add_github_commands
 from ..optimize.commands import add_commands
 from ..records.store import RunNotFound, RunUnreadable
 from ..untrusted import for_terminal
+from .init import cmd_init
 from .local import cmd_cache, cmd_serve_local
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
 
@@ -23,7 +24,31 @@ if TYPE_CHECKING:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelopt", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pytest-modelopt {version()}")
     sub = parser.add_subparsers(dest="cmd", required=True)
+
+    init = sub.add_parser(
+        "init",
+        help="start evals in this project: settings, a first eval and its dataset (no prompt "
+        "yet), .gitignore lines; never overwrites a file",
+    )
+    init.add_argument(
+        "--name",
+        default="triage",
+        help="the first eval's name: tests/evals/test_NAME.py, data/NAME.jsonl, prompts/NAME.yaml",
+    )
+    init.add_argument(
+        "--github",
+        action="store_true",
+        help="also write the GitHub Action's workflows: .github/workflows/evals.yml (the PR "
+        "gate, and the baseline on pushes to main) and evals-comment.yml (forks' comments)",
+    )
+    init.add_argument(
+        "--skill",
+        action="store_true",
+        help="also write the coding agents' skill: .agents/skills/pytest-modelopt/SKILL.md",
+    )
+    init.set_defaults(fn=cmd_init)
 
     show = sub.add_parser("show", help="print a run's summary and its cases")
     show.add_argument("run", nargs="?", default="latest", help="run directory, run id or 'latest'")
@@ -96,6 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_github_commands(sub)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version (what pip installed), else the source's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("pytest-modelopt")
+    except PackageNotFoundError:
+        from .. import __version__
+
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import find_project
 from ..model.cache import ResponseCache
 from ..model.local_server import LocalModelError, LocalServer
 from ..run import settings_for
@@ -24,7 +25,7 @@ def _when(timestamp: float) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    settings = settings_for(Path.cwd())
+    settings = settings_for(find_project(Path.cwd()))
     cache = ResponseCache(settings.dir / "cache")
     if args.action == "stats":
         stats = cache.stats()

@@ -7,10 +7,12 @@ pytest session (:mod:`pytest_modelopt.reports.write`).
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import find_project
 from ..records.models import RunSummary
 from ..records.store import (
     RunUnreadable,
@@ -38,7 +40,12 @@ if TYPE_CHECKING:
 
 
 def _runs_dir() -> Path:
-    return settings_for(Path.cwd()).dir / "runs"
+    return settings_for(find_project(Path.cwd())).dir / "runs"
+
+
+def _width() -> int:
+    """The terminal's width (COLUMNS when set; 80 when not a terminal), as pytest takes it."""
+    return shutil.get_terminal_size().columns
 
 
 def _excerpt(text: str | None, limit: int) -> str:
@@ -57,7 +64,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     summary = summarize(info, cases)
     _say(f"run {info.run_id} ({run_dir}), started {info.started_at}")
     rows = [r for r in summary.evals if args.eval is None or r.eval == args.eval]
-    for line in table_lines(rows):
+    for line in table_lines(rows, width=_width()):
         _say(line)
     wanted = set(args.status or []) | ({"failed", "error"} if args.failed else set())
     shown = [
@@ -89,7 +96,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """A candidate run against a baseline run (or its models against one of them), judged
     by the same policy as the pytest session that would have compared them."""
 
-    settings = settings_for(Path.cwd())
+    settings = settings_for(find_project(Path.cwd()))
     runs_dir = settings.dir / "runs"
     base_dir = resolve_run(args.baseline, runs_dir)
     cand_dir = resolve_run(args.candidate, runs_dir)
@@ -113,7 +120,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _say(f"modelopt compare: {exc}", err=True)
         return 2
     _say(f"{base[0].run_id} -> {cand_info.run_id}")
-    for line in comparison_lines(comparison) + gate_lines(report.gates):
+    for line in comparison_lines(comparison, _width()) + gate_lines(report.gates):
         _say(line)
     for line in failure_lines(summary, f"modelopt show {cand_dir}"):
         _say(line)
@@ -140,7 +147,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """One run's verdict: the one its session decided (report.json), else decided now by
     the same policy from its cases and the current settings' gates."""
 
-    settings = settings_for(Path.cwd())
+    settings = settings_for(find_project(Path.cwd()))
     run_dir = resolve_run(args.run, settings.dir / "runs")
     saved = run_dir / "report.json"
     if saved.is_file():
@@ -153,7 +160,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
         report = judge(summary, None, Policy.from_settings(settings))
     _say(f"run {report.summary.run.run_id}: {report.verdict}")
-    for line in table_lines(report.summary.evals):
+    for line in table_lines(report.summary.evals, width=_width()):
         _say(line)
     for line in gate_lines(report.gates):
         _say(line)
@@ -161,7 +168,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    settings = settings_for(Path.cwd())
+    settings = settings_for(find_project(Path.cwd()))
     rows = []
     for base, label in ((settings.dir / "runs", ""), (settings.dir / "saved", "saved: ")):
         for run_json in sorted(base.glob("*/run.json")) if base.is_dir() else []:
@@ -196,6 +203,6 @@ def cmd_merge(args: argparse.Namespace) -> int:
     summary = summarize(read_run_info(out), read_cases(out))
     write_json_atomic(out / "summary.json", summary)
     _say(f"merged {len(run_dirs)} runs into {out}")
-    for line in table_lines(summary.evals):
+    for line in table_lines(summary.evals, width=_width()):
         _say(line)
     return 0

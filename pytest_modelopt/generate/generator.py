@@ -40,6 +40,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..costs import money
 from ..model.cache import CacheEntry, cache_key
 from ..model.limiter import AdaptiveLimiter
 from ..model.types import ModelCallError
@@ -85,7 +86,8 @@ class Progress:
     errors: int = 0
     sent: int = 0
     replayed: int = 0
-    cost: float = 0.0
+    cost: float = 0.0  # the known part
+    unpriced: int = 0  # answers with no known price
     helper: bool = False  # sent from a helper process (sender.py)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
@@ -100,8 +102,16 @@ class Progress:
         return (
             f"generated {self.done}/{self.total} declared completions in {self.elapsed:.1f}s "
             f"({rate:.1f}/s; {self.sent} sent, {self.replayed} replayed, {self.errors} errors"
-            f", ${self.cost:.4f}{helped})"
+            f", {progress_cost([self])}{helped})"
         )
+
+
+def progress_cost(progress: list[Progress]) -> str:
+    """What the answers cost: ``?`` when none had a known price, ``+?`` when some had none."""
+    answers = sum(p.sent + p.replayed for p in progress)
+    unpriced = sum(p.unpriced for p in progress)
+    known = sum(p.cost for p in progress)
+    return money(None if answers and unpriced >= answers else known, unpriced)
 
 
 class CompletionGenerator:
@@ -499,6 +509,7 @@ class CompletionGenerator:
                 progress.replayed += counted.cached
                 progress.sent += not counted.cached
                 progress.cost += counted.cost or 0.0
+                progress.unpriced += counted.cost is None
 
     def _settle(self, first: Job, follower: Job) -> None:
         """A duplicate request shares the first one's answer (before anyone takes it)."""

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.cache import ResponseCache
 from ..model.types import CallContext
-from .generator import CompletionGenerator, Job, Progress
+from .generator import CompletionGenerator, Job, Progress, progress_cost
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -227,12 +227,12 @@ class Planner:
         sent = sum(p.sent for p in progress)
         replayed = sum(p.replayed for p in progress)
         errors = sum(p.errors for p in progress)
-        cost = sum(p.cost for p in progress)
+        cost = progress_cost(progress)
         elapsed = max(p.elapsed for p in progress)
         total = max(p.total for p in progress)
         return (
             f"generated {total} declared completions on {len(progress)} workers in "
-            f"{elapsed:.1f}s ({sent} sent, {replayed} replayed, {errors} errors, ${cost:.4f})"
+            f"{elapsed:.1f}s ({sent} sent, {replayed} replayed, {errors} errors, {cost})"
         )
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import load_settings
+from ..config import find_project, load_settings
 from ..records.store import read_cases, resolve_run
 from .api import GitHubClient, GitHubError
 from .artifact import DEFAULT_ARTIFACT, REPORT_ARTIFACT, NoBaseline, artifact_name, fetch_baseline
@@ -185,7 +185,7 @@ def cmd_names(args: argparse.Namespace) -> int:
 def cmd_replay_note(args: argparse.Namespace) -> int:
     console = Console(os.environ.get("GITHUB_TOKEN") or None)
     try:
-        run_dir = resolve_run(args.run, load_settings(Path.cwd()).dir / "runs")
+        run_dir = resolve_run(args.run, load_settings(find_project(Path.cwd())).dir / "runs")
         note = replay_note(read_cases(run_dir))
     except Exception as exc:  # a note is optional: never fail the job over it
         console.notice(f"No replay note: {exc}")

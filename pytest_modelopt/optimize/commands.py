@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import load_settings
+from ..config import find_project, load_settings
 from ..model.client import ModelClient
 from ..records.store import read_cases, read_run_info, resolve_run
 from .backends.export import ExportBackend
@@ -24,7 +24,7 @@ def _finetuner(args: argparse.Namespace) -> Finetuner:
     cli: dict[str, Any] = {"yes": True if getattr(args, "yes", False) else None}
     for key in ("finetune_backend", "finetune_method"):
         cli[key] = getattr(args, key, None)
-    settings = load_settings(Path.cwd(), cli)
+    settings = load_settings(find_project(Path.cwd()), cli)
     return Finetuner(settings, plugin_hooks())
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..costs import money
 from ..records.ids import utcnow
 from ..records.store import write_json_atomic
 from .backends import FREE
@@ -66,7 +67,7 @@ class Prepared:
             "free (trains on this machine)"
             if backend in ("local",)
             else (
-                f"${r.estimated_cost_usd:,.2f}"
+                money(r.estimated_cost_usd)
                 if r.estimated_cost_usd is not None
                 else "unknown (set [tool.modelopt.finetune.training_prices] for this model)"
             )

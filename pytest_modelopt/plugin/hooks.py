@@ -16,6 +16,7 @@ import dataclasses
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -38,13 +39,16 @@ from ..records.store import (
 from ..reports.junit import case_properties
 from ..reports.terminal import SummaryParts, summary_lines
 from ..run import EvalRun, Outcome, settings_for
+from ..secrets import redact_url
 from .junit import add_verdicts
 from .options import OPTIONS
+from .selection import evals_requested, held_back_line
 from .state import PARAM, WORKER_OUTPUT, identity, is_worker
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Mapping
 
+    from ..config import Settings
     from ..model.types import CallContext, Completion
 
 STATE = pytest.StashKey[CaseState]()
@@ -70,6 +74,7 @@ class EvalPlugin:
             started_at=started_at,
             writer=workerinput["workerid"] if workerinput else "main",
             on_request=functools.partial(_request_hook, config.hook.pytest_modelopt_request),
+            invocation_dir=config.invocation_params.dir,
         )
         if settings.batch != "off" and (
             getattr(config.option, "numprocesses", None) or workerinput
@@ -80,6 +85,7 @@ class EvalPlugin:
             )
         self.resumed: dict[str, CaseRecord] = {}
         self.write_error: str | None = None
+        self.held_back = 0  # eval tests deselected: evals run on request, and none was made
         try:
             if settings.baseline:  # refused now, before a paid call is made
                 run.baseline_dir = resolve_run(settings.baseline, run.runs_dir)
@@ -93,6 +99,10 @@ class EvalPlugin:
         except (RunNotFound, RunUnreadable) as exc:
             raise pytest.UsageError(f"--eval-resume: {exc}") from None
         run.find_fine_tunes()
+
+    def pytest_report_header(self) -> list[str]:
+        """One line under pytest's own: what the evals will run against, and from where."""
+        return [header_line(self.run.settings)]
 
     # -- collection ---------------------------------------------------------------------
 
@@ -142,6 +152,12 @@ class EvalPlugin:
             run.write(record)
 
     def modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not evals_requested(self.run.settings, config.option.markexpr):
+            held = [item for item in items if item.get_closest_marker("eval") is not None]
+            if held:
+                self.held_back = len(held)
+                config.hook.pytest_deselected(items=held)
+                items[:] = [item for item in items if item.get_closest_marker("eval") is None]
         for item in items:  # declared graders grade the completion, even if the test never asks
             param = _param(item)
             fixturenames = getattr(item, "fixturenames", None)
@@ -382,6 +398,7 @@ class EvalPlugin:
             run.close()
             workeroutput: dict[str, Any] = getattr(config, "workeroutput", {})
             workeroutput["modelopt_evals"] = True
+            workeroutput["modelopt_held_back"] = self.held_back
             if self.write_error is not None:
                 workeroutput["modelopt_write_error"] = self.write_error
             workeroutput["modelopt_cache_errors"] = run.cache_errors()
@@ -433,6 +450,12 @@ class EvalPlugin:
         if outcome is None:
             return
         verbose = config.get_verbosity() >= 0
+        held = max(
+            [self.held_back]
+            + [o.get("modelopt_held_back", 0) for o in config.stash.get(WORKER_OUTPUT, [])]
+        )
+        if held:  # every xdist worker collects (and holds back) the same tests
+            terminalreporter.write_line(held_back_line(held, run.settings), yellow=True)
         extra = [col for cols in config.hook.pytest_modelopt_summary_columns() for col in cols]
         sections: list[tuple[str, str]] = []
         if outcome.summary is not None:
@@ -452,6 +475,7 @@ class EvalPlugin:
             distill_lines=outcome.distill_lines,
             run_dir=_relative(run.run_dir, config.rootpath),
             baseline_ref=settings.baseline or settings.baseline_model,
+            width=config.get_terminal_writer().fullwidth,  # COLUMNS, else the terminal's
         )
         tr = terminalreporter
         for line in summary_lines(parts):
@@ -459,6 +483,24 @@ class EvalPlugin:
                 tr.write_sep(line.sep, line.text, red=line.red)
             else:
                 tr.write_line(line.text, red=line.red, bold=line.bold, yellow=line.yellow)
+
+
+def header_line(settings: Settings) -> str:
+    """The models, the record mode, the endpoint's host (never its credentials: only the
+    host and port are shown) and where the settings came from."""
+    models = ", ".join(settings.models) or "none selected (each eval's own models=)"
+    if settings.base_url is None:
+        host = "api.openai.com (the default)"
+    else:
+        parts = urlsplit(redact_url(settings.base_url) or "")
+        host = parts.hostname or "?"
+        host += f":{parts.port}" if parts.port else ""
+        host += f" ({settings.source_of('base_url')})"
+    sources = ", ".join(source.removeprefix("environment ") for source in settings.sources())
+    return (
+        f"modelopt: models {models}; record mode {settings.record}; base URL host {host}; "
+        f"settings from {sources or 'defaults'}"
+    )
 
 
 def _apply(report: pytest.TestReport, change: ReportChange) -> None:

@@ -165,6 +165,14 @@ OPTIONS: tuple[tuple[str, str, str, str, str | None, bool], ...] = (
         False,
     ),
     (
+        "run",
+        "--eval-run",
+        "WHEN",
+        "When eval tests run: always, or on-request (only with --eval-run or a -m expression that selects the eval marker; otherwise they are deselected). --eval-run alone means always.",
+        "always",
+        False,
+    ),
+    (
         "judge_model",
         "--eval-judge-model",
         "MODEL",
@@ -247,6 +255,7 @@ ENV_KEYS: frozenset[str] = frozenset(
         "provider",
         "record",
         "resume",
+        "run",
         "save",
         "sender",
         "store",

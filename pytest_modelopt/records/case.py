@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..costs import total
 from ..graders.base import Grade, Grader, GraderError
 from ..model.types import Completion, Usage
 from ..secrets import redact
@@ -90,8 +91,8 @@ class CaseState:
         field order, each of its field's type. Written without building the model, which
         costs more than the rest of recording a case (tests hold the two equal)."""
         calls, judge_calls = self.calls, self.judge_calls
-        costs = [c.cost for c in calls]
-        judge_costs = [c.cost for c in judge_calls]
+        cost, unpriced = total([c.cost for c in calls])
+        judge_cost, unpriced_judges = total([c.cost for c in judge_calls])
         definitions = self.graders + [None] * (len(self.grades) - len(self.graders))
         grades = [
             {
@@ -138,7 +139,8 @@ class CaseState:
                 "cached_tokens": usage.cached_tokens,
                 "reasoning_tokens": usage.reasoning_tokens,
             },
-            "cost": None if None in costs else float(sum(c for c in costs if c)),
+            "cost": cost,
+            "unpriced_calls": unpriced,
             "calls": len(calls),
             "duration_s": round(float(self.duration_s), 6),
             "note": self.note,
@@ -147,9 +149,8 @@ class CaseState:
             "strict": spec.strict,
             "judge_calls": len(judge_calls),
             "judge_tokens": sum(c.usage.total_tokens for c in judge_calls),
-            "judge_cost": (
-                None if None in judge_costs else float(sum(c for c in judge_costs if c))
-            ),
+            "judge_cost": judge_cost,
+            "unpriced_judge_calls": unpriced_judges,
             "finished_at": time.time(),
         }
 

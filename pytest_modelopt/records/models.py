@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The run format this version writes; readers accept every version from 1 up to it, and
 #: refuse a newer one (written by a newer pytest-modelopt) rather than misread it.
 #: 2: every case line carries its ``schema_version`` (lines without one are version 1).
-SCHEMA_VERSION = 2
+#: 3: ``cost`` is the known part of a case's (and a summary row's) cost, and
+#: ``unpriced_calls`` / ``unpriced_judge_calls`` count the calls with no known price.
+SCHEMA_VERSION = 3
 
 
 Status = Literal["passed", "failed", "error", "pending", "skipped"]
@@ -83,7 +85,10 @@ class CaseRecord(_Record):
     error: ErrorRecord | None = None
     latency_s: float | None = None
     usage: UsageRecord = Field(default_factory=UsageRecord)
+    # the known part of the cost (None: no call had a known price); unpriced_calls > 0
+    # makes it a lower bound
     cost: float | None = None
+    unpriced_calls: int = 0
     calls: int = 0
     duration_s: float = 0.0
     note: str | None = None
@@ -93,7 +98,17 @@ class CaseRecord(_Record):
     judge_calls: int = 0
     judge_tokens: int = 0
     judge_cost: float | None = None
+    unpriced_judge_calls: int = 0
     finished_at: float = Field(default_factory=time.time)
+
+    @property
+    def unpriced(self) -> int:
+        """Calls with no known price (a version 2 record with no cost: all of them)."""
+        return self.unpriced_calls or (self.calls if self.cost is None else 0)
+
+    @property
+    def unpriced_judges(self) -> int:
+        return self.unpriced_judge_calls or (self.judge_calls if self.judge_cost is None else 0)
 
     @property
     def score(self) -> float | None:
@@ -144,7 +159,9 @@ class EvalSummary(_Record):
     mean_score: float | None
     prompt_tokens: int
     completion_tokens: int
+    # the known part (None: no call had a known price); unpriced_calls > 0: a lower bound
     cost: float | None
+    unpriced_calls: int = 0
     latency_p50: float | None
     latency_p95: float | None
     threshold: float | None
@@ -158,6 +175,7 @@ class EvalSummary(_Record):
     fail_on: list[str] = Field(default_factory=list)
     judge_calls: int = 0
     judge_cost: float | None = None
+    unpriced_judge_calls: int = 0
     graders: list[GraderSummary] = Field(default_factory=list)
     # errors for want of a key or a recording (a fork's replay-only run): reported, not failed
     errors_not_run: int = 0

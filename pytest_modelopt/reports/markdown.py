@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..verdict.compare import headline as compare_headline
+from .terminal import row_cost
 
 if TYPE_CHECKING:
     from ..records.models import RunSummary
@@ -189,7 +190,7 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in summary.evals:
-        cost = "?" if row.cost is None else f"${row.cost:.4f}"
+        cost = row_cost(row)
         p95 = "—" if row.latency_p95 is None else f"{row.latency_p95:.2f}s"
         score = "—" if row.mean_score is None else f"{row.mean_score:.2f}"
         verdict = {

@@ -8,10 +8,12 @@ sequence in them must not drive the terminal or the CI log that shows it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..costs import money
 from ..records.models import EvalSummary, RunSummary
 from ..untrusted import for_terminal, one_line
 
@@ -37,12 +39,11 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _cost(value: float | None) -> str:
-    if value is None:
-        return "?"
-    if 0 < value < 0.0001:
-        return "<$0.0001"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+def row_cost(row: EvalSummary) -> str:
+    """The row's cost: ``?`` unknown, ``+?`` partly known, ``-`` when no call was made (a
+    pending eval; a record of version 2 with tokens and no cost is an unknown price)."""
+    spent = bool(row.unpriced_calls or row.prompt_tokens or row.completion_tokens)
+    return money(row.cost, row.unpriced_calls, calls=spent)
 
 
 def _secs(value: float | None) -> str:
@@ -59,7 +60,13 @@ def _verdict(row: EvalSummary) -> str:
         return f"PASS ({bound}>= {row.threshold:g})"
     if row.verdict == "fail":
         return f"FAIL ({bound}< {row.threshold:g})"
-    return {"pending": "PENDING", "error": "ERROR", "none": "-"}[row.verdict]
+    return _short_verdict(row)
+
+
+def _short_verdict(row: EvalSummary) -> str:
+    return {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR", "none": "-"}[
+        row.verdict
+    ]
 
 
 COLUMNS: list[Column] = [
@@ -75,43 +82,158 @@ COLUMNS: list[Column] = [
     ("score", lambda r: _num(r.mean_score)),
     ("errors", lambda r: str(r.errors)),
     ("tokens", lambda r: f"{r.prompt_tokens + r.completion_tokens:,}"),
-    ("cost", lambda r: _cost(r.cost)),
+    ("cost", lambda r: row_cost(r)),
     ("p50", lambda r: _secs(r.latency_p50)),
     ("p95", lambda r: _secs(r.latency_p95)),
     ("verdict", _verdict),
 ]
 
 
-JUDGE_COLUMN: Column = ("judge cost", lambda r: _cost(r.judge_cost) if r.judge_calls else "-")
+JUDGE_COLUMN: Column = (
+    "judge cost",
+    lambda r: money(r.judge_cost, r.unpriced_judge_calls) if r.judge_calls else "-",
+)
+#: what a narrow terminal loses first (docs/reference.md, "The summary table"), in order:
+#: whole columns (the hooks' own at EXTRA), then the verdict's threshold (``PASS``) and the
+#: pass rate's interval (``pass rate``), then cost and errors; then the names are shortened.
+#: Eval, model, pass rate and verdict always stay.
+FIT_STEPS = (
+    "p50",
+    "tokens",
+    "judge cost",
+    "score",
+    "EXTRA",
+    "p95",
+    "cases",
+    "short:verdict",
+    "short:pass rate [95% CI]",
+    "cost",
+    "errors",
+)
+#: the shorter form of a column (a ``short:`` step)
+SHORT: dict[str, Column] = {
+    "verdict": ("verdict", _short_verdict),
+    "pass rate [95% CI]": ("pass rate", lambda r: _rate(r.pass_rate)),
+}
+#: the comparison table's order (``modelopt compare``, a run with a baseline)
+COMPARISON_STEPS = ("d p95", "p", "detectable", "d cost", "cases", "short:delta [95% CI]")
+MIN_NAME = 8  # a name is not shortened below this many columns
+NUMERIC = frozenset(
+    {"cases", "pass rate [95% CI]", "pass rate", "score", "errors", "tokens", "cost"}
+    | {"judge cost", "p50", "p95"}
+)
 
 
-def table_lines(rows: Sequence[EvalSummary], extra: Sequence[Column] = ()) -> list[str]:
+def table_lines(
+    rows: Sequence[EvalSummary], extra: Sequence[Column] = (), width: int | None = None
+) -> list[str]:
+    """The summary table, one row per eval and model, within ``width`` columns when given:
+    whole columns are dropped and the rest shortened in a fixed order (FIT_STEPS), so that
+    no row wraps and eval, model, pass rate and verdict always stay."""
     judges = [JUDGE_COLUMN] if any(r.judge_calls for r in rows) else []
     columns = [*COLUMNS[:-3], *judges, *COLUMNS[-3:-1], *extra, COLUMNS[-1]]
-    cells = [[header for header, _ in columns]]
-    cells += [[fn(row) for _, fn in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    numeric = {
-        "cases",
-        "pass rate [95% CI]",
-        "score",
-        "errors",
-        "tokens",
-        "cost",
-        "judge cost",
-        "p50",
-        "p95",
-    }
-    out = []
-    for index, line in enumerate(cells):
-        parts = [
-            cell.rjust(width) if columns[i][0] in numeric and index else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=False))
-        ]
-        out.append("  ".join(parts).rstrip())
-        if index == 0:
-            out.append("  ".join("-" * w for w in widths))
+    extra_names = sorted(header for header, _ in extra)
+    steps = [name for step in FIT_STEPS for name in (extra_names if step == "EXTRA" else [step])]
+    return fit_table(
+        [Cells(h, [one_line(fn(row)) for row in rows], h in NUMERIC) for h, fn in columns],
+        width,
+        steps=steps,
+        short={
+            name: Cells(header, [one_line(fn(row)) for row in rows], name in NUMERIC)
+            for name, (header, fn) in SHORT.items()
+        },
+    )
+
+
+@dataclass
+class Cells:
+    """One column of a table being fitted: its header and its cells, as shown."""
+
+    header: str
+    cells: list[str]
+    numeric: bool = False
+
+
+def display_width(text: str) -> int:
+    """Columns a terminal gives the text: wide (East Asian) characters take two, combining
+    marks none."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def shorten(text: str, width: int) -> str:
+    """The text cut to ``width`` columns, an ellipsis marking the cut."""
+    if display_width(text) <= width:
+        return text
+    out = ""
+    for char in text:
+        if display_width(out + char) > width - 1:
+            break
+        out += char
+    return out + "…"
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
+
+
+def _render(cols: list[Cells]) -> list[str]:
+    widths = [max(display_width(t) for t in [c.header, *c.cells]) for c in cols]
+    out = ["  ".join(_pad(c.header, w, False) for c, w in zip(cols, widths, strict=True)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    for index in range(len(cols[0].cells) if cols else 0):
+        out.append(
+            "  ".join(
+                _pad(c.cells[index], w, c.numeric) for c, w in zip(cols, widths, strict=True)
+            ).rstrip()
+        )
     return out
+
+
+def _too_wide(lines: list[str], width: int | None) -> bool:
+    return width is not None and max(display_width(line) for line in lines) > width
+
+
+def fit_table(
+    cols: list[Cells],
+    width: int | None,
+    *,
+    steps: Sequence[str] = (),
+    short: Mapping[str, Cells] | None = None,
+    names: Sequence[str] = ("eval", "model"),
+) -> list[str]:
+    """The table's lines within ``width``: take the ``steps`` one by one until it fits (a
+    column's name drops it; ``short:NAME`` swaps it for its shorter form in ``short``),
+    then shorten the ``names`` columns with an ellipsis (the wider first). A table that
+    cannot fit even so (a terminal narrower than its essential columns) is shown as
+    narrow as it gets."""
+    lines = _render(cols)
+    for step in steps:
+        if not _too_wide(lines, width):
+            return lines
+        if step.startswith("short:"):
+            name = step.removeprefix("short:")
+            cols = [(short or {}).get(name, c) if c.header == name else c for c in cols]
+        else:
+            cols = [c for c in cols if c.header != step]
+        lines = _render(cols)
+    if width is None or not _too_wide(lines, width):
+        return lines
+    named = [c for c in cols if c.header in names and c.cells]
+    while _too_wide(lines, width):
+        widths = {c.header: max(display_width(t) for t in c.cells) for c in named}
+        longer = [c for c in named if widths[c.header] > max(len(c.header), MIN_NAME)]
+        if not longer:
+            break
+        widest = max(longer, key=lambda c: widths[c.header])
+        widest.cells = [shorten(t, widths[widest.header] - 1) for t in widest.cells]
+        lines = _render(cols)
+    return lines
 
 
 def failure_lines(summary: RunSummary, show_command: str) -> list[str]:
@@ -156,8 +278,9 @@ def grader_lines(rows: Sequence[EvalSummary]) -> list[str]:
     return out
 
 
-def comparison_lines(comparison: Comparison) -> list[str]:
-    """Per eval x model: pass rates, the paired change with its interval, the verdict."""
+def comparison_lines(comparison: Comparison, width: int | None = None) -> list[str]:
+    """Per eval x model: pass rates, the paired change with its interval, the verdict;
+    within ``width`` columns when given (COMPARISON_STEPS)."""
     header = (
         "eval",
         "model",
@@ -170,7 +293,8 @@ def comparison_lines(comparison: Comparison) -> list[str]:
         "d cost",
         "d p95",
     )
-    cells = [header]
+    cells: list[tuple[str, ...]] = []
+    deltas = []
     for row in comparison.evals:
         model = (
             row.candidate.model
@@ -186,6 +310,7 @@ def comparison_lines(comparison: Comparison) -> list[str]:
                 else f"{row.delta:+.1%}"
             )
         )
+        deltas.append("-" if row.delta is None else f"{row.delta:+.1%}")
         cells.append(
             (
                 row.eval,
@@ -200,11 +325,12 @@ def comparison_lines(comparison: Comparison) -> list[str]:
                 "-" if row.delta_p95 is None else f"{row.delta_p95:+.2f}s",
             )
         )
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    out = [
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
-    ]
-    out.insert(1, "  ".join("-" * w for w in widths))
+    out = fit_table(
+        [Cells(name, [one_line(line[i]) for line in cells]) for i, name in enumerate(header)],
+        width,
+        steps=COMPARISON_STEPS,
+        short={"delta [95% CI]": Cells("delta", deltas)},
+    )
     for row in comparison.evals:
         if row.verdict != "ok" and row.why:
             out.append(f"{row.eval} [{row.candidate.model}]: {row.verdict}: {row.why}")
@@ -251,6 +377,7 @@ class SummaryParts:
     distill_lines: Sequence[str] = ()
     run_dir: str = ""
     baseline_ref: str | None = None
+    width: int | None = None  # the terminal's: tables drop and shorten columns to fit
 
 
 def summary_lines(parts: SummaryParts) -> list[Line]:
@@ -265,7 +392,9 @@ def summary_lines(parts: SummaryParts) -> list[Line]:
         if parts.progress:
             lines.append(Line(f"modelopt: {parts.progress}"))
         lines.append(Line("modelopt: evals", sep="="))
-        lines += [Line(text) for text in table_lines(summary.evals, parts.extra_columns)]
+        lines += [
+            Line(text) for text in table_lines(summary.evals, parts.extra_columns, parts.width)
+        ]
         by_grader = grader_lines(summary.evals)
         if by_grader:
             lines += [Line(""), Line("graders:"), *(Line(f"  {t}") for t in by_grader)]
@@ -285,7 +414,7 @@ def summary_lines(parts: SummaryParts) -> list[Line]:
             lines += [Line(text) for text in parts.distill_lines]
         if report is not None and report.comparison is not None:
             lines.append(Line(f"compared with {report.comparison.baseline_run}", sep="-"))
-            lines += [Line(text) for text in comparison_lines(report.comparison)]
+            lines += [Line(text) for text in comparison_lines(report.comparison, parts.width)]
         failures = failure_lines(summary, f"modelopt show {parts.run_dir}")
         failures += gate_lines(report.gates) if report is not None else []
         lines.append(Line(""))

@@ -125,7 +125,6 @@ def _side(model: str, records: list[CaseRecord]) -> Side:
     n = len(rates)
     interval = stats.wilson_interval(sum(rates), n) if n else None
     called = [r for r in records if r.calls]
-    costs = [r.cost for r in called]
     case_ids = {r.case_id for r in records}
     latencies = [r.latency_s for r in called if r.latency_s is not None]
     return Side(
@@ -138,8 +137,8 @@ def _side(model: str, records: list[CaseRecord]) -> Side:
         mean_score=stats.mean(scores),
         cost_per_case=(
             None
-            if not called or any(c is None for c in costs)
-            else sum(c or 0.0 for c in costs) / max(len(case_ids), 1)
+            if not called or any(r.unpriced for r in called)  # a part is not a cost
+            else sum(r.cost or 0.0 for r in called) / max(len(case_ids), 1)
         ),
         latency_p50=stats.percentile(latencies, 50),
         latency_p95=stats.percentile(latencies, 95),

@@ -150,6 +150,13 @@ def check_run(gates: Sequence[Gate], rows: Sequence[EvalSummary]) -> list[GateRe
             if not gate.applies_to(row.eval) or row.verdict == "pending":
                 continue
             actual = _run_metric(gate.metric, row)
+            at_least = ""
+            partly = row.cost is not None and row.unpriced_calls and row.cases
+            if actual is None and partly and gate.metric == "cost_per_case" and gate.op[0] == "<":
+                # a partly known cost that already fails a ceiling fails it; below, unknown
+                actual, at_least = (row.cost or 0.0) / row.cases, "at least "
+                if _OPS[gate.op](actual, gate.value):
+                    continue
             if actual is None:
                 continue
             passed = _OPS[gate.op](actual, gate.value)
@@ -160,7 +167,7 @@ def check_run(gates: Sequence[Gate], rows: Sequence[EvalSummary]) -> list[GateRe
                     model=row.model,
                     passed=passed,
                     actual=_fmt(gate.metric, actual),
-                    message=f"{gate.metric} {_fmt(gate.metric, actual)} "
+                    message=f"{gate.metric} {at_least}{_fmt(gate.metric, actual)} "
                     f"{'meets' if passed else 'fails'} {gate.op} {_fmt(gate.metric, gate.value)}",
                 )
             )
@@ -183,7 +190,9 @@ def _run_metric(metric: str, row: EvalSummary) -> float | None:
     if metric == "p95_latency":
         return row.latency_p95
     if metric == "cost_per_case":
-        return None if row.cost is None or not row.cases else row.cost / row.cases
+        if row.cost is None or row.unpriced_calls or not row.cases:
+            return None  # unknown, or only partly known: not a cost to gate on
+        return row.cost / row.cases
     return None
 
 

@@ -44,14 +44,11 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
             if scores:
                 case_scores.append(sum(scores) / len(scores))
     latencies = [r.latency_s for r in records if r.latency_s is not None and r.calls]
-    costs = [r.cost for r in records if r.calls]
+    called = [r for r in records if r.calls]
+    known = [r.cost for r in called if r.cost is not None]
     pass_rate = mean(case_rates)
     judged = [r for r in records if r.judge_calls]
-    judge_cost = (
-        None
-        if any(r.judge_cost is None for r in judged)
-        else sum(r.judge_cost or 0 for r in judged)
-    )
+    judge_known = [r.judge_cost for r in judged if r.judge_cost is not None]
     thresholds = {r.threshold for r in records}
     threshold = max((t for t in thresholds if t is not None), default=None)
     passed = sum(case_rates)
@@ -73,7 +70,9 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
         mean_score=mean(case_scores),
         prompt_tokens=sum(r.usage.prompt_tokens for r in records),
         completion_tokens=sum(r.usage.completion_tokens for r in records),
-        cost=None if not costs or any(c is None for c in costs) else sum(c for c in costs if c),
+        # the known part: None when nothing is known, or no call was made
+        cost=float(sum(known)) if known else None,
+        unpriced_calls=sum(r.unpriced for r in called),
         latency_p50=percentile(latencies, 50),
         latency_p95=percentile(latencies, 95),
         threshold=threshold,
@@ -91,7 +90,8 @@ def summarize_eval(eval_name: str, model: str, records: list[CaseRecord]) -> Eva
             r.status == "error" and r.error is not None and r.error.kind in NOT_RUN_ERRORS
             for r in records
         ),
-        judge_cost=judge_cost if judged else None,
+        judge_cost=float(sum(judge_known)) if judge_known else None,
+        unpriced_judge_calls=sum(r.unpriced_judges for r in judged),
         graders=_by_grader(records),
     )
 

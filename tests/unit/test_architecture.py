@@ -140,6 +140,7 @@ ALLOWED: dict[str, set[str]] = {
     "secrets": set(),
     "untrusted": set(),
     "templating": set(),
+    "costs": set(),
     "hookspecs": set(),
     "model.types": set(),
     "model": {"model.types", "secrets"},
@@ -167,9 +168,9 @@ ALLOWED: dict[str, set[str]] = {
         "verdict.gates",
     },
 }
-# leaves every layer may import: redaction, the marks and escapes of untrusted text, and
-# the bounded sandbox that renders templates written in code or config
-LEAVES = {"secrets", "untrusted", "templating"}
+# leaves every layer may import: redaction, the marks and escapes of untrusted text, the
+# bounded sandbox that renders templates written in code or config, and how a cost is shown
+LEAVES = {"secrets", "untrusted", "templating", "costs"}
 for _unit_name in ALLOWED:
     ALLOWED[_unit_name] |= LEAVES - {_unit_name}
 ALLOWED["cli"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
