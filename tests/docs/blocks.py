@@ -41,10 +41,12 @@ What each kind of block means (docs/contributing.md says the same for writers):
 
 Directives (HTML comments, invisible on the site and on GitHub):
 
-``<!-- docs: project examples/triage -->`` / ``<!-- docs: project new -->``
+``<!-- docs: project examples/triage -->`` / ``new`` / ``repository``
     The blocks after it run in a fresh copy of the example project (its recordings
-    included) or in a new empty project (a ``pyproject.toml`` with
-    ``[tool.pytest.ini_options]``). A page without one runs in an empty directory.
+    included), in a new empty project (a ``pyproject.toml`` with
+    ``[tool.pytest.ini_options]``), or at the root of this repository, as a reader who
+    cloned it (``./scripts/run-examples``; no block may write a file there). A page
+    without one runs in an empty directory.
 ``<!-- docs: file PATH -->``
     The next block is the file PATH of the page's project.
 ``<!-- docs: not-run "reason" -->``
@@ -230,22 +232,26 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
     # durations: 1.89s, 0:01:45, 120 ms
     (re.compile(r"\(\d+:\d\d:\d\d\)"), ""),
     (re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:s|ms)\b"), "<t>"),
+    # rates: 90.6/s
+    (re.compile(r"\b\d+(?:\.\d+)?/s\b"), "<n>/s"),
     # loopback ports
     (re.compile(r"\b(127\.0\.0\.1|localhost):\d+"), r"\1:<port>"),
     # pytest's separator lines and tables' rules take the terminal's width
     (re.compile(r"={3,}"), "=="),
     (re.compile(r"-{3,}"), "--"),
     (re.compile(r"[ \t]+"), " "),
+    # pytest's titled separators: "=== 2 passed in 0.1s ===" reads as its title
+    (re.compile(r"^\s*== (.*?) ==\s*$"), r"\1"),
 ]
 
 
 def normalise(text: str, project: Path | None = None) -> list[str]:
     """The lines of ``text`` with what legitimately differs between two runs made equal.
 
-    Run ids, dates and times, durations (``1.89s``: wall times and latencies), loopback
-    ports, the project's absolute path, the width of pytest's separator lines and of
-    table rules, runs of spaces (so a wider number does not shift a column) and blank
-    lines. Nothing else: counts, rates, verdicts, costs and words must match.
+    Run ids, dates and times, durations (``1.89s``: wall times and latencies), rates
+    (``90.6/s``), loopback ports, the project's absolute path, pytest's separator lines
+    (``=== title ===`` reads as its title; a rule of any width as ``==`` or ``--``), runs
+    of spaces (so a wider number does not shift a column) and blank lines. Nothing else: counts, rates, verdicts, costs and words must match.
     """
     if project is not None:
         for spelling in {str(project), str(project.resolve())}:
@@ -351,15 +357,23 @@ class Page:
                 target,
                 ignore=shutil.ignore_patterns("runs", "__pycache__", ".pytest_cache"),
             )
+        elif what == "repository":
+            self.project = self.cwd = ROOT
+            self._fresh_namespace()
+            return
         elif what == "new":
             target.mkdir()
             (target / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
         else:
-            raise DocError(f"{self.page}: unknown project {what!r} (examples/triage or new)")
+            raise DocError(
+                f"{self.page}: unknown project {what!r} (examples/triage, new or repository)"
+            )
         self.project = self.cwd = target
         self._fresh_namespace()
 
     def write(self, relative: str, text: str) -> Path:
+        if self.project == ROOT:
+            raise DocError(f"{self.page}: a block would write {relative} into the repository")
         path = self.project / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
