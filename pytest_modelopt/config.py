@@ -221,7 +221,10 @@ class Settings(BaseModel):
     )
     dir: Path = Field(
         default=Path(".modelopt"),
-        description="Where runs (and later the response cache) are kept, relative to rootdir.",
+        description=(
+            "Where runs, saved runs, the response cache and fine-tuning launches live, "
+            "relative to the rootdir."
+        ),
         json_schema_extra=_cli("DIR"),
     )
     json_report: Path | None = Field(

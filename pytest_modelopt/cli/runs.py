@@ -159,6 +159,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
         report = judge(summary, None, Policy.from_settings(settings))
+    if args.html and report.comparison is None:
+        run_id = report.summary.run.run_id
+        _say(
+            f"modelopt report: --html shows a comparison, and run {run_id} has none (it ran "
+            f"without --eval-baseline); write one with `modelopt compare BASELINE {run_id} "
+            f"--html {args.html}`",
+            err=True,
+        )
+        return 2
     _say(f"run {report.summary.run.run_id}: {report.verdict}")
     for line in table_lines(report.summary.evals, width=_width()):
         _say(line)

@@ -110,8 +110,16 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 )
             return 0
         dirs = _job_dirs(finetuner, args.job)
-        if len(dirs) != 1:
-            raise BackendError("name one job: modelopt jobs follow|cancel JOB (see jobs list)")
+        if args.job is None and args.action == "cancel":
+            raise BackendError(
+                "cancel which job? modelopt jobs cancel JOB (see `modelopt jobs list`)"
+            )
+        if not dirs:
+            raise BackendError(
+                f"no launched job under {finetuner.root}: launch one with "
+                "`modelopt distill --student MODEL --yes`"
+            )
+        # follow with no JOB: the newest launch's job (launches() lists newest first)
         job = read_job(dirs[0])
         assert job is not None
         if args.action == "cancel":

@@ -151,7 +151,7 @@ OPTIONS: tuple[tuple[str, str, str, str, str | None, bool], ...] = (
         "dir",
         "--eval-dir",
         "DIR",
-        "Where runs (and later the response cache) are kept, relative to rootdir.",
+        "Where runs, saved runs, the response cache and fine-tuning launches live, relative to the rootdir.",
         None,
         False,
     ),

@@ -293,12 +293,23 @@ class RunNotFound(Exception):
 
 
 def resolve_run(ref: str, runs_dir: Path) -> Path:
-    """A run directory from a path, a run id, or ``latest``."""
+    """A run directory from a path, a run id, or ``latest``.
+
+    A path to a ``latest`` pointer file (``shard-0/.modelopt/runs/latest``, as CI shards
+    hand their runs over) names the run it points to.
+    """
     path = Path(ref)
     if path.is_file() and path.name in ("run.json", "summary.json"):
         return path.parent
     if (path / "run.json").is_file():
         return path
+    if path.name == "latest" and path.is_file():
+        target = path.parent / path.read_text(encoding="utf-8").strip()
+        if (target / "run.json").is_file():
+            return target
+        raise RunNotFound(
+            f"{path} points to {target.name!r}, which is not a run under {path.parent}"
+        )
     if ref == "latest":
         pointer = runs_dir / "latest"
         if pointer.is_file():

@@ -100,6 +100,19 @@ def test_distill_launches_follows_and_the_student_is_scored_on_holdout_only(
     listed = project.modelopt("jobs", "list")
     assert student in listed.stdout
     assert "succeeded" in listed.stdout
+    followed = project.modelopt("jobs", "follow")  # no JOB: the newest launch's job
+    assert followed.returncode == 0, followed.stderr
+    assert f"model: {student}" in followed.stdout
+
+
+def test_jobs_follow_with_no_job_launched_says_how_to_launch_one(project: Project) -> None:
+    followed = project.modelopt("jobs", "follow")
+    assert followed.returncode == 1
+    assert "no launched job under" in followed.stderr
+    assert "modelopt distill --student MODEL --yes" in followed.stderr
+    cancelled = project.modelopt("jobs", "cancel")
+    assert cancelled.returncode == 1
+    assert "cancel which job?" in cancelled.stderr
 
 
 def test_too_few_examples_is_one_clear_error_before_any_upload(

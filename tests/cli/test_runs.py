@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -31,6 +32,12 @@ def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI, mode:
     report = project.modelopt("report", "latest", "--md", "r.md")
     assert report.returncode == 0
     assert "run " in report.stdout
+    # the HTML report is a comparison: for a run without one, a clear refusal, no file
+    html = project.modelopt("report", "latest", "--html", "r.html")
+    assert html.returncode == 2
+    assert "--html shows a comparison" in html.stderr
+    assert "modelopt compare BASELINE" in html.stderr
+    assert not (project.path / "r.html").exists()
 
 
 def test_modelopt_show_lists_failed_cases(project: Project, mode: list[str]) -> None:
@@ -93,3 +100,33 @@ def test_merge_shards_into_one_run(project: Project, server: FakeOpenAI, mode: l
     assert done.returncode == 0, done.stderr
     merged = json.loads((runs / "merged" / "summary.json").read_text())["evals"]
     assert merged == whole
+
+
+def test_a_latest_pointer_file_names_its_run_wherever_a_run_is_taken(
+    project: Project, server: FakeOpenAI
+) -> None:
+    """CI shards hand over `shard-N/.modelopt/runs/latest`: a pointer file, not a directory."""
+    echo_suite(project, rows=4)
+    shards = []
+    for n, part in enumerate(("c0 or c1", "c2 or c3")):
+        project.run("-p", "no:xdist", "-k", part)
+        shard = project.path / f"shard-{n}"
+        shutil.copytree(project.path / ".modelopt", shard / ".modelopt")
+        shards.append(f"shard-{n}/.modelopt/runs/latest")
+    done = project.modelopt("merge", *shards, "-o", "merged-run")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads((project.path / "merged-run" / "summary.json").read_text())["evals"]) == 1
+    for command in (["show"], ["report"], ["distill", "--dry-run", "--student", "gpt-4.1-nano"]):
+        shown = project.modelopt(*command, shards[0])
+        assert "no run" not in shown.stderr, shown.stderr
+        assert "Traceback" not in shown.stderr, shown.stderr
+    compared = project.modelopt("compare", shards[0], shards[1])
+    assert compared.returncode in (0, 1), compared.stderr
+    pytest_run = project.run("-p", "no:xdist", "--eval-baseline", shards[0])
+    assert pytest_run.ret in (0, 1)
+    (project.path / "shard-1" / ".modelopt" / "runs" / "latest").write_text(
+        "20000101-000000-abcdef\n"
+    )
+    broken = project.modelopt("show", shards[1])
+    assert broken.returncode == 2
+    assert "points to '20000101-000000-abcdef', which is not a run" in broken.stderr

@@ -1,0 +1,55 @@
+"""README.md and docs/*.md run: every fenced block does what its page says (blocks.py)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.conftest import TEST_KEY
+from tests.docs import blocks
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.support.fake_openai import FakeOpenAI
+
+#: Blocks a test cannot run (a real fine-tune, `./scripts/test` itself, ...), each marked
+#: with its reason; more than this many fails, so the list stays short.
+NOT_RUN_BUDGET = 12
+
+
+def _env(server: FakeOpenAI, home: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MODELOPT_", "OPENAI_", "PYTEST_"))
+    }
+    env.update(
+        PATH=f"{blocks.VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        OPENAI_BASE_URL=server.base_url,
+        OPENAI_API_KEY=TEST_KEY,
+        COLUMNS="200",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+@pytest.mark.parametrize("page", blocks.PAGES, ids=lambda p: str(p.relative_to(blocks.ROOT)))
+def test_page_runs_as_written(page: Path, server: FakeOpenAI, tmp_path: Path) -> None:
+    failures, _ = blocks.run_page(page, tmp_path, _env(server, tmp_path))
+    assert not failures, "\n\n".join(failures)
+
+
+def test_every_block_is_run_or_says_why_not() -> None:
+    problems = []
+    for page in blocks.PAGES:
+        _, found = blocks.plan(blocks.parse(page))
+        problems += [f"{p.where}: {p.message}" for p in found]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_blocks_not_run_stay_few() -> None:
+    skipped = blocks.not_run_blocks()
+    assert len(skipped) <= NOT_RUN_BUDGET, "\n".join(
+        f"{p.block.where}: {p.not_run}" for p in skipped
+    )
