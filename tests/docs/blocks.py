@@ -15,7 +15,8 @@ What each kind of block means (docs/contributing.md says the same for writers):
     stderr together). A command that exits non-zero shows ``[exit N]`` as its last line;
     without one the command must exit 0. A command with no lines under it has its output
     unchecked (its exit status still is). A ``...`` line stands for any lines. Output is
-    compared after the normalisations in :func:`normalise`.
+    compared after the normalisations in :func:`normalise`; the page may spell the
+    project's absolute path ``/home/me/myproject`` (:data:`SHOWN_PROJECT`).
 ``bash`` / ``sh``
     Commands, run as one bash script (``set -e``) in the page's project; it must exit 0.
 ``python``
@@ -91,6 +92,8 @@ VENV_BIN = Path(sys.executable).parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN_KINDS = {"console", "bash", "sh", "python", "toml", "yaml", "json", "jsonl"}
 COMMAND_TIMEOUT = 300
+#: how a transcript shows the page project's absolute path (a reader's, not a temporary one)
+SHOWN_PROJECT = "/home/me/myproject"
 
 _INFO = re.compile(r"(?P<info>[^\n]*)$\n", re.MULTILINE)
 _NOT_RUN = re.compile(r'not-run\s+"(?P<reason>[^"]*)"\s*$')
@@ -441,7 +444,8 @@ def _console(page: Page, block: Block) -> None:
         if done.returncode != command.exit_status:
             problems.append(f"exit status {done.returncode}, the page shows {command.exit_status}")
         if command.output:
-            expected = normalise("\n".join(command.output), page.project)
+            shown = "\n".join(command.output).replace(SHOWN_PROJECT, str(page.project))
+            expected = normalise(shown, page.project)
             actual = normalise(done.stdout, page.project)
             if not matches(expected, actual):
                 problems.append(
