@@ -42,10 +42,12 @@ What each kind of block means (docs/contributing.md says the same for writers):
 
 Directives (HTML comments, invisible on the site and on GitHub):
 
-``<!-- docs: project examples/triage -->`` / ``new`` / ``repository``
+``<!-- docs: project examples/triage -->`` / ``new`` / ``init`` / ``repository``
     The blocks after it run in a fresh copy of the example project (its recordings
     included), in a new empty project (a ``pyproject.toml`` with
-    ``[tool.pytest.ini_options]``), or at the root of this repository, as a reader who
+    ``[tool.pytest.ini_options]``), in a new project after ``modelopt init`` (what
+    docs/agents.md, the AGENTS.md that init writes, is read in), or at the root of this
+    repository, as a reader who
     cloned it (``./scripts/run-examples``; no block may write a file there). A page
     without one runs in an empty directory.
 ``<!-- docs: file PATH -->``
@@ -364,12 +366,17 @@ class Page:
             self.project = self.cwd = ROOT
             self._fresh_namespace()
             return
-        elif what == "new":
+        elif what in ("new", "init"):
             target.mkdir()
             (target / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+            if what == "init":
+                self.project = self.cwd = target
+                done = self.run("modelopt init")
+                if done.returncode != 0:
+                    raise DocError(f"{self.page}: modelopt init failed:\n{done.stdout}")
         else:
             raise DocError(
-                f"{self.page}: unknown project {what!r} (examples/triage, new or repository)"
+                f"{self.page}: unknown project {what!r} (examples/triage, new, init or repository)"
             )
         self.project = self.cwd = target
         self._fresh_namespace()
