@@ -234,9 +234,9 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
     # run ids (YYYYMMDD-HHMMSS-hex) and ISO dates and times
     (re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b"), "<run>"),
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<date>"),
-    # durations: 1.89s, 0:01:45, 120 ms
+    # durations: 1.89s, 0:01:45, 120 ms, and changes of one (a comparison's d p95: -0.00s)
     (re.compile(r"\(\d+:\d\d:\d\d\)"), ""),
-    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:s|ms)\b"), "<t>"),
+    (re.compile(r"(?<![\w.])[+-]?\d+(?:\.\d+)?\s?(?:s|ms)\b"), "<t>"),
     # rates: 90.6/s
     (re.compile(r"\b\d+(?:\.\d+)?/s\b"), "<n>/s"),
     # loopback ports
@@ -253,7 +253,8 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
 def normalise(text: str, project: Path | None = None) -> list[str]:
     """The lines of ``text`` with what legitimately differs between two runs made equal.
 
-    Run ids, dates and times, durations (``1.89s``: wall times and latencies), rates
+    Run ids, dates and times, durations (``1.89s``: wall times and latencies, and their
+    changes, ``+0.01s``), rates
     (``90.6/s``), loopback ports, the project's absolute path, pytest's separator lines
     (``=== title ===`` reads as its title; a rule of any width as ``==`` or ``--``), runs
     of spaces (so a wider number does not shift a column) and blank lines. Nothing else: counts, rates, verdicts, costs and words must match.
