@@ -45,11 +45,10 @@ Directives (HTML comments, invisible on the site and on GitHub):
 ``<!-- docs: project examples/triage -->`` / ``new`` / ``init`` / ``repository``
     The blocks after it run in a fresh copy of the example project (its recordings
     included), in a new empty project (a ``pyproject.toml`` with
-    ``[tool.pytest.ini_options]``), in a new project after ``modelopt init`` (what
-    docs/agents.md, the AGENTS.md that init writes, is read in), or at the root of this
-    repository, as a reader who
-    cloned it (``./scripts/run-examples``; no block may write a file there). A page
-    without one runs in an empty directory.
+    ``[tool.pytest.ini_options]``), in a new project after ``modelopt init`` (where
+    docs/agents.md, the AGENTS.md that init writes, is read), or at the root of this
+    repository, as a reader who cloned it (``./scripts/run-examples``; no block may write
+    a file there). A page without one runs in an empty directory.
 ``<!-- docs: file PATH -->``
     The next block is the file PATH of the page's project.
 ``<!-- docs: not-run "reason" -->``
@@ -254,10 +253,10 @@ def normalise(text: str, project: Path | None = None) -> list[str]:
     """The lines of ``text`` with what legitimately differs between two runs made equal.
 
     Run ids, dates and times, durations (``1.89s``: wall times and latencies, and their
-    changes, ``+0.01s``), rates
-    (``90.6/s``), loopback ports, the project's absolute path, pytest's separator lines
-    (``=== title ===`` reads as its title; a rule of any width as ``==`` or ``--``), runs
-    of spaces (so a wider number does not shift a column) and blank lines. Nothing else: counts, rates, verdicts, costs and words must match.
+    changes, ``+0.01s``), rates (``90.6/s``), loopback ports, the project's absolute path,
+    pytest's separator lines (``=== title ===`` reads as its title; a rule of any width as
+    ``==`` or ``--``), runs of spaces (so a wider number does not shift a column) and blank
+    lines. Nothing else: counts, rates, verdicts, costs and words must match.
     """
     if project is not None:
         for spelling in {str(project), str(project.resolve())}:
