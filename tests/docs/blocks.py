@@ -129,7 +129,9 @@ class Directive:
 
 
 def _relative(path: str) -> str:
-    return str(Path(path).resolve().relative_to(ROOT))
+    """The page's path from the repository's root (a page elsewhere, a test's, as given)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
 
 
 def _fenced(document: Document) -> Iterator[Region]:
