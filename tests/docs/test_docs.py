@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: Blocks a test cannot run (a real fine-tune, `./scripts/test` itself, ...), each marked
 #: with its reason; more than this many fails, so the list stays short.
 NOT_RUN_BUDGET = 12
+#: Records of dated measurements (benchmark tables): not run again, their commands checked.
+#: A page that grows more should rather show one command at small scale.
+RECORD_BUDGET = 16
 
 
 def _env(server: FakeOpenAI, home: Path) -> dict[str, str]:
@@ -53,3 +56,8 @@ def test_the_blocks_not_run_stay_few() -> None:
     assert len(skipped) <= NOT_RUN_BUDGET, "\n".join(
         f"{p.block.where}: {p.not_run}" for p in skipped
     )
+
+
+def test_the_records_stay_few() -> None:
+    records = blocks.record_blocks()
+    assert len(records) <= RECORD_BUDGET, "\n".join(f"{p.block.where}: {p.record}" for p in records)
