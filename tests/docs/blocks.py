@@ -258,6 +258,10 @@ def plan(items: Iterable[Block | Directive]) -> tuple[list[Planned | Directive],
 # -- normalisation ---------------------------------------------------------------------------
 
 _NORMALISE: list[tuple[re.Pattern[str], str]] = [
+    # the local test server's ids, counted across a whole test session (ftjob-fake000014,
+    # file-fake000013, batch_fake000011), and the fine-tuned model name made from a job id
+    (re.compile(r"\b(ftjob-fake|file-fake|batch_fake)\d{6}\b"), r"\1<id>"),
+    (re.compile(r"\b(ft:[\w.-]+:[\w.-]+:[\w.-]*:)[0-9a-f]{8}\b"), r"\1<id>"),
     # run ids (YYYYMMDD-HHMMSS-hex) and ISO dates and times
     (re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b"), "<run>"),
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<date>"),
@@ -280,7 +284,9 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
 def normalise(text: str, project: Path | None = None) -> list[str]:
     """The lines of ``text`` with what legitimately differs between two runs made equal.
 
-    Run ids, dates and times, durations (``1.89s``: wall times and latencies), rates
+    The local test server's object ids (``ftjob-fake000014``: its counter runs across the
+    session) and the fine-tuned model names it derives from them, run ids, dates and times,
+    durations (``1.89s``: wall times and latencies), rates
     (``90.6/s``), loopback ports, the project's absolute path, pytest's separator lines
     (``=== title ===`` reads as its title; a rule of any width as ``==`` or ``--``), runs
     of spaces (so a wider number does not shift a column) and blank lines. Nothing else: counts, rates, verdicts, costs and words must match.
