@@ -289,7 +289,8 @@ def normalise(text: str, project: Path | None = None) -> list[str]:
     durations (``1.89s``: wall times and latencies), rates
     (``90.6/s``), loopback ports, the project's absolute path, pytest's separator lines
     (``=== title ===`` reads as its title; a rule of any width as ``==`` or ``--``), runs
-    of spaces (so a wider number does not shift a column) and blank lines. Nothing else: counts, rates, verdicts, costs and words must match.
+    of spaces (so a wider number does not shift a column) and blank lines. Nothing else:
+    counts, rates, verdicts, costs and words must match.
     """
     if project is not None:
         for spelling in {str(project), str(project.resolve())}:
