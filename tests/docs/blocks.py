@@ -824,19 +824,19 @@ def _record_commands(block: Block) -> list[Command]:
     return out
 
 
-def record_blocks() -> list[Planned]:
-    """Every block marked as a record of a dated measurement, on every page."""
+def _every_planned() -> list[Planned]:
     out: list[Planned] = []
     for path in PAGES:
         planned, _ = plan(parse(path))
-        out += [p for p in planned if isinstance(p, Planned) and p.record is not None]
+        out += [p for p in planned if isinstance(p, Planned)]
     return out
+
+
+def record_blocks() -> list[Planned]:
+    """Every block marked as a record of a dated measurement, on every page."""
+    return [p for p in _every_planned() if p.record is not None]
 
 
 def not_run_blocks() -> list[Planned]:
     """Every block marked not-run, on every page."""
-    out: list[Planned] = []
-    for path in PAGES:
-        planned, _ = plan(parse(path))
-        out += [p for p in planned if isinstance(p, Planned) and p.not_run is not None]
-    return out
+    return [p for p in _every_planned() if p.not_run is not None]
