@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: Blocks a test cannot run (a real fine-tune, `./scripts/test` itself, ...), each marked
 #: with its reason; more than this many fails, so the list stays short.
 NOT_RUN_BUDGET = 12
+#: Records of dated measurements (benchmark tables): not run again, their commands checked.
+#: A page that grows more should rather show one command at small scale.
+RECORD_BUDGET = 16
 
 
 def _env(server: FakeOpenAI, home: Path) -> dict[str, str]:
@@ -85,3 +88,8 @@ def test_an_init_project_is_what_modelopt_init_writes(server: FakeOpenAI, tmp_pa
     )
     failures, _ = blocks.run_page(page, tmp_path / "run", _env(server, tmp_path))
     assert not failures, "\n\n".join(failures)
+
+
+def test_the_records_stay_few() -> None:
+    records = blocks.record_blocks()
+    assert len(records) <= RECORD_BUDGET, "\n".join(f"{p.block.where}: {p.record}" for p in records)
