@@ -109,7 +109,12 @@ class Project:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, server: FakeOpenAI) -> Project:
+def project(
+    pytester: pytest.Pytester, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> Project:
+    # a wide terminal, so that the tables keep every column (tests of the narrow table set
+    # their own width)
+    monkeypatch.setenv("COLUMNS", "200")
     proj = Project(pytester)
     proj.config(models=["gpt-4.1-mini"])
     return proj

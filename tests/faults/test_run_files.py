@@ -76,7 +76,9 @@ def test_a_newer_case_format_is_refused_not_read_as_empty(saved: Path) -> None:
         record["schema_version"] = SCHEMA_VERSION + 1
         record["a_field_of_the_future"] = True
     path.write_text("".join(json.dumps(r) + "\n" for r in newer))
-    with pytest.raises(RunUnreadable, match=r"format 3 by a newer pytest-modelopt.*upgrade"):
+    with pytest.raises(
+        RunUnreadable, match=rf"format {SCHEMA_VERSION + 1} by a newer pytest-modelopt.*upgrade"
+    ):
         list(read_cases(saved))
 
 

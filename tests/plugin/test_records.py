@@ -9,7 +9,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-from pytest_modelopt.records.models import CaseRecord
+from pytest_modelopt.records.models import SCHEMA_VERSION, CaseRecord
 from tests.plugin.suites import mixed_suite
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def test_run_layout_and_json_summary(project: Project, mode: list[str]) -> None:
         "summary.json",
     ]
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["schema_version"] == 2
+    assert info["schema_version"] == SCHEMA_VERSION
     assert info["models"] == ["gpt-4.1-mini"]
     copy = json.loads((project.path / "reports" / "evals.json").read_text())
     assert copy["summary"] == project.summary()
