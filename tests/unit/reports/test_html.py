@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 import time
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from pytest_modelopt.reports import html as html_report
 from pytest_modelopt.verdict.compare import CaseDiff, Comparison, EvalComparison, Side
 from pytest_modelopt.verdict.gates import GateResult
+from tests.support.browser import CHROMIUM_ARGS
+from tests.support.browser import chromium as find_chromium
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,17 +29,6 @@ EVIL = (
     'Escalate to tier 2. <script>window.__pwned = 1</script> <img src=x onerror="window.__pwned=2">'
     " cc @octocat"
 )
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _side(model: str, cases: int, rate: float, low: float, high: float, **kw: Any) -> Side:
@@ -401,17 +388,8 @@ def test_a_thousand_cases_render_quickly() -> None:
     assert "(empty)" in page
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Debian's chromium is not installed (scripts/system-packages installs it)")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("playwright is not installed (it is in the dev extra)")
-    return path
-
-
 def test_in_chromium(tmp_path: Path) -> None:
-    chromium = _chromium()
+    chromium = find_chromium()
     from playwright.sync_api import sync_playwright
 
     report = tmp_path / "report.html"
