@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_modelopt.reports import html as html_report
 from pytest_modelopt.verdict.compare import CaseDiff, Comparison, EvalComparison, Side
 from pytest_modelopt.verdict.gates import GateResult
-from tests.support.browser import CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM_ARGS, watch
 from tests.support.browser import chromium as find_chromium
 
 if TYPE_CHECKING:
@@ -394,7 +394,6 @@ def test_in_chromium(tmp_path: Path) -> None:
 
     report = tmp_path / "report.html"
     report.write_text(html_report.render(make_comparison(), make_gates()), encoding="utf-8")
-    problems: list[str] = []
     failures: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -402,23 +401,7 @@ def test_in_chromium(tmp_path: Path) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on(
-                "console",
-                lambda msg: (
-                    problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type in ("error", "warning")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "request",
-                lambda request: (
-                    problems.append(f"request: {request.url}")
-                    if request.url != report.as_uri()
-                    else None
-                ),
-            )
+            problems = watch(page, report)
             page.on(
                 "requestfailed",
                 lambda request: failures.append(f"{request.url} {request.failure}"),
