@@ -596,7 +596,8 @@ def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float,
 
 
 def run_headline(summary: RunSummary, gates: list[GateResult]) -> tuple[str, str]:
-    """(tone, text) of a run without a baseline: its evals' verdicts and failed gates."""
+    """(tone, text) of a run without a baseline: its evals' verdicts and failed gates (an
+    eval here is a row of the table: one eval on one model)."""
     failed = [row for row in summary.evals if row.verdict in ("fail", "error")]
     failed_gates = sum(not g.passed for g in gates)
     parts = []
@@ -606,9 +607,12 @@ def run_headline(summary: RunSummary, gates: list[GateResult]) -> tuple[str, str
         parts.append(f"{_count(failed_gates, 'gate')} failed")
     if parts:
         return "bad", "✗ " + ", ".join(parts)
+    rows = _count(len(summary.evals), "eval")
     if not summary.evals:
         return "none", "No eval ran"
-    return "good", f"✓ {_count(len(summary.evals), 'eval')}, none failed"
+    if not gates and not any(row.verdict == "pass" for row in summary.evals):
+        return "none", f"{rows} ran; no threshold or gate decides a verdict"
+    return "good", f"✓ {rows}, none failed"
 
 
 def _run_rows(summary: RunSummary) -> list[tuple[str, list[str]]]:

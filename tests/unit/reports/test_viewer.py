@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
 from pytest_modelopt.records.store import RunWriter, read_cases, read_run_info, write_run_info
+from pytest_modelopt.reports.html import run_headline
 from pytest_modelopt.reports.viewer import script_json
 from pytest_modelopt.reports.write import write_reports
 from pytest_modelopt.verdict.judge import Policy, compare_with, judge
@@ -190,6 +191,9 @@ def test_viewer_without_a_baseline(tmp_path: Path) -> None:
         assert summary.count() == 2
         assert re.search(r"\d+\.\d% \[\d+(\.\d)?%, \d+(\.\d)?%\]", summary.nth(0).inner_text())
         assert page.locator("#summary-section").count() == 0
+        # c5-timeout is one error in five cases: over the default 10% error-rate gate
+        assert page.locator("#headline").inner_text() == "✗ 1 gate failed"
+        assert page.locator("#gates tbody tr").count() == 1
         assert page.locator("#v-change").is_hidden()
         assert page.locator("#v-count").inner_text() == "showing 7 of 7"
         assert len(_rows(page)) == 7
@@ -392,3 +396,18 @@ def test_data_cannot_close_its_script_element() -> None:
     assert ">" not in text
     assert "&" not in text
     assert json.loads(text) == {"x": "</script><script>alert(1)</script><!-- & \u2028"}
+
+
+def test_the_headline_of_a_run_without_a_baseline(tmp_path: Path) -> None:
+    passing = [_case(REPLY, "m", f"c{i}", "ok", True) for i in range(3)]
+    run = _run(tmp_path / "runs", "r", passing)
+    summary = summarize(read_run_info(run), list(read_cases(run)))
+    assert run_headline(summary, []) == (
+        "none",
+        "1 eval ran; no threshold or gate decides a verdict",
+    )
+    gated = judge(summary, None, Policy(fail_on=("pass_rate>=0.5",)))
+    assert run_headline(summary, gated.gates) == ("good", "✓ 1 eval, none failed")
+    failing = judge(summary, None, Policy(fail_on=("pass_rate>=1.5",)))
+    assert run_headline(summary, failing.gates) == ("bad", "✗ 1 gate failed")
+    assert run_headline(summary.model_copy(update={"evals": []}), []) == ("none", "No eval ran")
