@@ -204,7 +204,9 @@ class Settings(BaseModel):
     )
     html: Path | None = Field(
         default=None,
-        description="Write the comparison report as one self-contained HTML file.",
+        description=(
+            "Write the run viewer (every case; the comparison with a baseline) as one HTML file."
+        ),
         json_schema_extra=_cli("PATH"),
     )
     gates: GateSettings = Field(

@@ -285,6 +285,9 @@ class EvalRun:
             json_path=self._out("json", settings.json_report),
             md_path=self._out("md", settings.md),
             html_path=self._out("html", settings.html),
+            run_dir=self.run_dir,
+            # a baseline model's cases are this run's own
+            baseline_dir=self.baseline_dir or (self.run_dir if settings.baseline_model else None),
         )
         outcome.problems += written.problems
         outcome.notes += written.notes

@@ -372,7 +372,10 @@ class Scenarios:
         self.baseline_run = self._run_in(run_id)
         return code, log, [
             ("the job succeeded", code == 0),
-            ("uploaded as modelopt-baseline-evals", names == ["modelopt-baseline-evals"]),
+            (
+                "uploaded as modelopt-baseline-evals, the viewer apart",
+                names == ["modelopt-baseline-evals", "modelopt-viewer-evals"],
+            ),
             ("the response cache was saved", any(self.caches.rglob("*"))),
             ("the model's ::error:: reached the log", INJECTION in log),
             ("and not acted on", not _annotated(log, "INJECTED")),

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render one run (its summary and gates)")
     report.add_argument("run", nargs="?", default="latest")
     report.add_argument("--md", help="write the Markdown report here")
-    report.add_argument("--html", help="write the HTML report here (needs a baseline)")
+    report.add_argument("--html", help="write the run viewer (an HTML page) here")
     report.add_argument("--json", help="write the JSON report here")
     report.set_defaults(fn=cmd_report)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..config import find_project
 from ..records.models import RunSummary
 from ..records.store import (
+    RunNotFound,
     RunUnreadable,
     merge_runs,
     read_cases,
@@ -124,17 +125,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
         _say(line)
     for line in failure_lines(summary, f"modelopt show {cand_dir}"):
         _say(line)
-    return _write_outputs(args, report) or (1 if report.verdict == "fail" else 0)
+    return _write_outputs(
+        args, report, cand_dir, cand_dir if args.baseline_model else base_dir
+    ) or (1 if report.verdict == "fail" else 0)
 
 
-def _write_outputs(args: argparse.Namespace, report: EvalReport) -> int:
+def _write_outputs(
+    args: argparse.Namespace,
+    report: EvalReport,
+    run_dir: Path,
+    baseline_dir: Path | None = None,
+) -> int:
     """Write the reports asked for; 3 when one could not be written (the run's verdict is
-    then unknown to whoever reads that file), else 0."""
+    then unknown to whoever reads that file), else 0. ``run_dir`` / ``baseline_dir``: where
+    the HTML page's run viewer reads the cases."""
     written = write_reports(
         report,
         json_path=Path(args.json) if args.json else None,
         md_path=Path(args.md) if args.md else None,
         html_path=Path(args.html) if args.html else None,
+        run_dir=run_dir,
+        baseline_dir=baseline_dir,
     )
     for note in written.notes:
         _say(f"modelopt: {note}", err=True)
@@ -159,21 +170,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
         report = judge(summary, None, Policy.from_settings(settings))
-    if args.html and report.comparison is None:
-        run_id = report.summary.run.run_id
-        _say(
-            f"modelopt report: --html shows a comparison, and run {run_id} has none (it ran "
-            f"without --eval-baseline); write one with `modelopt compare BASELINE {run_id} "
-            f"--html {args.html}`",
-            err=True,
-        )
-        return 2
     _say(f"run {report.summary.run.run_id}: {report.verdict}")
     for line in table_lines(report.summary.evals, width=_width()):
         _say(line)
     for line in gate_lines(report.gates):
         _say(line)
-    return _write_outputs(args, report) or (1 if report.verdict == "fail" else 0)
+    return _write_outputs(
+        args, report, run_dir, _baseline_dir(report, run_dir, settings.dir / "runs")
+    ) or (1 if report.verdict == "fail" else 0)
+
+
+def _baseline_dir(report: EvalReport, run_dir: Path, runs_dir: Path) -> Path | None:
+    """Where the cases of a saved report's baseline are, for the viewer's before/after: the
+    run itself when its baseline was one of its models, the baseline run when it is still
+    on disk; None (the viewer then shows no diff) when it is gone."""
+    comparison = report.comparison
+    if comparison is None:
+        return None
+    if comparison.baseline_run.startswith(f"{comparison.candidate_run} ("):
+        return run_dir  # compare_models names its baseline "RUN (MODEL)"
+    try:
+        return resolve_run(comparison.baseline_run, runs_dir)
+    except RunNotFound:
+        return None
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

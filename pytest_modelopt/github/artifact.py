@@ -30,6 +30,7 @@ DEFAULT_ARTIFACT = "modelopt-baseline"
 
 
 REPORT_ARTIFACT = "modelopt-report"
+VIEWER_ARTIFACT = "modelopt-viewer"  # the run viewer (report.html) of every run
 
 
 #: What a broken zip raises while it is read (a corrupt or truncated member, an encrypted

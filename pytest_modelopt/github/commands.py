@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from ..config import find_project, load_settings
 from ..records.store import read_cases, resolve_run
 from .api import GitHubClient, GitHubError
-from .artifact import DEFAULT_ARTIFACT, REPORT_ARTIFACT, NoBaseline, artifact_name, fetch_baseline
+from .artifact import (
+    DEFAULT_ARTIFACT,
+    REPORT_ARTIFACT,
+    VIEWER_ARTIFACT,
+    NoBaseline,
+    artifact_name,
+    fetch_baseline,
+)
 from .comment import (
     _SEE_SUMMARY,
     DEFAULT_MARKER,
@@ -23,6 +30,7 @@ from .comment import (
     marker_line,
     replay_note,
     upsert_comment,
+    with_viewer_link,
 )
 from .runner import COMMENT_EVENTS, Console, RunnerEnv, append_summary, report_outputs
 
@@ -175,6 +183,7 @@ def cmd_names(args: argparse.Namespace) -> int:
     values = {
         "baseline-artifact": artifact_name(args.baseline, **parts),
         "report-artifact": artifact_name(REPORT_ARTIFACT, **parts),
+        "viewer-artifact": artifact_name(VIEWER_ARTIFACT, **parts),
     }
     console.outputs(env.output, values)
     for name, value in values.items():
@@ -203,11 +212,29 @@ def cmd_replay_note(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_viewer_link(args: argparse.Namespace) -> int:
+    """Link the run viewer's artifact from the Markdown report (so from the job summary and
+    the PR comment, which are made from it). A link is optional: never fail the job."""
+    console = Console(os.environ.get("GITHUB_TOKEN") or None)
+    md = Path(args.md)
+    try:
+        linked = with_viewer_link(md.read_text(encoding="utf-8"), args.url)
+        md.write_text(linked, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        console.notice(f"No link to the run viewer: {exc}")
+        return 0
+    console.line(f"linked the run viewer from {md}")
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     """``modelopt github ...``: what the bundled action's steps call."""
     parser = sub.add_parser(
         "github",
-        help="GitHub Actions steps: names, baseline, summary, comment, outputs, replay-note",
+        help=(
+            "GitHub Actions steps: names, baseline, summary, comment, outputs, replay-note, "
+            "viewer-link"
+        ),
         description=(
             "The bundled GitHub Action's steps. They read the runner's GITHUB_* variables and "
             "the event payload, and the token from GITHUB_TOKEN only; none of them fails the "
@@ -262,3 +289,10 @@ def add_commands(sub: Any) -> None:
     note.add_argument("run", metavar="RUN", help="run directory, run id or 'latest'")
     note.add_argument("--md", required=True, help="the Markdown file to append the note to")
     note.set_defaults(fn=cmd_replay_note)
+
+    link = commands.add_parser(
+        "viewer-link", help="link the run viewer's artifact from the Markdown report"
+    )
+    link.add_argument("url", metavar="URL", help="the artifact's address (upload-artifact's)")
+    link.add_argument("--md", required=True, help="the Markdown report to add the link to")
+    link.set_defaults(fn=cmd_viewer_link)

@@ -36,6 +36,13 @@ NOTE_LIMIT = 10
 REPLAY_HEADING = "**Cases not run: no recorded response**"
 
 
+VIEWER_LINK = "[Open every case in the run viewer]"
+
+
+#: what an artifact's address may hold: nothing that ends a Markdown link or starts markup
+_ARTIFACT_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]+)?/[A-Za-z0-9._~/%-]+")
+
+
 TRUNCATED_NOTE = (
     "*(the report was cut to fit GitHub's 65,536-character comment limit; the job summary "
     "has all of it)*"
@@ -193,3 +200,22 @@ def replay_note(cases: Iterable[CaseRecord], limit: int = NOTE_LIMIT) -> str | N
     if n > limit:
         lines.append(f"- … and {n - limit} more")
     return "\n".join(lines)
+
+
+def with_viewer_link(markdown: str, url: str) -> str:
+    """The report with a link to the run viewer's artifact under its headline (so that a
+    comment cut to GitHub's limit keeps it). The address comes from upload-artifact; one
+    that is not a plain https path is refused (ValueError), never put into a link."""
+    if not _ARTIFACT_URL.fullmatch(url):
+        raise ValueError(f"not an artifact address: {url[:200]!r}")
+    line = (
+        f"**{VIEWER_LINK}({url})**: every case with its input, output and grades, filters "
+        "and review (a zip holding `report.html`: unzip it and open it in a browser; it loads "
+        "nothing from the network)."
+    )
+    if VIEWER_LINK in markdown:
+        return markdown
+    head, newline, rest = markdown.partition("\n")
+    if head.startswith("#"):
+        return f"{head}\n\n{line}\n{newline}{rest}" if rest.strip() else f"{head}\n\n{line}\n"
+    return f"{line}\n\n{markdown}"

@@ -135,7 +135,7 @@ OPTIONS: tuple[tuple[str, str, str, str, str | None, bool], ...] = (
         "html",
         "--eval-html",
         "PATH",
-        "Write the comparison report as one self-contained HTML file.",
+        "Write the run viewer (every case; the comparison with a baseline) as one HTML file.",
         None,
         False,
     ),

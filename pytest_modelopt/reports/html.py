@@ -1,10 +1,13 @@
-"""The comparison as one self-contained HTML page: summary, charts and the changed cases.
+"""One run as one self-contained HTML page: its summary (and, with a baseline, the comparison:
+summary, charts and the changed cases), then the run viewer, every case of the run.
 
 The page loads nothing from anywhere: its CSS and its small script are inline, its charts
 are inline SVG, and a Content-Security-Policy meta tag forbids every other source. Model
 output is untrusted text: the template autoescapes every value (nothing is marked safe),
 the charts are handed to the template as plain shapes and strings so their text is escaped
-too, and the script only reads ``textContent`` and toggles ``hidden`` / classes.
+too, and the script only reads ``textContent`` and toggles ``hidden`` / classes. The run
+viewer's cases are data (``viewer.py``): JSON in a ``<script type="application/json">``
+element, which the page's script parses and draws with ``textContent`` only.
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from ..verdict.compare import CASES_SHOWN
 from ..verdict.compare import headline as compare_headline
+from .terminal import COLUMNS
+from .viewer import script_json
 
 if TYPE_CHECKING:
+    from ..records.models import RunSummary
     from ..verdict.compare import CaseDiff, Comparison, EvalComparison
     from ..verdict.gates import GateResult
 
@@ -588,18 +595,53 @@ def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float,
 # --- the page --------------------------------------------------------------------------------
 
 
+def run_headline(summary: RunSummary, gates: list[GateResult]) -> tuple[str, str]:
+    """(tone, text) of a run without a baseline: its evals' verdicts and failed gates (an
+    eval here is a row of the table: one eval on one model)."""
+    failed = [row for row in summary.evals if row.verdict in ("fail", "error")]
+    failed_gates = sum(not g.passed for g in gates)
+    parts = []
+    if failed:
+        parts.append(f"{_count(len(failed), 'eval')} failed")
+    if failed_gates:
+        parts.append(f"{_count(failed_gates, 'gate')} failed")
+    if parts:
+        return "bad", "✗ " + ", ".join(parts)
+    rows = _count(len(summary.evals), "eval")
+    if not summary.evals:
+        return "none", "No eval ran"
+    if not gates and not any(row.verdict == "pass" for row in summary.evals):
+        return "none", f"{rows} ran; no threshold or gate decides a verdict"
+    return "good", f"✓ {rows}, none failed"
+
+
+def _run_rows(summary: RunSummary) -> list[tuple[str, list[str]]]:
+    """The run's summary table as the terminal shows it: (verdict, cells) per row."""
+    return [(row.verdict, [fn(row) for _, fn in COLUMNS]) for row in summary.evals]
+
+
 def render(
-    comparison: Comparison,
+    comparison: Comparison | None,
     gates: list[GateResult] | None = None,
     *,
     title: str = "pytest-modelopt report",
+    summary: RunSummary | None = None,
+    viewer: dict[str, Any] | None = None,
 ) -> str:
-    """The whole report as one HTML document (a string), with nothing to load from outside."""
+    """The whole report as one HTML document (a string), with nothing to load from outside.
+
+    ``summary``: the run's summary table (required without a comparison); ``viewer``: the
+    run viewer's document (``viewer.document``), every case of the run."""
     gates = gates or []
-    tone, text = headline(comparison, gates)
+    if comparison is not None:
+        tone, text = headline(comparison, gates)
+    elif summary is not None:
+        tone, text = run_headline(summary, gates)
+    else:
+        raise ValueError("an HTML report needs a comparison or a run summary")
     cases = [
         _case_row(kind, row, case)
-        for row in comparison.evals
+        for row in (comparison.evals if comparison is not None else [])
         for kind, group in (("regressed", row.regressed_cases), ("fixed", row.fixed_cases))
         for case in group
     ]
@@ -610,8 +652,11 @@ def render(
         tone=tone,
         headline=text,
         comparison=comparison,
-        rows=[_summary_row(row) for row in comparison.evals],
-        notes=_notes(comparison),
+        summary=summary,
+        run_columns=[header for header, _ in COLUMNS],
+        run_rows=_run_rows(summary) if summary is not None else [],
+        rows=[_summary_row(row) for row in comparison.evals] if comparison else [],
+        notes=_notes(comparison) if comparison else [],
         gates=gates,
         failed_gates=[g for g in gates if not g.passed],
         charts=[
@@ -622,12 +667,16 @@ def render(
                 delta=_summary_row(row).delta,
                 chart=rate_chart(row),
             )
-            for row in comparison.evals
+            for row in (comparison.evals if comparison is not None else [])
         ],
-        scatter=scatter(comparison),
+        scatter=scatter(comparison) if comparison is not None else Scatter(chart=None),
         cases=cases,
         regressed_count=sum(c.kind == "regressed" for c in cases),
         fixed_count=sum(c.kind == "fixed" for c in cases),
         cases_shown=CASES_SHOWN,
         verdicts=tuple(ICONS),
+        # The one value not escaped by the template: JSON that script_json made safe for a
+        # <script type="application/json"> element (HTML escaping would corrupt it there).
+        viewer=None if viewer is None else Markup(script_json(viewer)),
+        viewer_paired=bool(viewer and viewer.get("paired")),
     )

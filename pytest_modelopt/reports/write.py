@@ -35,7 +35,13 @@ def write_reports(
     json_path: Path | None = None,
     md_path: Path | None = None,
     html_path: Path | None = None,
+    run_dir: Path | None = None,
+    baseline_dir: Path | None = None,
 ) -> Written:
+    """Write the reports asked for. The HTML page's run viewer reads every case of
+    ``run_dir`` (whole records: the slim ones the verdict was decided from have no input),
+    and, with a comparison, the baseline's cases from ``baseline_dir`` (the run directory
+    itself when the baseline is one of its models)."""
     files: list[Path] = []
     notes: list[str] = []
     problems: list[str] = []
@@ -45,16 +51,10 @@ def write_reports(
     if md_path is not None:
         jobs.append(("Markdown", md_path, "md"))
     if html_path is not None:
-        if report.comparison is None:
-            notes.append(
-                f"no HTML report written to {html_path}: the HTML report shows a comparison, "
-                "and this run has no baseline (--eval-baseline or --eval-baseline-model)"
-            )
-        else:
-            jobs.append(("HTML", html_path, "html"))
+        jobs.append(("HTML", html_path, "html"))
     for name, path, kind in jobs:
         try:
-            text = _render(report, kind)
+            text = _render(report, kind, run_dir, baseline_dir)
             _write_atomic(path, text)
         except OSError as exc:
             problems.append(
@@ -68,17 +68,22 @@ def write_reports(
     return Written(files, notes, problems)
 
 
-def _render(report: EvalReport, kind: str) -> str:
+def _render(report: EvalReport, kind: str, run_dir: Path | None, baseline_dir: Path | None) -> str:
     if kind == "json":
         return report.model_dump_json(indent=2) + "\n"
     if kind == "md":
         from . import markdown  # each renderer loads when its report is asked for
 
         return markdown.render_report(report)
-    from . import html  # each renderer loads when its report is asked for
+    from . import html, viewer  # each renderer loads when its report is asked for
 
-    assert report.comparison is not None
-    return html.render(report.comparison, report.gates)
+    document = None
+    if run_dir is not None:
+        from ..records.store import read_cases  # loads with the HTML report only
+
+        baseline = list(read_cases(baseline_dir)) if baseline_dir is not None else None
+        document = viewer.document(report, read_cases(run_dir), baseline)
+    return html.render(report.comparison, report.gates, summary=report.summary, viewer=document)
 
 
 def _write_atomic(path: Path, text: str) -> None:

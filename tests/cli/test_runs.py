@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from tests.plugin.suites import echo_suite, two_evals_suite
+from tests.support.viewer import viewer_document
 
 if TYPE_CHECKING:
     from tests.conftest import Project
@@ -32,12 +33,18 @@ def test_cli_compare_report_and_runs(project: Project, server: FakeOpenAI, mode:
     report = project.modelopt("report", "latest", "--md", "r.md")
     assert report.returncode == 0
     assert "run " in report.stdout
-    # the HTML report is a comparison: for a run without one, a clear refusal, no file
+    # a run without a comparison gets the run viewer: every case of the run
     html = project.modelopt("report", "latest", "--html", "r.html")
-    assert html.returncode == 2
-    assert "--html shows a comparison" in html.stderr
-    assert "modelopt compare BASELINE" in html.stderr
-    assert not (project.path / "r.html").exists()
+    assert html.returncode == 0, html.stderr
+    page = viewer_document(project.path / "r.html")
+    assert page["baseline_run"] is None
+    assert len(page["cases"]) == 80
+    # with a comparison, the viewer pairs each case with the baseline's
+    compared = project.modelopt("compare", "main", "latest", "--html", "c.html")
+    assert compared.returncode == 1, compared.stderr
+    changes = [case.get("change") for case in viewer_document(project.path / "c.html")["cases"]]
+    assert changes.count("regressed") == 40
+    assert changes.count("same") == 40
 
 
 def test_modelopt_show_lists_failed_cases(project: Project, mode: list[str]) -> None:

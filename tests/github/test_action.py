@@ -390,13 +390,20 @@ class Runner:
                 ),
             )
         path = Path(with_["path"])
+        if not path.exists() and with_.get("if-no-files-found") == "ignore":
+            return {}, True, f"no files at {path}: nothing uploaded"
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
-            for file in sorted(path.rglob("*")):
+            if path.is_file():  # one file: stored by its name, at the zip's root
+                archive.write(path, path.name)
+            for file in sorted(path.rglob("*")) if path.is_dir() else []:
                 if file.is_file():
                     archive.write(file, file.relative_to(path))
-        self.github.add_artifact(REPO, run_id, with_["name"], buffer.getvalue())
-        return {}, True, f"uploaded {with_['name']}"
+        artifact = self.github.add_artifact(REPO, run_id, with_["name"], buffer.getvalue())
+        # upload-artifact v4's outputs (artifact-url since v4.1.0)
+        url = f"https://github.com/{REPO}/actions/runs/{run_id}/artifacts/{artifact.id}"
+        outputs = {"artifact-id": str(artifact.id), "artifact-url": url}
+        return outputs, True, f"uploaded {with_['name']}"
 
 
 SUITE = """
@@ -457,7 +464,10 @@ def test_push_saves_the_baseline_and_a_passing_pr_comments_once(
     base = runner.run("push", live(server))
     assert base.code == 0, base.log
     assert base.steps["Pull-request comment"] == "skipped"
-    assert [a.name for a in github.artifacts.values()] == ["modelopt-baseline-evals"]
+    assert [a.name for a in github.artifacts.values()] == [
+        "modelopt-viewer-evals",
+        "modelopt-baseline-evals",
+    ]
     assert r"test\_evals::test\_answer" in base.summary  # Markdown-escaped
 
     result = runner.run("pull_request", live(server))
@@ -638,7 +648,7 @@ def test_a_malformed_baseline_artifact_is_a_notice_and_the_evals_run(
 ) -> None:
     base = runner.run("push", live(server))
     assert base.code == 0
-    (artifact,) = github.artifacts.values()
+    (artifact,) = [a for a in github.artifacts.values() if a.name.startswith("modelopt-baseline")]
     buffer = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(artifact.data)) as src, zipfile.ZipFile(buffer, "w") as dst:
         for info in src.infolist():
@@ -664,7 +674,10 @@ def test_a_custom_baseline_artifact_name_is_uploaded_and_found(
     named = {**live(server), "baseline-artifact": "support-evals"}
     base = runner.run("push", named)
     assert base.code == 0, base.log
-    assert [a.name for a in github.artifacts.values()] == ["support-evals-evals"]
+    assert [a.name for a in github.artifacts.values()] == [
+        "modelopt-viewer-evals",
+        "support-evals-evals",
+    ]
 
     result = runner.run("pull_request", named)
 
@@ -684,8 +697,10 @@ def test_matrix_legs_upload_apart_and_each_pr_leg_finds_its_own(
     second = runner.run("push", live(server), matrix=legs[1], run=run)
     assert first.code == second.code == 0, second.log
     assert second.steps["Upload the run"] == "success"
-    names = [a.name for a in github.artifacts.values()]
+    names = [a.name for a in github.artifacts.values() if "viewer" not in a.name]
     assert len(set(names)) == 2
+    viewers = [a.name for a in github.artifacts.values() if "viewer" in a.name]
+    assert len(set(viewers)) == 2  # each leg's viewer too
     assert all(name.startswith("modelopt-baseline-evals-") for name in names)
     base_ids = {
         json.dumps(leg): json.loads(Path(r.outputs["report-json"]).read_text())["summary"]["run"][
@@ -792,3 +807,35 @@ def test_model_output_cannot_issue_workflow_commands(
     assert token not in hostile
     assert f"::{token}::" in evals.splitlines()
     assert result.outputs["verdict"] != ""
+
+
+def test_the_run_viewer_is_an_artifact_linked_from_the_comment_and_summary(
+    runner: Runner, server: FakeOpenAI, github: FakeGitHub
+) -> None:
+    assert runner.run("push", live(server)).code == 0
+    result = runner.run("pull_request", live(server))
+    assert result.code == 0, result.log
+    assert result.steps["Upload the run viewer"] == "success"
+    assert result.steps["Link the run viewer"] == "success"
+    (viewer,) = [
+        a
+        for a in github.artifacts.values()
+        if a.name == "modelopt-viewer-evals" and a.run_id == result.run_id
+    ]
+    url = f"https://github.com/{REPO}/actions/runs/{result.run_id}/artifacts/{viewer.id}"
+    assert result.outputs["viewer-url"] == url
+    with zipfile.ZipFile(io.BytesIO(viewer.data)) as archive:
+        assert archive.namelist() == ["report.html"]
+        page = archive.read("report.html").decode()
+    assert 'id="viewer-data"' in page  # the viewer, with the comparison (a baseline was found)
+    assert 'id="summary-section"' in page
+    link = f"[Open every case in the run viewer]({url})"
+    assert link in result.summary
+    (comment,) = marked(github)
+    assert link in comment.body
+    # the link sits under the headline, so a comment cut to GitHub's limit keeps it
+    assert comment.body.index(link) < 300
+    # the baseline artifact (the run directory) does not carry the page
+    base = next(a for a in github.artifacts.values() if a.name == "modelopt-baseline-evals")
+    with zipfile.ZipFile(io.BytesIO(base.data)) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".html")]

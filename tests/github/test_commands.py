@@ -484,6 +484,7 @@ def test_names_are_unique_per_job_and_matrix_leg(runner: Runner) -> None:
     assert plain == {
         "baseline-artifact": "my-evals-evals",
         "report-artifact": "modelopt-report-evals",
+        "viewer-artifact": "modelopt-viewer-evals",
     }
     leg = ["--baseline", "my-evals", "--job", "evals", "--matrix"]
     one = names(*leg, '{\n  "model": "a"\n}')

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 import subprocess
 import sys
 import time
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from pytest_modelopt.reports import html as html_report
 from pytest_modelopt.verdict.compare import CaseDiff, Comparison, EvalComparison, Side
 from pytest_modelopt.verdict.gates import GateResult
+from tests.support.browser import CHROMIUM_ARGS, watch
+from tests.support.browser import chromium as find_chromium
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,17 +29,6 @@ EVIL = (
     'Escalate to tier 2. <script>window.__pwned = 1</script> <img src=x onerror="window.__pwned=2">'
     " cc @octocat"
 )
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def _side(model: str, cases: int, rate: float, low: float, high: float, **kw: Any) -> Side:
@@ -401,22 +388,12 @@ def test_a_thousand_cases_render_quickly() -> None:
     assert "(empty)" in page
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Debian's chromium is not installed (scripts/system-packages installs it)")
-    if importlib.util.find_spec("playwright") is None:
-        pytest.skip("playwright is not installed (it is in the dev extra)")
-    return path
-
-
 def test_in_chromium(tmp_path: Path) -> None:
-    chromium = _chromium()
+    chromium = find_chromium()
     from playwright.sync_api import sync_playwright
 
     report = tmp_path / "report.html"
     report.write_text(html_report.render(make_comparison(), make_gates()), encoding="utf-8")
-    problems: list[str] = []
     failures: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -424,23 +401,7 @@ def test_in_chromium(tmp_path: Path) -> None:
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.on(
-                "console",
-                lambda msg: (
-                    problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type in ("error", "warning")
-                    else None
-                ),
-            )
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "request",
-                lambda request: (
-                    problems.append(f"request: {request.url}")
-                    if request.url != report.as_uri()
-                    else None
-                ),
-            )
+            problems = watch(page, report)
             page.on(
                 "requestfailed",
                 lambda request: failures.append(f"{request.url} {request.failure}"),
