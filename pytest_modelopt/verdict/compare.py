@@ -7,7 +7,7 @@ over its samples and the case is the unit of every statistic (Miller, 2024).
 
 A regression is called only when the drop is larger than the tolerance *and* significant
 after Holm-Bonferroni across the family (every eval × model row of one comparison that has
-a p-value; docs/comparing.md "The family"); a drop whose interval still allows more
+a p-value; docs/comparing.md "Many evals, one family"); a drop whose interval still allows more
 than the tolerance, without being significant, is *inconclusive* — never silently *ok*.
 
 *ok* needs an interval that rules out a drop beyond the tolerance, and an interval that
