@@ -16,6 +16,7 @@ from ..records.store import RunNotFound, RunUnreadable
 from ..untrusted import for_terminal
 from .init import cmd_init
 from .local import cmd_cache, cmd_serve_local
+from .plan import add_command as add_plan_command
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="optional: run this command with OPENAI_BASE_URL set, then stop the server",
     )
     serve.set_defaults(fn=cmd_serve_local)
+
+    add_plan_command(sub)
 
     add_commands(sub)
 

@@ -11,6 +11,7 @@ import html
 import re
 from typing import TYPE_CHECKING
 
+from ..verdict.compare import family_text
 from ..verdict.compare import headline as compare_headline
 from .terminal import row_cost
 
@@ -81,11 +82,11 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
         "",
         f"Baseline {code(comparison.baseline_run, 80)} → candidate "
         f"{code(comparison.candidate_run, 80)}; tolerance {comparison.tolerance:.1%}, "
-        f"α = {comparison.alpha:g} (Holm-adjusted across evals).",
+        f"{family_text(comparison)} (*p*: the test's, *p adj*: Holm's).",
         "",
-        "| eval | model | cases | pass rate | Δ pass rate [95% CI] | verdict | p | detectable | "
-        "Δ cost/case | Δ p95 |",
-        "|---|---|---:|---|---|---|---:|---:|---:|---:|",
+        "| eval | model | cases | pass rate | Δ pass rate [95% CI] | verdict | p | p adj | "
+        "detectable | Δ cost/case | Δ p95 |",
+        "|---|---|---:|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in comparison.evals:
         model = escape(row.candidate.model, 80)
@@ -97,6 +98,7 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
             f"| {escape(row.eval, 120)} | {model} | {row.paired} | "
             f"{_pct(row.baseline.pass_rate)} → {_pct(row.candidate.pass_rate)} | {_delta(row)} | "
             f"{ICONS[row.verdict]} {row.verdict} | "
+            f"{'—' if row.p_value is None else f'{row.p_value:.3g}'} | "
             f"{'—' if row.p_adjusted is None else f'{row.p_adjusted:.3g}'} | "
             f"{'—' if row.mde is None else f'±{row.mde:.1%}'} | {cost} | {p95} |"
         )

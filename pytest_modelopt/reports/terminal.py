@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..costs import money
 from ..records.models import EvalSummary, RunSummary
 from ..untrusted import for_terminal, one_line
+from ..verdict.compare import family_text
 
 if TYPE_CHECKING:
     from ..verdict.compare import Comparison
@@ -116,7 +117,7 @@ SHORT: dict[str, Column] = {
     "pass rate [95% CI]": ("pass rate", lambda r: _rate(r.pass_rate)),
 }
 #: the comparison table's order (``modelopt compare``, a run with a baseline)
-COMPARISON_STEPS = ("d p95", "p", "detectable", "d cost", "cases", "short:delta [95% CI]")
+COMPARISON_STEPS = ("d p95", "p", "p adj", "detectable", "d cost", "cases", "short:delta [95% CI]")
 MIN_NAME = 8  # a name is not shortened below this many columns
 NUMERIC = frozenset(
     {"cases", "pass rate [95% CI]", "pass rate", "score", "errors", "tokens", "cost"}
@@ -280,7 +281,9 @@ def grader_lines(rows: Sequence[EvalSummary]) -> list[str]:
 
 def comparison_lines(comparison: Comparison, width: int | None = None) -> list[str]:
     """Per eval x model: pass rates, the paired change with its interval, the verdict;
-    within ``width`` columns when given (COMPARISON_STEPS)."""
+    within ``width`` columns when given (COMPARISON_STEPS). ``p`` is the test's own p-value,
+    ``p adj`` the Holm-adjusted one the verdict reads; the line after the table names the
+    family they were adjusted over."""
     header = (
         "eval",
         "model",
@@ -289,6 +292,7 @@ def comparison_lines(comparison: Comparison, width: int | None = None) -> list[s
         "delta [95% CI]",
         "verdict",
         "p",
+        "p adj",
         "detectable",
         "d cost",
         "d p95",
@@ -319,6 +323,7 @@ def comparison_lines(comparison: Comparison, width: int | None = None) -> list[s
                 f"{_rate(row.baseline.pass_rate)} -> {_rate(row.candidate.pass_rate)}",
                 delta,
                 row.verdict.upper(),
+                "-" if row.p_value is None else f"{row.p_value:.3g}",
                 "-" if row.p_adjusted is None else f"{row.p_adjusted:.3g}",
                 "-" if row.mde is None else f"{row.mde:.1%}",
                 "-" if row.delta_cost_per_case is None else f"{row.delta_cost_per_case:+.0%}",
@@ -331,6 +336,8 @@ def comparison_lines(comparison: Comparison, width: int | None = None) -> list[s
         steps=COMPARISON_STEPS,
         short={"delta [95% CI]": Cells("delta", deltas)},
     )
+    if comparison.evals:
+        out.append(f"p adj: {family_text(comparison)}")
     for row in comparison.evals:
         if row.verdict != "ok" and row.why:
             out.append(f"{row.eval} [{row.candidate.model}]: {row.verdict}: {row.why}")

@@ -6,7 +6,8 @@ added or removed, never dropped silently. With ``samples > 1`` a case's score is
 over its samples and the case is the unit of every statistic (Miller, 2024).
 
 A regression is called only when the drop is larger than the tolerance *and* significant
-after Holm-Bonferroni across the evals compared; a drop whose interval still allows more
+after Holm-Bonferroni across the family (every eval × model row of one comparison that has
+a p-value; docs/comparing.md "Many evals, one family"); a drop whose interval still allows more
 than the tolerance, without being significant, is *inconclusive* — never silently *ok*.
 
 *ok* needs an interval that rules out a drop beyond the tolerance, and an interval that
@@ -95,8 +96,12 @@ class Comparison(_Model):
     baseline_run: str
     candidate_run: str
     tolerance: float
-    alpha: float
+    alpha: float  # family-wise: Holm keeps P(any false "regressed") <= alpha over the family
     evals: list[EvalComparison]
+    # The family whose p-values Holm adjusts together: the rows of ``evals`` with a p-value.
+    # None in a report written before it was recorded.
+    family_size: int | None = None
+    family_method: Literal["holm"] = "holm"
     notes: list[str] = Field(default_factory=list)  # the runs' own (RunInfo.notes)
 
     @property
@@ -241,8 +246,13 @@ def _sd(values: list[float]) -> float:
     return float((sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5)
 
 
-def decide(results: list[EvalComparison], *, tolerance: float, alpha: float) -> None:
-    """Holm-adjust the p-values across the evals, then give each eval its verdict."""
+def decide(results: list[EvalComparison], *, tolerance: float, alpha: float) -> int:
+    """Holm-adjust the p-values across the family, then give each eval its verdict.
+
+    The family is every eval × model row of this comparison that has a p-value (a row with
+    no paired case has none). Per-grader pass rates are descriptive and never tested, so
+    they do not join it. Returns the family's size.
+    """
     tested = [r for r in results if r.p_value is not None]
     for result, adjusted in zip(
         tested, stats.holm_adjusted([r.p_value or 1.0 for r in tested]), strict=True
@@ -250,6 +260,20 @@ def decide(results: list[EvalComparison], *, tolerance: float, alpha: float) -> 
         result.p_adjusted = adjusted
     for result in results:
         result.verdict, result.why = verdict_for(result, tolerance, alpha)
+    return len(tested)
+
+
+def family_text(comparison: Comparison) -> str:
+    """The multiplicity correction in words, as every report states it:
+    "Holm over 60 comparisons, family-wise α = 0.05"."""
+    size = comparison.family_size
+    if size is None:
+        return f"Holm-adjusted across the evals compared, α = {comparison.alpha:g}"
+    if size == 0:
+        return f"no comparison had a p-value to adjust, α = {comparison.alpha:g}"
+    if size == 1:
+        return f"one comparison (Holm leaves its p as it is), α = {comparison.alpha:g}"
+    return f"Holm over {size} comparisons, family-wise α = {comparison.alpha:g}"
 
 
 def verdict_for(r: EvalComparison, tolerance: float, alpha: float) -> tuple[Verdict, str]:
@@ -314,13 +338,14 @@ def compare_runs(
         )
         for (name, model), (base, cand) in sorted(groups.items())
     ]
-    decide(results, tolerance=tolerance, alpha=alpha)
+    family = decide(results, tolerance=tolerance, alpha=alpha)
     return Comparison(
         baseline_run=base_info.run_id,
         candidate_run=cand_info.run_id,
         tolerance=tolerance,
         alpha=alpha,
         evals=results,
+        family_size=family,
         notes=[*base_info.notes, *cand_info.notes],
     )
 
@@ -355,13 +380,14 @@ def compare_models(
                     seed=seed,
                 )
             )
-    decide(results, tolerance=tolerance, alpha=alpha)
+    family = decide(results, tolerance=tolerance, alpha=alpha)
     return Comparison(
         baseline_run=f"{info.run_id} ({baseline_model})",
         candidate_run=info.run_id,
         tolerance=tolerance,
         alpha=alpha,
         evals=results,
+        family_size=family,
         notes=list(info.notes),
     )
 

@@ -67,3 +67,21 @@ def known_pair() -> tuple[Run, Run]:
     acc_cand, _ = run_cases("accuracy", -0.3, 200, seed=3, base=acc, output="worse")
     tone_cand, _ = run_cases("tone", 0.0, 200, seed=4, base=tone, swaps=6)
     return (info("base"), acc_base + tone_base), (info("cand"), acc_cand + tone_cand)
+
+
+def suite() -> tuple[Run, Run]:
+    """20 evals x 3 models, a family of 60 comparisons: a fifth of the pairs truly drop (by
+    10 to 50% of their passing cases), the rest are the same cases with a few outcomes
+    swapped both ways (noise)."""
+    base, cand = [], []
+    for i in range(20):
+        for j, model in enumerate(("model-a", "model-b", "model-c")):
+            seed = 100 * i + j
+            records, passed = run_cases(f"e{i:02d}", 0.7, 30, seed=seed, model=model)
+            drop = -0.1 * (1 + i % 5) if (i + j) % 5 == 0 else 0.0
+            changed, _ = run_cases(
+                f"e{i:02d}", drop, 30, seed=seed + 1, model=model, base=passed, swaps=2
+            )
+            base += records
+            cand += changed
+    return (info("base"), base), (info("cand"), cand)
