@@ -22,6 +22,9 @@ from ..verdict.compare import CASES_SHOWN
 from ..verdict.compare import headline as compare_headline
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..verdict.calibration import JudgeCalibration
     from ..verdict.compare import CaseDiff, Comparison, EvalComparison
     from ..verdict.gates import GateResult
 
@@ -593,6 +596,7 @@ def render(
     gates: list[GateResult] | None = None,
     *,
     title: str = "pytest-modelopt report",
+    calibration: Sequence[JudgeCalibration] = (),
 ) -> str:
     """The whole report as one HTML document (a string), with nothing to load from outside."""
     gates = gates or []
@@ -614,6 +618,7 @@ def render(
         notes=_notes(comparison),
         gates=gates,
         failed_gates=[g for g in gates if not g.passed],
+        calibration=[(cal, cal.cells()) for cal in calibration],
         charts=[
             EvalChart(
                 key=_key(row),

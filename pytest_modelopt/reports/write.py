@@ -78,7 +78,7 @@ def _render(report: EvalReport, kind: str) -> str:
     from . import html  # each renderer loads when its report is asked for
 
     assert report.comparison is not None
-    return html.render(report.comparison, report.gates)
+    return html.render(report.comparison, report.gates, calibration=report.calibration)
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -47,7 +47,7 @@ def test_run_layout_and_json_summary(project: Project, mode: list[str]) -> None:
         "summary.json",
     ]
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["schema_version"] == 2
+    assert info["schema_version"] == 4
     assert info["models"] == ["gpt-4.1-mini"]
     copy = json.loads((project.path / "reports" / "evals.json").read_text())
     assert copy["summary"] == project.summary()
