@@ -101,6 +101,10 @@ class FinetuneSettings(BaseModel):
     lora: bool = Field(default=False, description="local backend: train LoRA adapters (merged).")
     max_steps: int | None = Field(default=None, ge=1, description="local backend: stop early.")
     poll_interval: float = Field(default=10.0, ge=0, description="Seconds between job polls.")
+    pin_labelled: bool = Field(
+        default=False,
+        description="Hold out every case a human label names: never trained on, always scored.",
+    )
 
 
 class Settings(BaseModel):
