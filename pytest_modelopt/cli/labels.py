@@ -217,6 +217,8 @@ def _ask(question: str) -> str | None:
         line = sys.stdin.readline()
     except KeyboardInterrupt:
         return None
+    if not sys.stdin.isatty():  # piped answers: echo them, so the transcript reads
+        print(for_terminal(line.strip()), flush=True)
     return None if line == "" else line.strip()
 
 

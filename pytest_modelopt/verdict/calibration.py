@@ -18,8 +18,8 @@ verdict (``judge.py`` makes the eval *inconclusive*), and ``needed`` says how ma
 labels would do, assuming agreement stays as measured:
 
 - too few labels: ``min_labels - n``;
-- kappa undefined (every label, or every judge verdict, the same): at least one more, of the
-  verdict that is missing, and up to ``min_labels``;
+- kappa undefined (the judge and the reviewers gave one and the same verdict to every
+  labelled case): at least one more, of the verdict that is missing;
 - kappa's lower end below the bar while kappa itself is above it: the interval's half-width
   shrinks as 1/sqrt(n), so ``N = ceil(n * (half / (kappa - min_kappa))**2)`` labels would
   bring it to the bar, and ``needed = N - n`` (at least 1);
@@ -261,18 +261,13 @@ def _decide(result: JudgeCalibration) -> None:
         return
     kappa, low = result.kappa, result.kappa_low
     if kappa is None or low is None:
-        human_pass = result.both_pass + result.human_only
-        if human_pass in (0, n):
-            said = "pass" if human_pass == n else "fail"
-            who = f"every label says {said!r}: label cases that {_other(said)} too"
-        else:
-            said = "pass" if result.both_pass + result.judge_only == n else "fail"
-            who = (
-                f"the judge said {said!r} on every labelled case: label cases it grades "
-                f"{_other(said)!r} too"
-            )
+        # undefined only when the judge and the reviewers all said one and the same thing
+        said = "pass" if result.both_pass == n else "fail"
         result.needed = 1
-        result.why = f"kappa is undefined: {who}{stale}"
+        result.why = (
+            f"kappa is undefined: the judge and the reviewers said {said!r} of every labelled "
+            f"case: label cases that {_other(said)} too{stale}"
+        )
         return
     if kappa <= policy.min_kappa:
         result.needed = None

@@ -35,9 +35,10 @@ def test_kappa_and_its_interval_match_statsmodels(seed: int) -> None:
         assert high == pytest.approx(expected.kappa_upp, abs=1e-9)
 
 
-def test_kappa_is_undefined_when_a_rater_gives_one_verdict() -> None:
+def test_kappa_is_undefined_when_both_give_one_and_the_same_verdict() -> None:
     assert math.isnan(cohens_kappa(10, 0, 0, 0)[0])
     assert math.isnan(cohens_kappa(0, 0, 0, 0)[0])
+    assert cohens_kappa(0, 0, 2, 0)[0] == 0.0  # one side constant: no agreement beyond chance
     assert cohens_kappa(30, 0, 0, 30) == (1.0, (1.0, 1.0))
 
 
@@ -251,3 +252,12 @@ def test_without_a_policy_judges_gate_as_before_and_agreement_is_reported() -> N
     (cal,) = report.calibration
     assert cal.calibrated is None
     assert cal.labels == 5
+
+
+def test_labels_of_one_verdict_that_the_judge_shares_need_the_other() -> None:
+    cases = [_case(i, True) for i in range(30)]
+    labels = [_label(i, "pass") for i in range(30)]
+    (cal,) = calibrate(cases, labels, POLICY)
+    assert cal.kappa is None
+    assert (cal.calibrated, cal.needed) == (False, 1)
+    assert "label cases that fail too" in cal.why
