@@ -115,6 +115,13 @@ def test_a_judge_gates_only_once_calibrated(
     few.stdout.fnmatch_lines(
         ["*INCONCLUSIVE eval test_suite::test_judged (judge not calibrated)*needs 20 more labels*"]
     )
+    # modelopt compare decides by the same policy, with the same labels (the settings')
+    compared = project.modelopt("compare", "latest", "latest", "--json", "cli.json")
+    cli = json.loads((project.path / "cli.json").read_text())
+    assert compared.returncode == 0, compared.stderr
+    assert cli["calibration"] == report["calibration"]
+    assert cli["summary"]["evals"][0]["verdict"] == "inconclusive"
+    assert "INCONCLUSIVE eval test_suite::test_judged (judge not calibrated)" in compared.stdout
     strict = project.run(*mode, "--eval-fail-inconclusive")  # ...unless told to
     assert strict.ret == 1
 

@@ -261,3 +261,28 @@ def test_labels_of_one_verdict_that_the_judge_shares_need_the_other() -> None:
     assert cal.kappa is None
     assert (cal.calibrated, cal.needed) == (False, 1)
     assert "label cases that fail too" in cal.why
+
+
+def test_every_report_shows_the_calibration_beside_the_verdict() -> None:
+    from pytest_modelopt.reports import html, markdown, terminal
+    from pytest_modelopt.verdict.compare import compare_runs
+
+    cases, labels = _run(60)
+    summary = summarize(_info(), cases)
+    report = judge(summary, None, Policy(calibration=POLICY), cases=cases, labels=labels[:10])
+    md = markdown.render_report(report)
+    assert md.startswith("> [!WARNING]\n> **1 eval verdict inconclusive (judge not calibrated)**")
+    assert "needs 20 more labels" in md
+    assert "| e | `j` | 10 | 100% [72%, 100%] |" in md
+    assert "❔ inconclusive" in md
+    lines = terminal.summary_lines(terminal.SummaryParts(summary=summary, report=report))
+    text = [line.text for line in lines]
+    assert any(t.startswith("INCONCLUSIVE eval e (judge not calibrated)") for t in text)
+    assert any("INCONCLUSIVE" in t and t.startswith("e ") for t in text)  # the table's verdict
+    comparison = compare_runs((_info(), cases), (_info(), cases))
+    page = html.render(comparison, report.gates, calibration=report.calibration)
+    assert "inconclusive (judge not calibrated)</strong>: 10 labels" in page
+    calibrated = judge(summary, None, Policy(calibration=POLICY), cases=cases, labels=labels)
+    md = markdown.render_report(calibrated)
+    assert "[!WARNING]" not in md
+    assert "Judge-corrected pass rates" in md
