@@ -67,6 +67,14 @@ def _review(project: Project, answers: str, *args: str) -> subprocess.CompletedP
     )
 
 
+def _label_grades(project: Project, start: int, stop: int) -> subprocess.CompletedProcess[str]:
+    """Ann labels the judge's grades of cases ``start`` to ``stop``, agreeing with it."""
+    answers = _agreeing_answers(project, start, stop)
+    return _review(
+        project, answers, "--grades", "--reviewer", "ann", "-o", "evals/labels/ann.jsonl"
+    )
+
+
 def _agreeing_answers(project: Project, start: int, stop: int) -> str:
     """p/f answers that agree with the judge, for cases ``start`` to ``stop`` in review order
     (the run's canonical order), each with an empty note, then q."""
@@ -93,15 +101,7 @@ def test_a_judge_gates_only_once_calibrated(
 
     # Ten labels, all agreeing with the judge: too few to let it decide.
     _setup(project, server, threshold)
-    reviewed = _review(
-        project,
-        _agreeing_answers(project, 0, 10),
-        "--grades",
-        "--reviewer",
-        "ann",
-        "-o",
-        "evals/labels/ann.jsonl",
-    )
+    reviewed = _label_grades(project, 0, 10)
     assert reviewed.returncode == 0, reviewed.stderr
     assert "10 labels appended" in reviewed.stdout
     few = project.run(*mode, "--eval-json", "report.json")
@@ -126,15 +126,7 @@ def test_a_judge_gates_only_once_calibrated(
     assert strict.ret == 1
 
     # All sixty labelled, all agreeing: calibrated, and it gates as before.
-    more = _review(
-        project,
-        _agreeing_answers(project, 10, 60),
-        "--grades",
-        "--reviewer",
-        "ann",
-        "-o",
-        "evals/labels/ann.jsonl",
-    )
+    more = _label_grades(project, 10, 60)
     assert "50 labels appended" in more.stdout  # the ten already given are not asked again
     after = project.run(*mode, "--eval-json", "report.json")
     report = _report(project)
@@ -152,15 +144,7 @@ def test_labels_bound_to_another_judge_do_not_count(
 ) -> None:
     _setup(project, server, 0.4)
     project.run(*mode)
-    _review(
-        project,
-        _agreeing_answers(project, 0, 60),
-        "--grades",
-        "--reviewer",
-        "ann",
-        "-o",
-        "evals/labels/ann.jsonl",
-    )
+    _label_grades(project, 0, 60)
     # the judge's prompt changes: its identity with it, so its labels are stale
     project.test(SUITE.replace("THRESHOLD", "0.4").replace("good?", "good? Be strict."))
     project.run(*mode, "--eval-json", "report.json")
