@@ -133,7 +133,7 @@ def version() -> str:
     try:
         return installed("pytest-modelopt")
     except PackageNotFoundError:
-        from .. import __version__
+        from .. import __version__  # a source tree that pip never installed: rare
 
         return __version__
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 #: model name: a local server serves its own names, see the comment written with it)
 DEFAULT_MODEL = "gpt-4.1-mini"
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_DOCS_DIRECTIVE = re.compile(r"^<!-- docs: [^\n]*-->\n", re.MULTILINE)
 
 #: files shipped in the wheel (pyproject.toml's force-include) -> their source in a checkout
 SHIPPED = {
@@ -125,11 +126,13 @@ class Change:
 
 
 def shipped(name: str) -> str:
-    """A file shipped with the package: from the wheel, else from this source checkout."""
+    """A file shipped with the package: from the wheel, else from this source checkout;
+    without the docs runner's directives (``<!-- docs: ... -->`` lines), which mean
+    something only to this repository's tests."""
     packaged = SHIPPED_DIR / name
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parents[2] / SHIPPED[name]).read_text(encoding="utf-8")
+    source = packaged if packaged.is_file() else Path(__file__).resolve().parents[2] / SHIPPED[name]
+    text = source.read_text(encoding="utf-8")
+    return _DOCS_DIRECTIVE.sub("", text)
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..graders.base import Grader, GraderError, as_grader
 from ..verdict.gates import GateError, calibration_policy, parse_gate
+from .marker import MARKER_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -23,21 +24,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from .datasets import Case
-
-
-MARKER_KEYS = (
-    "fail_on",
-    "strict",
-    "prompt",
-    "dataset",
-    "threshold",
-    "samples",
-    "name",
-    "models",
-    "schema",
-    "graders",
-    "calibration",
-)
 
 
 class EvalSpecError(Exception):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..collect.marker import marker_doc  # a table, no imports: cheap at start-up
 from .activation import activate, active, configured
 from .fixtures import _modelopt_param, case, completion, finetune, grade, llm, model
 from .options import OPTIONS
@@ -29,11 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["_modelopt_param", "case", "completion", "finetune", "grade", "llm", "model"]
 
-MARKER_DOC = (
-    "eval(prompt=None, dataset=None, threshold=None, samples=1, name=None, models=None, "
-    "schema=None, graders=(), fail_on=(), strict=False): an LLM eval, run once per selected "
-    "model (and per dataset case and sample). See pytest-modelopt's docs/reference.md."
-)
+MARKER_DOC = marker_doc()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -15,7 +15,8 @@ What each kind of block means (docs/contributing.md says the same for writers):
     stderr together). A command that exits non-zero shows ``[exit N]`` as its last line;
     without one the command must exit 0. A command with no lines under it has its output
     unchecked (its exit status still is). A ``...`` line stands for any lines. Output is
-    compared after the normalisations in :func:`normalise`.
+    compared after the normalisations in :func:`normalise`; the page may spell the
+    project's absolute path ``/home/me/myproject`` (:data:`SHOWN_PROJECT`).
 ``bash`` / ``sh``
     Commands, run as one bash script (``set -e``) in the page's project; it must exit 0.
 ``python``
@@ -35,20 +36,39 @@ What each kind of block means (docs/contributing.md says the same for writers):
     the repository's own; a block that is a list of steps is checked inside a minimal
     workflow. ``# prompts/NAME.yaml``: a prompt file, loaded by the plugin's prompt loader
     and written into the page's project.
+``tree``
+    A picture of a directory of this repository, compared with it. The first line names
+    the directory (``pytest_modelopt/``). A line whose first name ends in ``/`` opens that
+    subdirectory (two spaces of indentation a level) and lists its contents after it; a
+    line that starts with a file name lists the contents of the directory its indentation
+    puts it in, or, indented past the names of the line above, continues that line. A
+    name ending in ``/`` that opens no line is a subdirectory not drawn. Every directory
+    drawn must list exactly its ``*.py`` files and its subdirectories (a package's
+    ``__init__.py`` may go unsaid).
 ``jsonl`` / ``json``
     A dataset (with ``<!-- docs: file PATH -->`` before it), loaded by the plugin's
     dataset loader and written into the page's project; any other JSON is parsed.
 
 Directives (HTML comments, invisible on the site and on GitHub):
 
-``<!-- docs: project examples/triage -->`` / ``new`` / ``repository``
+``<!-- docs: project examples/triage -->`` / ``new`` / ``init`` / ``git`` / ``repository``
     The blocks after it run in a fresh copy of the example project (its recordings
     included), in a new empty project (a ``pyproject.toml`` with
-    ``[tool.pytest.ini_options]``), or at the root of this repository, as a reader who
-    cloned it (``./scripts/run-examples``; no block may write a file there). A page
-    without one runs in an empty directory.
+    ``[tool.pytest.ini_options]``), in a new project after ``modelopt init`` (where
+    docs/agents.md, the AGENTS.md that init writes, is read), in a throwaway git repository
+    (that new project committed on ``main``, pushed to a bare repository that is its
+    ``origin``, with a committer set: ``git pull``, ``git tag``, ``git push origin ...`` work
+    and touch nothing else), or at the root of this repository, as a reader who cloned it
+    (``./scripts/run-examples``; no block may write a file there). A page without one runs
+    in an empty directory.
 ``<!-- docs: file PATH -->``
     The next block is the file PATH of the page's project.
+``<!-- docs: record "what, YYYY-MM-DD" -->``
+    The next block is a record of a dated measurement (a benchmark's printed table): it is
+    not run again, but the description must date it, and every ``$ python SCRIPT ...``
+    command in it must name a script of this repository and only options that the
+    script's ``--help`` lists. Records are listed at the end of every test session, apart
+    from the blocks not run.
 ``<!-- docs: not-run "reason" -->``
     The next block is not run; the reason is required. Such blocks are listed at the end
     of every test session and their number is held to a budget (test_docs.py).
@@ -89,11 +109,14 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-RUN_KINDS = {"console", "bash", "sh", "python", "toml", "yaml", "json", "jsonl"}
+RUN_KINDS = {"console", "bash", "sh", "python", "toml", "yaml", "json", "jsonl", "tree"}
 COMMAND_TIMEOUT = 300
+#: how a transcript shows the page project's absolute path (a reader's, not a temporary one)
+SHOWN_PROJECT = "/home/me/myproject"
 
 _INFO = re.compile(r"(?P<info>[^\n]*)$\n", re.MULTILINE)
 _NOT_RUN = re.compile(r'not-run\s+"(?P<reason>[^"]*)"\s*$')
+_RECORD = re.compile(r'record\s+"(?P<reason>[^"]*\b\d{4}-\d\d-\d\d\b[^"]*)"\s*$')
 
 
 @dataclass
@@ -125,7 +148,9 @@ class Directive:
 
 
 def _relative(path: str) -> str:
-    return str(Path(path).resolve().relative_to(ROOT))
+    """The page's path from the repository's root (a page elsewhere, a test's, as given)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else path
 
 
 def _fenced(document: Document) -> Iterator[Region]:
@@ -157,6 +182,7 @@ class Planned:
 
     block: Block
     not_run: str | None = None
+    record: str | None = None
     file: str | None = None
 
 
@@ -180,7 +206,7 @@ def plan(items: Iterable[Block | Directive]) -> tuple[list[Planned | Directive],
             if verb == "project":
                 out.append(item)
                 continue
-            if verb not in ("not-run", "file"):
+            if verb not in ("not-run", "record", "file"):
                 problems.append(
                     Problem(f"{item.page}:{item.line}", f"unknown directive {item.arguments!r}")
                 )
@@ -195,6 +221,14 @@ def plan(items: Iterable[Block | Directive]) -> tuple[list[Planned | Directive],
                         )
                     )
                     continue
+            if verb == "record" and _RECORD.fullmatch(item.arguments) is None:
+                problems.append(
+                    Problem(
+                        f"{item.page}:{item.line}",
+                        'a record says what and when: <!-- docs: record "what, YYYY-MM-DD" -->',
+                    )
+                )
+                continue
             if pending is not None:
                 problems.append(
                     Problem(f"{pending.page}:{pending.line}", "directive followed by no block")
@@ -205,10 +239,14 @@ def plan(items: Iterable[Block | Directive]) -> tuple[list[Planned | Directive],
         if pending is not None:
             if pending.arguments.startswith("not-run"):
                 planned.not_run = _NOT_RUN.fullmatch(pending.arguments).group("reason")  # type: ignore[union-attr]
+            elif pending.arguments.startswith("record"):
+                planned.record = _RECORD.fullmatch(pending.arguments).group("reason")  # type: ignore[union-attr]
             else:
                 planned.file = pending.arguments.split(maxsplit=1)[1].strip()
             pending = None
-        if planned.not_run is None and item.kind not in RUN_KINDS:
+        if planned.record is not None and item.kind != "console":
+            problems.append(Problem(item.where, "a record is a ```console block"))
+        elif planned.not_run is None and planned.record is None and item.kind not in RUN_KINDS:
             shown = f"```{item.kind}" if item.kind else "a block with no language"
             problems.append(
                 Problem(
@@ -226,12 +264,16 @@ def plan(items: Iterable[Block | Directive]) -> tuple[list[Planned | Directive],
 # -- normalisation ---------------------------------------------------------------------------
 
 _NORMALISE: list[tuple[re.Pattern[str], str]] = [
+    # the local test server's ids, counted across a whole test session (ftjob-fake000014,
+    # file-fake000013, batch_fake000011), and the fine-tuned model name made from a job id
+    (re.compile(r"\b(ftjob-fake|file-fake|batch_fake)\d{6}\b"), r"\1<id>"),
+    (re.compile(r"\b(ft:[\w.-]+:[\w.-]+:[\w.-]*:)[0-9a-f]{8}\b"), r"\1<id>"),
     # run ids (YYYYMMDD-HHMMSS-hex) and ISO dates and times
     (re.compile(r"\b\d{8}-\d{6}-[0-9a-f]{6}\b"), "<run>"),
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<date>"),
-    # durations: 1.89s, 0:01:45, 120 ms
+    # durations: 1.89s, 0:01:45, 120 ms, and changes of one (a comparison's d p95: -0.00s)
     (re.compile(r"\(\d+:\d\d:\d\d\)"), ""),
-    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:s|ms)\b"), "<t>"),
+    (re.compile(r"(?<![\w.])[+-]?\d+(?:\.\d+)?\s?(?:s|ms)\b"), "<t>"),
     # rates: 90.6/s
     (re.compile(r"\b\d+(?:\.\d+)?/s\b"), "<n>/s"),
     # loopback ports
@@ -248,10 +290,13 @@ _NORMALISE: list[tuple[re.Pattern[str], str]] = [
 def normalise(text: str, project: Path | None = None) -> list[str]:
     """The lines of ``text`` with what legitimately differs between two runs made equal.
 
-    Run ids, dates and times, durations (``1.89s``: wall times and latencies), rates
+    The local test server's object ids (``ftjob-fake000014``: its counter runs across the
+    session) and the fine-tuned model names it derives from them, run ids, dates and times,
+    durations (``1.89s``: wall times and latencies, and their changes, ``+0.01s``), rates
     (``90.6/s``), loopback ports, the project's absolute path, pytest's separator lines
     (``=== title ===`` reads as its title; a rule of any width as ``==`` or ``--``), runs
-    of spaces (so a wider number does not shift a column) and blank lines. Nothing else: counts, rates, verdicts, costs and words must match.
+    of spaces (so a wider number does not shift a column) and blank lines. Nothing else:
+    counts, rates, verdicts, costs and words must match.
     """
     if project is not None:
         for spelling in {str(project), str(project.resolve())}:
@@ -361,15 +406,49 @@ class Page:
             self.project = self.cwd = ROOT
             self._fresh_namespace()
             return
-        elif what == "new":
+        elif what in ("new", "init", "git"):
             target.mkdir()
             (target / "pyproject.toml").write_text("[tool.pytest.ini_options]\n")
+            if what == "git":
+                self._git_repository(target)
+            if what == "init":
+                self.project = self.cwd = target
+                done = self.run("modelopt init")
+                if done.returncode != 0:
+                    raise DocError(f"{self.page}: modelopt init failed:\n{done.stdout}")
         else:
             raise DocError(
-                f"{self.page}: unknown project {what!r} (examples/triage, new or repository)"
+                f"{self.page}: unknown project {what!r}"
+                " (examples/triage, new, init, git or repository)"
             )
         self.project = self.cwd = target
         self._fresh_namespace()
+
+    def _git_repository(self, target: Path) -> None:
+        """``target`` as a clone would be: one commit on ``main``, tracking a bare origin."""
+        origin = self.workdir / f"origin-{self._count}.git"
+        script = f"""
+            set -e
+            git init -q --bare -b main {shlex.quote(str(origin))}
+            git init -q -b main
+            git config user.name 'Docs Runner'
+            git config user.email docs@example.invalid
+            git config commit.gpgsign false
+            git config tag.gpgsign false
+            git add -A && git commit -q -m 'initial'
+            git remote add origin {shlex.quote(str(origin))}
+            git push -q -u origin main
+        """
+        done = subprocess.run(
+            ["bash", "-c", script],
+            cwd=target,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise DocError(f"{self.page}: cannot set up a git project:\n{done.stderr}")
 
     def write(self, relative: str, text: str) -> Path:
         if self.project == ROOT:
@@ -413,6 +492,8 @@ def run_block(page: Page, planned: Planned) -> None:
         _yaml(page, block)
     elif kind in ("json", "jsonl"):
         _json(page, block, planned.file)
+    elif kind == "tree":
+        _tree(block)
     if planned.file is not None and kind not in ("json", "jsonl"):
         page.write(planned.file, block.source)
 
@@ -441,7 +522,8 @@ def _console(page: Page, block: Block) -> None:
         if done.returncode != command.exit_status:
             problems.append(f"exit status {done.returncode}, the page shows {command.exit_status}")
         if command.output:
-            expected = normalise("\n".join(command.output), page.project)
+            shown = "\n".join(command.output).replace(SHOWN_PROJECT, str(page.project))
+            expected = normalise(shown, page.project)
             actual = normalise(done.stdout, page.project)
             if not matches(expected, actual):
                 problems.append(
@@ -612,6 +694,54 @@ def _check_workflow(page: Page, block: Block, source: str) -> None:
             raise DocError(f"{block.where}: {Path(check[0]).name}:\n{done.stdout}{done.stderr}")
 
 
+def drawn_tree(source: str) -> dict[str, set[str]]:
+    """The directories a ``tree`` block draws, each with the names it lists in it."""
+    lines = [line for line in source.splitlines() if line.strip()]
+    root = lines[0].strip()
+    drawn: dict[str, set[str]] = {root: set()}
+    stack = [root]  # the directory drawn at each depth
+    last = (root, 0)  # the directory the line above listed, and its first name's column
+    for line in lines[1:]:
+        indent = len(line) - len(line.lstrip())
+        names = line.split()
+        if names[0].endswith("/"):
+            depth = indent // 2
+            parent = stack[depth - 1]
+            path = parent + names[0]
+            drawn[parent].add(names[0])
+            del stack[depth:]
+            stack.append(path)
+            drawn[path] = set(names[1:])
+            last = (path, indent + len(names[0]))
+        elif indent > last[1]:
+            drawn[last[0]].update(names)
+        else:
+            directory = stack[indent // 2 - 1]
+            drawn[directory].update(names)
+            last = (directory, indent)
+    return drawn
+
+
+def _tree(block: Block) -> None:
+    problems = []
+    for directory, names in drawn_tree(block.source).items():
+        path = ROOT / directory
+        if not path.is_dir():
+            problems.append(f"{directory} is not a directory of the repository")
+            continue
+        actual = {p.name for p in path.glob("*.py")} | {
+            p.name + "/" for p in path.iterdir() if p.is_dir() and p.name != "__pycache__"
+        }
+        if missing := sorted(actual - names - {"__init__.py"}):
+            problems.append(f"{directory} has {', '.join(missing)}, not drawn")
+        if extra := sorted(names - actual):
+            problems.append(f"{directory} has no {', '.join(extra)}")
+    if problems:
+        raise DocError(
+            f"{block.where}: the tree differs from the repository:\n" + "\n".join(problems)
+        )
+
+
 def _json(page: Page, block: Block, file: str | None) -> None:
     if file is None:
         import json
@@ -646,6 +776,12 @@ def run_page(path: Path, workdir: Path, env: dict[str, str]) -> tuple[list[str],
             if item.not_run is not None:
                 skipped.append(item)
                 continue
+            if item.record is not None:
+                try:
+                    check_record(item.block, page)
+                except DocError as exc:
+                    failures.append(str(exc))
+                continue
             if item.block.kind not in RUN_KINDS:
                 continue
             try:
@@ -659,10 +795,61 @@ def run_page(path: Path, workdir: Path, env: dict[str, str]) -> tuple[list[str],
     return failures, skipped
 
 
-def not_run_blocks() -> list[Planned]:
-    """Every block marked not-run, on every page."""
+def check_record(block: Block, page: Page) -> None:
+    """A record's commands name scripts of this repository and options their --help lists."""
+    helps: dict[str, str] = {}
+    for command in _record_commands(block):
+        words = shlex.split(command.text.replace("\\\n", " "))
+        if len(words) < 2 or words[0] not in ("python", "python3") or words[1].startswith("-"):
+            continue
+        script = words[1]
+        if not (ROOT / script).is_file():
+            raise DocError(f"{block.page}:{command.line}: no script {script} in the repository")
+        if script not in helps:
+            done = subprocess.run(
+                [sys.executable, str(ROOT / script), "--help"],
+                cwd=ROOT,
+                env=page.env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            helps[script] = done.stdout
+        flags = [w.split("=", 1)[0] for w in words[2:] if w.startswith("--")]
+        unknown = [f for f in flags if not re.search(rf"{re.escape(f)}\b", helps[script])]
+        if unknown:
+            raise DocError(
+                f"{block.page}:{command.line}: {script} --help lists no {', '.join(unknown)}"
+            )
+
+
+def _record_commands(block: Block) -> list[Command]:
+    """The ``$`` lines of a record (which may show output only, from its first line)."""
+    out: list[Command] = []
+    continuing = False
+    for offset, raw in enumerate(block.source.splitlines()):
+        if continuing:
+            out[-1].text += "\n" + raw
+        elif raw.startswith("$ "):
+            out.append(Command(block.line + 1 + offset, raw[2:]))
+        continuing = (continuing or raw.startswith("$ ")) and raw.endswith("\\")
+    return out
+
+
+def _every_planned() -> list[Planned]:
     out: list[Planned] = []
     for path in PAGES:
         planned, _ = plan(parse(path))
-        out += [p for p in planned if isinstance(p, Planned) and p.not_run is not None]
+        out += [p for p in planned if isinstance(p, Planned)]
     return out
+
+
+def record_blocks() -> list[Planned]:
+    """Every block marked as a record of a dated measurement, on every page."""
+    return [p for p in _every_planned() if p.record is not None]
+
+
+def not_run_blocks() -> list[Planned]:
+    """Every block marked not-run, on every page."""
+    return [p for p in _every_planned() if p.not_run is not None]

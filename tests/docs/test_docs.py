@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 #: Blocks a test cannot run (a real fine-tune, `./scripts/test` itself, ...), each marked
 #: with its reason; more than this many fails, so the list stays short.
 NOT_RUN_BUDGET = 12
+#: Records of dated measurements (benchmark tables): not run again, their commands checked.
+#: A page that grows more should rather show one command at small scale.
+RECORD_BUDGET = 16
 
 
 def _env(server: FakeOpenAI, home: Path) -> dict[str, str]:
@@ -53,3 +56,40 @@ def test_the_blocks_not_run_stay_few() -> None:
     assert len(skipped) <= NOT_RUN_BUDGET, "\n".join(
         f"{p.block.where}: {p.not_run}" for p in skipped
     )
+
+
+def _page(tmp_path: Path, text: str) -> Path:
+    page = tmp_path / "page.md"
+    page.write_text(text)
+    (tmp_path / "run").mkdir()
+    return page
+
+
+def test_a_transcript_that_drifts_fails(server: FakeOpenAI, tmp_path: Path) -> None:
+    """Only what legitimately varies is normalised: a signed latency change and the
+    project's path (shown as the reader's) match; a changed count does not."""
+    page = _page(
+        tmp_path,
+        "```console\n$ echo 'd p95 -0.01s'; pwd\nd p95 +0.02s\n/home/me/myproject\n"
+        "$ echo '3 passed'\n2 passed\n```\n",
+    )
+    failures, _ = blocks.run_page(page, tmp_path / "run", _env(server, tmp_path))
+    assert len(failures) == 1
+    assert "$ echo '3 passed'" in failures[0]
+    assert "-2 passed" in failures[0]
+    assert "+3 passed" in failures[0]
+
+
+def test_an_init_project_is_what_modelopt_init_writes(server: FakeOpenAI, tmp_path: Path) -> None:
+    page = _page(
+        tmp_path,
+        "<!-- docs: project init -->\n```console\n$ ls tests/evals\nAGENTS.md\ndata\n"
+        "test_triage.py\n$ pytest -q tests/evals\n...\n5 pending in 0.1s\n```\n",
+    )
+    failures, _ = blocks.run_page(page, tmp_path / "run", _env(server, tmp_path))
+    assert not failures, "\n\n".join(failures)
+
+
+def test_the_records_stay_few() -> None:
+    records = blocks.record_blocks()
+    assert len(records) <= RECORD_BUDGET, "\n".join(f"{p.block.where}: {p.record}" for p in records)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 from pathlib import Path
 
 import pytest
 
 from pytest_modelopt import hookspecs
-from pytest_modelopt.collect.spec import MARKER_KEYS
+from pytest_modelopt.cli import build_parser
+from pytest_modelopt.collect.marker import MARKER_KEYS
 from pytest_modelopt.config import Settings, cli_fields
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +32,57 @@ def test_every_config_key_is_documented(key: str) -> None:
 @pytest.mark.parametrize("argument", MARKER_KEYS)
 def test_every_marker_argument_is_documented(argument: str) -> None:
     assert f"| `{argument}` |" in REFERENCE
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every (sub)command of the ``modelopt`` parser, as the words that name it."""
+    out = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                out += _commands(child, (*path, name))
+    return out
+
+
+def _command_rows() -> dict[str, str]:
+    """The rows of the reference's `modelopt` command table, by the command they start with."""
+    section = REFERENCE.split("## The `modelopt` command", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        match = re.match(r"\| `modelopt ([\w-]+)", line)
+        if match:
+            rows[match.group(1)] = line
+    return rows
+
+
+COMMANDS = [(path, parser) for path, parser in _commands(build_parser()) if path]
+
+
+@pytest.mark.parametrize(("path", "parser"), COMMANDS, ids=[" ".join(path) for path, _ in COMMANDS])
+def test_every_command_and_its_options_are_documented(
+    path: tuple[str, ...], parser: argparse.ArgumentParser
+) -> None:
+    """Each command has its row, which names its subcommands, options and choices."""
+    rows = _command_rows()
+    assert path[0] in rows, f"no row for `modelopt {path[0]}`"
+    row = rows[path[0]]
+    for word in path[1:]:
+        assert word in row
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs:
+            assert f"{longs[0]}" in row, f"`modelopt {' '.join(path)} {longs[0]}` undocumented"
+        elif action.choices and not isinstance(action, argparse._SubParsersAction):
+            for choice in action.choices:
+                assert str(choice) in row, f"`modelopt {' '.join(path)} {choice}` undocumented"
+
+
+def test_the_version_option_is_documented() -> None:
+    assert "`modelopt --version`" in REFERENCE
 
 
 @pytest.mark.parametrize("fixture", ["llm", "model", "completion", "case", "grade", "finetune"])

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_modelopt.collect.marker import MARKER_KEYS
+
 if TYPE_CHECKING:
     from tests.conftest import Project
     from tests.support.fake_openai import FakeOpenAI
@@ -40,6 +42,12 @@ def triage(project: Project, marker: str = "", body: str | None = None) -> None:
 def test_marker_is_registered_for_strict_markers(project: Project, mode: list[str]) -> None:
     result = project.run(*mode, "--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.eval(prompt=None, dataset=None, threshold=None,*"])
+    line = next(x for x in result.stdout.lines if x.startswith("@pytest.mark.eval("))
+    signature = line.split("): ", 1)[0]
+    listed = [
+        part.split("=")[0] for part in signature.removeprefix("@pytest.mark.eval(").split(", ")
+    ]
+    assert listed == list(MARKER_KEYS)  # every keyword the marker takes, none twice
 
 
 def test_one_item_per_model_and_case_with_readable_ids(project: Project, mode: list[str]) -> None:

@@ -1,0 +1,31 @@
+"""The marker's help states the defaults the spec really takes: a marker with no keywords
+builds the spec the table promises (``name`` and ``models`` default to the test's name and
+the selected models, so the table says ``None`` for them)."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from pytest_modelopt.collect.marker import MARKER_ARGUMENTS, MARKER_KEYS, marker_doc
+from pytest_modelopt.collect.spec import build_spec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def test_the_documented_defaults_are_the_specs_defaults(tmp_path: Path) -> None:
+    spec = build_spec(
+        {}, default_name="test_x", selected_models=["m"], test_dir=tmp_path, rootdir=tmp_path
+    )
+    for name, default in MARKER_ARGUMENTS:
+        if name in ("name", "models"):
+            continue
+        assert getattr(spec, name) == ast.literal_eval(default), name
+    assert spec.name == "test_x"
+    assert spec.models == ("m",)
+
+
+def test_the_help_names_every_keyword_once() -> None:
+    doc = marker_doc()
+    assert [doc.count(f"{name}=") for name in MARKER_KEYS] == [1] * len(MARKER_KEYS)
