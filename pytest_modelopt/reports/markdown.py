@@ -173,15 +173,15 @@ def render_report(report: EvalReport) -> str:
         body = render(report.comparison, report.gates)
     else:
         body = render_run(report.summary, report.gates)
-    calibration = calibration_section(report)
-    return body if not calibration else f"{calibration}\n\n{body}"
+    warning, agreement = calibration_section(report)
+    return "\n\n".join(part for part in (warning, body, agreement) if part)
 
 
-def calibration_section(report: EvalReport) -> str:
-    """A loud warning first (GitHub's alert block) for each eval an uncalibrated judge could
-    not decide, then each judge's agreement with the human labels."""
+def calibration_section(report: EvalReport) -> tuple[str, str]:
+    """A loud warning (GitHub's alert block), to put first, for each eval an uncalibrated
+    judge could not decide; and each judge's agreement with the human labels."""
     if not report.calibration:
-        return ""
+        return "", ""
     lines = []
     uncalibrated = report.uncalibrated
     if uncalibrated:
@@ -196,8 +196,8 @@ def calibration_section(report: EvalReport) -> str:
                 f"> - {escape(cal.eval, 120)}: judge {code(cal.grader, 80)}: "
                 f"{escape(cal.why, 400)}; {cal.cells()['needed']}"
             )
-        lines.append("")
-    lines += [
+    warning = "\n".join(lines)
+    lines = [
         "**Judge calibration** (agreement with human labels, 95% intervals)",
         "",
         "| eval | judge | labels | accuracy | κ | TPR | TNR | calibrated |",
@@ -220,17 +220,20 @@ def calibration_section(report: EvalReport) -> str:
             f"{rate.observed:.0%} of {rate.graded}"
             for cal, rate in corrected
         ]
-    return "\n".join(lines)
+    return warning, "\n".join(lines)
 
 
 def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> str:
     gates = gates or []
     failed = [g for g in gates if not g.passed and not g.inconclusive]
     below = [row for row in summary.evals if row.verdict == "fail"]
+    undecided = [row for row in summary.evals if row.verdict == "inconclusive"]
     if failed or below:
         head = (
             f"### ❌ {len(below) + len(failed)} check{'s' * (len(below) + len(failed) != 1)} failed"
         )
+    elif undecided:
+        head = f"### ❔ {len(undecided)} inconclusive: a judge is not calibrated"
     else:
         head = "### ✅ every eval passed its checks"
     lines = [
