@@ -393,16 +393,10 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("labels", mode="before")
+    @field_validator("models", "labels", mode="before")
     @classmethod
-    def _split_labels(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("models", mode="before")
-    @classmethod
-    def _split_models(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
+        """A comma-separated list (the command line, the environment) as a list."""
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
