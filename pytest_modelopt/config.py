@@ -36,6 +36,7 @@ OTHER_VARIABLES = frozenset(
         "MODELOPT_SKIP_LOCAL",
         "MODELOPT_WORDNET_DIR",
         "MODELOPT_NPM_CACHE",
+        "MODELOPT_REVIEWER",  # who `modelopt review` says gave the labels
     }
 )
 CLI_PREFIX = "--eval-"
@@ -100,6 +101,10 @@ class FinetuneSettings(BaseModel):
     lora: bool = Field(default=False, description="local backend: train LoRA adapters (merged).")
     max_steps: int | None = Field(default=None, ge=1, description="local backend: stop early.")
     poll_interval: float = Field(default=10.0, ge=0, description="Seconds between job polls.")
+    pin_labelled: bool = Field(
+        default=False,
+        description="Hold out every case a human label names: never trained on, always scored.",
+    )
 
 
 class Settings(BaseModel):
@@ -275,6 +280,26 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Named graders in OpenAI's grader JSON (config file only).",
     )
+    labels: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Human labels files (globs, repeatable; comma-separated in the environment) that"
+            " calibrate LLM judges, e.g. evals/labels/*.jsonl."
+        ),
+        json_schema_extra={"cli": True, "metavar": "GLOB", "append": True},
+    )
+    calibration: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "When an LLM judge may decide a verdict, e.g. {min_labels = 30, min_kappa = 0.6}"
+            " (config file only; an eval marker's calibration= wins for its eval)."
+        ),
+    )
+    fail_inconclusive: bool = Field(
+        default=False,
+        description="Fail the run when an eval is inconclusive: its judge is not calibrated.",
+        json_schema_extra={"cli": True, "metavar": "BOOL", "const": "true"},
+    )
     store: bool = Field(
         default=False,
         description=(
@@ -370,9 +395,10 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "labels", mode="before")
     @classmethod
-    def _split_models(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
+        """A comma-separated list (the command line, the environment) as a list."""
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
@@ -474,7 +500,7 @@ def read_config_file(rootdir: Path) -> tuple[dict[str, Any], str | None]:
 
 def read_env(environ: Mapping[str, str]) -> dict[str, str]:
     """``MODELOPT_*`` variables as setting keys; an unknown one is an error, not a silent no-op."""
-    tables = ("prices", "graders", "gates", "headers")
+    tables = ("prices", "graders", "gates", "headers", "calibration")
     known = {key.upper(): key for key in config_keys() if key not in tables}
     out: dict[str, str] = {}
     for name, value in environ.items():

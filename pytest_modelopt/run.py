@@ -29,6 +29,7 @@ from .model.cache import ResponseCache
 from .model.client import ModelClient
 from .optimize.after_run import FineTunes, distill, find_fine_tunes, tag_stored_verdicts
 from .records.ids import new_run_id, utcnow
+from .records.labels import find_label_files, read_label_files
 from .records.models import RunInfo
 from .records.store import (
     RunWriter,
@@ -42,7 +43,7 @@ from .records.store import (
 )
 from .reports.write import write_reports
 from .secrets import redact, redact_url
-from .verdict.gates import GateError, parse_gate
+from .verdict.gates import GateError, calibration_policy, parse_gate
 from .verdict.judge import Policy, compare_with, judge
 from .verdict.summary import summarize
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from .config import Settings
     from .graders.base import Grader
     from .model.types import RequestHook
+    from .records.labels import Label
     from .records.models import CaseRecord, RunSummary
     from .verdict.document import EvalReport
 
@@ -71,9 +73,25 @@ def settings_for(
                 parse_gate(expression)
             except GateError as exc:
                 raise ConfigError(f"{settings.source_of(key)}: {field}: {exc}") from None
+    try:
+        calibration_policy(settings.calibration, settings.source_of("calibration"))
+    except GateError as exc:
+        raise ConfigError(str(exc)) from None
     named_graders(settings)
     settings.request_headers()  # a header naming an unset variable: said now, with its source
     return settings
+
+
+def labels_for(
+    settings: Settings, rootdir: Path, invocation_dir: Path | None = None
+) -> list[Label]:
+    """The human labels the settings name (``labels``): globs from the config file are
+    relative to the project's root, from the command line or the environment to the
+    directory the run started in. LabelsError names every bad line."""
+    if not settings.labels:
+        return []
+    root = rootdir if settings.from_file("labels") else (invocation_dir or rootdir)
+    return read_label_files(find_label_files(settings.labels, root))
 
 
 def named_graders(settings: Settings) -> dict[str, Grader]:
@@ -319,7 +337,8 @@ class EvalRun:
         comparison = compare_with(
             summary, cases, policy, baseline=baseline, baseline_model=self.settings.baseline_model
         )
-        return judge(summary, comparison, policy)
+        labels = labels_for(self.settings, self.rootdir, self.invocation_dir)
+        return judge(summary, comparison, policy, cases=cases, labels=labels)
 
     def _keep(self, records: list[CaseRecord]) -> None:
         try:

@@ -15,6 +15,7 @@ from ..optimize.commands import add_commands
 from ..records.store import RunNotFound, RunUnreadable
 from ..untrusted import for_terminal
 from .init import cmd_init
+from .labels import add_commands as add_label_commands
 from .local import cmd_cache, cmd_serve_local
 from .plan import add_command as add_plan_command
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_command(sub)
 
+    add_label_commands(sub)
     add_commands(sub)
 
     add_github_commands(sub)

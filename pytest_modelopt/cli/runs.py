@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import find_project
+from ..records.labels import LabelsError
 from ..records.models import RunSummary
 from ..records.store import (
     RunNotFound,
@@ -25,9 +26,16 @@ from ..records.store import (
     sort_cases,
     write_json_atomic,
 )
-from ..reports.terminal import comparison_lines, failure_lines, gate_lines, table_lines
+from ..reports.terminal import (
+    calibration_lines,
+    comparison_lines,
+    failure_lines,
+    gate_lines,
+    inconclusive_lines,
+    table_lines,
+)
 from ..reports.write import write_reports
-from ..run import settings_for
+from ..run import labels_for, settings_for
 from ..untrusted import for_terminal, one_line
 from ..verdict.document import EvalReport
 from ..verdict.gates import GateError
@@ -116,14 +124,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     assert comparison is not None
     try:
-        report = judge(summary, comparison, policy)
-    except GateError as exc:
+        labels = labels_for(settings, find_project(Path.cwd()), Path.cwd())
+        report = judge(summary, comparison, policy, cases=cand_cases, labels=labels)
+    except (GateError, LabelsError) as exc:
         _say(f"modelopt compare: {exc}", err=True)
         return 2
     _say(f"{base[0].run_id} -> {cand_info.run_id}")
     for line in comparison_lines(comparison, _width()) + gate_lines(report.gates):
         _say(line)
-    for line in failure_lines(summary, f"modelopt show {cand_dir}"):
+    for line in calibration_lines(report.calibration) + inconclusive_lines(report):
+        _say(line)
+    for line in failure_lines(report.summary, f"modelopt show {cand_dir}"):
         _say(line)
     return _write_outputs(
         args, report, cand_dir, cand_dir if args.baseline_model else base_dir
@@ -168,12 +179,22 @@ def cmd_report(args: argparse.Namespace) -> int:
             _say(f"modelopt report: {exc}; the run's verdict is unknown", err=True)
             return 2
     else:
-        summary = summarize(read_run_info(run_dir), list(read_cases(run_dir)))
-        report = judge(summary, None, Policy.from_settings(settings))
+        cases = list(read_cases(run_dir))
+        summary = summarize(read_run_info(run_dir), cases)
+        try:
+            labels = labels_for(settings, find_project(Path.cwd()), Path.cwd())
+        except LabelsError as exc:
+            _say(f"modelopt report: {exc}", err=True)
+            return 2
+        report = judge(summary, None, Policy.from_settings(settings), cases=cases, labels=labels)
     _say(f"run {report.summary.run.run_id}: {report.verdict}")
     for line in table_lines(report.summary.evals, width=_width()):
         _say(line)
-    for line in gate_lines(report.gates):
+    for line in (
+        gate_lines(report.gates)
+        + calibration_lines(report.calibration)
+        + inconclusive_lines(report)
+    ):
         _say(line)
     return _write_outputs(
         args, report, run_dir, _baseline_dir(report, run_dir, settings.dir / "runs")

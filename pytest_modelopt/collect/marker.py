@@ -19,6 +19,7 @@ MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("graders", "()"),
     ("fail_on", "()"),
     ("strict", "False"),
+    ("calibration", "None"),
 )
 
 MARKER_KEYS = tuple(name for name, _ in MARKER_ARGUMENTS)

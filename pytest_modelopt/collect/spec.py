@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..graders.base import Grader, GraderError, as_grader
-from ..verdict.gates import GateError, parse_gate
+from ..verdict.gates import GateError, calibration_policy, parse_gate
 from .marker import MARKER_KEYS
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class EvalSpec:
     graders: tuple[Grader, ...] = ()
     fail_on: tuple[str, ...] = ()
     strict: bool = False
+    # the marker's calibration policy, as recorded on each case (None: the config's)
+    calibration: dict[str, float] | None = None
 
     @functools.cached_property
     def fingerprint(self) -> dict[str, str]:
@@ -148,6 +150,10 @@ def build_spec(
     strict = kwargs.get("strict", False)
     if not isinstance(strict, bool):
         raise EvalSpecError(f"strict must be True or False, got {strict!r}")
+    try:
+        policy = calibration_policy(kwargs.get("calibration"), "eval marker")
+    except GateError as exc:
+        raise EvalSpecError(str(exc)) from None
     if graders and prompt is None:
         raise EvalSpecError(
             "graders= grade the declared prompt's completion: add prompt=... (or call "
@@ -169,6 +175,9 @@ def build_spec(
         graders=graders,
         fail_on=tuple(fail_on),
         strict=strict,
+        calibration=(
+            None if policy is None else {k: float(v) for k, v in policy.model_dump().items()}
+        ),
     )
 
 

@@ -15,6 +15,7 @@ template that renders to that literal text.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import json
 from collections.abc import Callable, Mapping
@@ -124,6 +125,34 @@ class Grader(BaseModel):
     @property
     def label(self) -> str:
         return self.name or self.type
+
+    def resolved(self) -> Grader:
+        """This grader as it grades now: a judge that names no model gets the judge model
+        of the grading context (``judge_model`` in the settings)."""
+        return self
+
+    def identity_data(self) -> dict[str, Any]:
+        """What makes this grader judge the way it does: its OpenAI JSON without the
+        display name (a renamed grader is the same judge; a changed prompt is not)."""
+        try:
+            data = self.to_openai()
+        except GraderError:
+            data = self.model_dump(mode="json", exclude={"name"}, exclude_none=True)
+        data.pop("name", None)
+        return data
+
+    def identity(self) -> str:
+        """The first 16 hex digits of sha256 over the canonical JSON of ``identity_data``:
+        human labels are bound to it, so labels given to another version of a judge (its
+        model, prompt or parameters changed since) are not counted as this one's."""
+        raw = json.dumps(
+            self.resolved().identity_data(),
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
     def _grade(self, score: float, passed: bool, reason: str = "", **extra: Any) -> Grade:
         return Grade(name=self.label, score=score, passed=passed, reason=reason, **extra)
@@ -245,6 +274,11 @@ class FunctionGrader(Grader):
             f"grader {self.label!r} returned {type(value).__name__}; return a bool, a number "
             "or a Grade"
         )
+
+    def identity_data(self) -> dict[str, Any]:
+        """A function is known by where it is defined: its module and qualified name."""
+        where = f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', '?')}"
+        return {"type": self.type, "function": where, "pass_threshold": self.pass_threshold}
 
     def to_openai(self) -> dict[str, Any]:
         raise GraderError(

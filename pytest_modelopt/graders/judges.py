@@ -57,6 +57,14 @@ class _Judge(Grader):
                 raise ValueError(f"each input message needs content, got {message!r}")
         return value
 
+    def resolved(self) -> _Judge:
+        """With the context's judge model when the grader names none: the model that
+        actually judged is part of what the judge is (its identity, its record)."""
+        if self.model:
+            return self
+        model = context.current().judge_model
+        return self.model_copy(update={"model": model}) if model else self
+
     def to_openai(self) -> dict[str, Any]:
         if not self.model:
             raise GraderError(

@@ -48,6 +48,21 @@ class Multi(Grader):
             raise ValueError(str(exc)) from None
         return self
 
+    def resolved(self) -> Multi:
+        return self.model_copy(
+            update={"graders": {key: g.resolved() for key, g in self.graders.items()}}
+        )
+
+    def identity_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": "multi",
+            "graders": {key: g.identity_data() for key, g in self.graders.items()},
+            "calculate_output": self.calculate_output,
+        }
+        if self.pass_threshold is not None:
+            data["pass_threshold"] = self.pass_threshold
+        return data
+
     def to_openai(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "type": "multi",

@@ -7,11 +7,14 @@ included) all go through ``Finetuner``, so they build, check, confirm and launch
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from .. import hookspecs
+from ..config import find_project
+from ..records.labels import find_label_files, read_label_files
 from ..records.store import read_cases, read_run_info
 from .backends import BUILTIN, builtin_backend
 from .follow import follow
@@ -21,9 +24,9 @@ from .training_data import Selection, TrainingDataError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from pathlib import Path
 
     from ..config import Settings
+    from ..records.labels import Label
     from ..records.models import CaseRecord
     from .jobs import Backend, Manifest, Method
 
@@ -81,6 +84,15 @@ class Finetuner:
             )
         return found
 
+    def labels(self) -> list[Label]:
+        """The human labels the settings name (``labels``): globs from the config file
+        relative to the project's root, from the command line or the environment to the
+        current directory, as the verdict reads them."""
+        if not self.settings.labels:
+            return []
+        root = find_project(Path.cwd()) if self.settings.from_file("labels") else Path.cwd()
+        return read_label_files(find_label_files(self.settings.labels, root))
+
     def _example_hook(self) -> Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None]:
         hook = self.hook
 
@@ -117,6 +129,8 @@ class Finetuner:
             holdout_fraction=ft.holdout,
             salt=ft.salt,
             validation_fraction=ft.validation,
+            labels=self.labels(),
+            pin_labelled=ft.pin_labelled,
         )
         return prepare(
             records,

@@ -10,6 +10,13 @@ That is all distillation needs:
   ``non_preferred_output``.
 - **RFT**: the case's prompt and fields, with the eval's own graders as the reward.
 
+Human labels of whole cases (``records/labels.py``: ``modelopt review``, the run viewer)
+outrank the graders: an answer a reviewer passed is preferred as an SFT example (and is
+one even if a grader failed it), an answer a reviewer failed is never one; a reviewer's
+pass and fail of two answers to the same case make a DPO pair. With ``pin_labelled``,
+every labelled case is held out: the cases people looked at stay the ones a fine-tuned
+model is scored on.
+
 The split into train and holdout is by case id and deterministic (a hash, not a random
 draw), so the same case is held out in every eval, every run and every later launch:
 a model is never scored on a case it trained on.
@@ -25,9 +32,12 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
+from ..records.labels import output_sha256
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
+    from ..records.labels import Label
     from ..records.models import CaseRecord
     from .jobs import Method
 
@@ -74,6 +84,35 @@ class Selection:
     holdout_fraction: float = 0.2
     salt: str = "modelopt"
     validation_fraction: float = 0.0  # of the train cases, for the backend's validation file
+    labels: Sequence[Label] = ()  # human labels; those of whole cases outrank the graders
+    pin_labelled: bool = False  # hold out every case a label names
+
+    @property
+    def pinned(self) -> frozenset[str]:
+        """Case ids held out because a reviewer labelled them (with ``pin_labelled``)."""
+        return frozenset(lab.case_id for lab in self.labels) if self.pin_labelled else frozenset()
+
+
+class HumanVerdicts:
+    """The reviewers' verdicts on answers: the latest label of the whole case (``grader``
+    null) given to that answer (its ``output_sha256``, when the label has one)."""
+
+    def __init__(self, labels: Iterable[Label]) -> None:
+        self._by_case: dict[tuple[str, str, str, int], list[Label]] = defaultdict(list)
+        for label in labels:
+            if label.grader is None:
+                self._by_case[(label.eval, label.case_id, label.model, label.sample)].append(label)
+
+    def of(self, record: CaseRecord) -> bool | None:
+        """True: a reviewer passed this answer; False: failed it; None: nobody said."""
+        found = self._by_case.get((record.eval, record.case_id, record.model, record.sample))
+        if not found:
+            return None
+        sha = output_sha256(record.output)
+        usable = [lab for lab in found if lab.output_sha256 in (None, sha)]
+        if not usable:
+            return None
+        return max(usable, key=lambda lab: lab.time).verdict == "pass"
 
 
 def _chosen(records: Iterable[CaseRecord], selection: Selection) -> list[CaseRecord]:
@@ -126,8 +165,9 @@ def _passes(record: CaseRecord, min_score: float | None) -> bool:
 def _holdout(out: TrainingSet, records: Iterable[CaseRecord], selection: Selection) -> None:
     """Every case of the run that is held out, whether or not it made an example."""
     ids = {r.case_id for r in records}
+    pinned = selection.pinned
     out.holdout_cases = sorted(
-        i for i in ids if in_holdout(i, selection.holdout_fraction, selection.salt)
+        i for i in ids if in_holdout(i, selection.holdout_fraction, selection.salt) or i in pinned
     )
 
 
@@ -137,6 +177,9 @@ def _keep(
     """An example goes to the training or the validation file, or is held out."""
     if in_holdout(case_id, selection.holdout_fraction, selection.salt):
         out.skip("held out")
+        return
+    if case_id in selection.pinned:
+        out.skip("held out: labelled by a reviewer")
         return
     if in_holdout(case_id, selection.validation_fraction, selection.salt + "/validation"):
         out.validation.append(example)
@@ -161,26 +204,35 @@ def sft(
     selection: Selection,
     hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None = None,
 ) -> TrainingSet:
-    """The teacher's passing answers, one example per (eval, case): its best sample."""
+    """The teacher's passing answers, one example per (eval, case): its best sample, a
+    reviewer's pass first (module docstring)."""
     chosen = _chosen(records, selection)
     teacher = _teacher(chosen, selection.teacher)
     out = TrainingSet(method="sft")
-    best: dict[tuple[str, str], CaseRecord] = {}
+    human = HumanVerdicts(selection.labels)
+    best: dict[tuple[str, str], tuple[tuple[bool, float], CaseRecord]] = {}
     for record in chosen:
         if record.model != teacher:
             continue
-        if not _passes(record, selection.min_score):
+        said = human.of(record)
+        if said is False:
+            out.skip("failed by a reviewer")
+            continue
+        if said is None and not _passes(record, selection.min_score):
             out.skip("did not pass" if record.status != "passed" else "below --min-score")
             continue
         if record.output is None or _messages(record) is None:
             out.skip("no recorded prompt or answer")
             continue
         key = (record.eval, record.case_id)
-        current = best.get(key)
-        if current is None or (record.score or 0) > (current.score or 0):
-            best[key] = record
+        rank = (said is True, record.score or 0.0)
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, record)
+    confirmed = sum(rank[0] for rank, _ in best.values())
+    if confirmed:
+        out.notes.append(f"{confirmed} of the answers were passed by a reviewer")
     seen: set[str] = set()
-    for (eval_name, case_id), record in sorted(best.items()):
+    for (eval_name, case_id), (_, record) in sorted(best.items()):
         messages = _messages(record)
         assert messages is not None
         assert record.output is not None
@@ -212,8 +264,12 @@ def dpo(
 
     Answers of every model in the run count (samples of one model, or a strong and a weak
     model on the same prompt); ``selection.teacher``, when given, must be the preferred side.
+    A reviewer's verdict outranks the graders': an answer passed by a reviewer is preferred
+    over one the graders passed, one failed by a reviewer is rejected first.
     """
     out = TrainingSet(method="dpo")
+    human = HumanVerdicts(selection.labels)
+    reviewed = 0  # pairs of a reviewer's pass and fail
     chosen = _chosen(records, selection)
     groups: dict[tuple[str, str, str], list[CaseRecord]] = defaultdict(list)
     for record in chosen:
@@ -224,20 +280,29 @@ def dpo(
         prompt = json.dumps(messages, sort_keys=True)
         groups[(record.eval, record.case_id, prompt)].append(record)
     for (eval_name, case_id, _), group in sorted(groups.items()):
+        said = {id(r): human.of(r) for r in group}
         good = [
             r
             for r in group
-            if _passes(r, selection.min_score)
+            if (said[id(r)] or (said[id(r)] is None and _passes(r, selection.min_score)))
             and (selection.teacher is None or r.model == selection.teacher)
         ]
         bad = [
-            r for r in group if r.status == "failed" and r.output not in {g.output for g in good}
+            r
+            for r in group
+            if (said[id(r)] is False or (said[id(r)] is None and r.status == "failed"))
+            and r.output not in {g.output for g in good}
         ]
         if not good or not bad:
             out.skip("no passing-and-failing pair")
             continue
-        preferred = max(good, key=lambda r: (r.score or 0.0, r.model, r.sample))
-        rejected = min(bad, key=lambda r: (r.score or 0.0, r.model, r.sample))
+        preferred = max(
+            good, key=lambda r: (said[id(r)] is True, r.score or 0.0, r.model, r.sample)
+        )
+        rejected = min(
+            bad, key=lambda r: (said[id(r)] is not False, r.score or 0.0, r.model, r.sample)
+        )
+        reviewed += bool(said[id(preferred)]) and said[id(rejected)] is False
         messages = _messages(preferred)
         assert messages is not None
         example = _hooked(
@@ -254,6 +319,8 @@ def dpo(
             out.skip("dropped by the pytest_modelopt_training_example hook")
             continue
         _keep(out, example, case_id, eval_name, selection)
+    if reviewed:
+        out.notes.append(f"{reviewed} pairs are a reviewer's pass and fail of two answers")
     _holdout(out, chosen, selection)
     return out
 

@@ -31,6 +31,7 @@ class CaseState:
     case_id: str
     grades: list[Grade] = field(default_factory=list)
     graders: list[dict[str, Any] | None] = field(default_factory=list)  # beside each grade
+    identities: list[str | None] = field(default_factory=list)  # beside each grade
     calls: list[Completion] = field(default_factory=list)
     input: Any = None
     output: str | None = None
@@ -57,12 +58,15 @@ class CaseState:
             self.declared = self.declared or declared
 
     def add_grade(self, grade: Grade, grader: Grader) -> None:
-        """A grade, and the grader that gave it as OpenAI JSON when it has one."""
+        """A grade, the grader that gave it as OpenAI JSON when it has one (a judge with
+        the judge model that judged), and the grader's identity (human labels bind to it)."""
         self.grades.append(grade)
+        resolved = grader.resolved()
         try:
-            self.graders.append(grader.to_openai())
+            self.graders.append(resolved.to_openai())
         except GraderError:  # a Python function
             self.graders.append(None)
+        self.identities.append(resolved.identity())
 
     def add_judge_call(self, completion: Completion) -> None:
         self.judge_calls.append(completion)
@@ -81,6 +85,7 @@ class CaseState:
             "fingerprint": spec.fingerprint,
             "fail_on": list(spec.fail_on),
             "strict": spec.strict,
+            "calibration": spec.calibration,
         }
 
     def record(self) -> CaseRecord:
@@ -94,6 +99,7 @@ class CaseState:
         cost, unpriced = total([c.cost for c in calls])
         judge_cost, unpriced_judges = total([c.cost for c in judge_calls])
         definitions = self.graders + [None] * (len(self.grades) - len(self.graders))
+        identities = self.identities + [None] * (len(self.grades) - len(self.identities))
         grades = [
             {
                 "name": g.name,
@@ -103,8 +109,9 @@ class CaseState:
                 "error": None,
                 "sub_scores": dict(g.sub_scores),
                 "grader": d,
+                "identity": i,
             }
-            for g, d in zip(self.grades, definitions, strict=True)
+            for g, d, i in zip(self.grades, definitions, identities, strict=True)
         ]
         if self.status == "failed" and self.assert_reason is not None:
             grades.append(_assert_grade(0.0, False, redact(self.assert_reason)))
@@ -147,6 +154,7 @@ class CaseState:
             "fingerprint": spec.fingerprint,
             "fail_on": list(spec.fail_on),
             "strict": spec.strict,
+            "calibration": spec.calibration,
             "judge_calls": len(judge_calls),
             "judge_tokens": sum(c.usage.total_tokens for c in judge_calls),
             "judge_cost": judge_cost,
@@ -164,4 +172,5 @@ def _assert_grade(score: float, passed: bool, reason: str) -> dict[str, Any]:
         "error": None,
         "sub_scores": {},
         "grader": None,
+        "identity": None,
     }

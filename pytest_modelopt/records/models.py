@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 #: 2: every case line carries its ``schema_version`` (lines without one are version 1).
 #: 3: ``cost`` is the known part of a case's (and a summary row's) cost, and
 #: ``unpriced_calls`` / ``unpriced_judge_calls`` count the calls with no known price.
-SCHEMA_VERSION = 3
+#: 4: each grade carries its grader's ``identity`` (labels bind to it), each case its
+#: eval's ``calibration`` policy (its marker's), and a row's verdict may be ``inconclusive``.
+SCHEMA_VERSION = 4
 
 
 Status = Literal["passed", "failed", "error", "pending", "skipped"]
@@ -31,7 +33,9 @@ Status = Literal["passed", "failed", "error", "pending", "skipped"]
 NOT_RUN_ERRORS = frozenset({"not_recorded", "no_key"})
 
 
-Verdict = Literal["pass", "fail", "pending", "error", "none"]
+#: ``inconclusive``: a judge of the eval is not calibrated against human labels under the
+#: calibration policy, so it cannot decide the eval's verdict (verdict/calibration.py)
+Verdict = Literal["pass", "fail", "pending", "error", "none", "inconclusive"]
 
 
 class _Record(BaseModel):
@@ -49,6 +53,9 @@ class GradeRecord(_Record):
     sub_scores: dict[str, float] = Field(default_factory=dict)
     # the grader as OpenAI grader JSON (None: a Python function): what RFT rewards with
     grader: dict[str, Any] | None = None
+    # sha256 (16 hex digits) of what makes the grader judge as it does (Grader.identity);
+    # None in runs written before format 4, and for a test body's own asserts
+    identity: str | None = None
 
 
 class ErrorRecord(_Record):
@@ -95,6 +102,8 @@ class CaseRecord(_Record):
     fingerprint: dict[str, str] = Field(default_factory=dict)
     fail_on: list[str] = Field(default_factory=list)  # the eval's own gates (its marker)
     strict: bool = False  # its threshold applies to the pass rate's lower bound
+    # the eval's own calibration policy (its marker's): {"min_labels": N, "min_kappa": K}
+    calibration: dict[str, float] | None = None
     judge_calls: int = 0
     judge_tokens: int = 0
     judge_cost: float | None = None

@@ -28,7 +28,10 @@ from .terminal import COLUMNS
 from .viewer import script_json
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..records.models import RunSummary
+    from ..verdict.calibration import JudgeCalibration
     from ..verdict.compare import CaseDiff, Comparison, EvalComparison
     from ..verdict.gates import GateResult
 
@@ -627,6 +630,7 @@ def render(
     title: str = "pytest-modelopt report",
     summary: RunSummary | None = None,
     viewer: dict[str, Any] | None = None,
+    calibration: Sequence[JudgeCalibration] = (),
 ) -> str:
     """The whole report as one HTML document (a string), with nothing to load from outside.
 
@@ -659,6 +663,7 @@ def render(
         notes=_notes(comparison) if comparison else [],
         gates=gates,
         failed_gates=[g for g in gates if not g.passed],
+        calibration=[(cal, cal.cells()) for cal in calibration],
         charts=[
             EvalChart(
                 key=_key(row),

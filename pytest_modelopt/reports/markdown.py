@@ -70,7 +70,9 @@ def _delta(row: EvalComparison) -> str:
 
 
 def headline(comparison: Comparison, gates: list[GateResult]) -> str:
-    tone, text = compare_headline(comparison, sum(not g.passed for g in gates))
+    tone, text = compare_headline(
+        comparison, sum(not g.passed and not g.inconclusive for g in gates)
+    )
     icon = {"bad": "❌", "warn": "⚠️", "good": "✅", "none": "✅"}[tone]
     return f"### {icon} {text}"
 
@@ -102,7 +104,7 @@ def render(comparison: Comparison, gates: list[GateResult] | None = None) -> str
             f"{'—' if row.p_adjusted is None else f'{row.p_adjusted:.3g}'} | "
             f"{'—' if row.mde is None else f'±{row.mde:.1%}'} | {cost} | {p95} |"
         )
-    failed = [g for g in gates if not g.passed]
+    failed = [g for g in gates if not g.passed and not g.inconclusive]
     if failed:
         lines += ["", "**Failed gates**", ""]
         lines += [
@@ -167,20 +169,73 @@ def _case_row(case: CaseDiff) -> str:
 
 
 def render_report(report: EvalReport) -> str:
-    """The comparison when there is a baseline, else the run's own table."""
+    """The comparison when there is a baseline, else the run's own table; then, when
+    judges were calibrated or had to be, how they agree with the human labels."""
     if report.comparison is not None:
-        return render(report.comparison, report.gates)
-    return render_run(report.summary, report.gates)
+        body = render(report.comparison, report.gates)
+    else:
+        body = render_run(report.summary, report.gates)
+    warning, agreement = calibration_section(report)
+    return "\n\n".join(part for part in (warning, body, agreement) if part)
+
+
+def calibration_section(report: EvalReport) -> tuple[str, str]:
+    """A loud warning (GitHub's alert block), to put first, for each eval an uncalibrated
+    judge could not decide; and each judge's agreement with the human labels."""
+    if not report.calibration:
+        return "", ""
+    lines = []
+    uncalibrated = report.uncalibrated
+    if uncalibrated:
+        effect = "fail" if report.fail_inconclusive else "do not fail"
+        lines += [
+            "> [!WARNING]",
+            f"> **{len(uncalibrated)} eval verdict{'s' * (len(uncalibrated) != 1)} "
+            f"inconclusive (judge not calibrated)**: they {effect} this check.",
+        ]
+        for cal in uncalibrated:
+            lines.append(
+                f"> - {escape(cal.eval, 120)}: judge {code(cal.grader, 80)}: "
+                f"{escape(cal.why, 400)}; {cal.cells()['needed']}"
+            )
+    warning = "\n".join(lines)
+    lines = [
+        "**Judge calibration** (agreement with human labels, 95% intervals)",
+        "",
+        "| eval | judge | labels | accuracy | κ | TPR | TNR | calibrated |",
+        "|---|---|---:|---|---|---|---|---|",
+    ]
+    for cal in report.calibration:
+        cells = cal.cells()
+        icon = {True: "✅ ", False: "❔ ", None: ""}[cal.calibrated]
+        lines.append(
+            f"| {escape(cal.eval, 120)} | {code(cal.grader, 80)} | {cal.labels} | "
+            f"{cells['accuracy']} | {cells['kappa']} | {cells['tpr']} | {cells['tnr']} | "
+            f"{icon}{cells['calibrated']} |"
+        )
+    corrected = [(cal, rate) for cal in report.calibration for rate in cal.corrected]
+    if corrected:
+        lines += ["", "Judge-corrected pass rates (Rogan–Gladen, see docs/comparing.md):", ""]
+        lines += [
+            f"- {escape(cal.eval, 120)} ({escape(rate.model, 80)}), judge {code(cal.grader, 80)}:"
+            f" {rate.rate:.0%} [{rate.low:.0%}, {rate.high:.0%}]; the judge passed "
+            f"{rate.observed:.0%} of {rate.graded}"
+            for cal, rate in corrected
+        ]
+    return warning, "\n".join(lines)
 
 
 def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> str:
     gates = gates or []
-    failed = [g for g in gates if not g.passed]
+    failed = [g for g in gates if not g.passed and not g.inconclusive]
     below = [row for row in summary.evals if row.verdict == "fail"]
+    undecided = [row for row in summary.evals if row.verdict == "inconclusive"]
     if failed or below:
         head = (
             f"### ❌ {len(below) + len(failed)} check{'s' * (len(below) + len(failed) != 1)} failed"
         )
+    elif undecided:
+        head = f"### ❔ {len(undecided)} inconclusive: a judge is not calibrated"
     else:
         head = "### ✅ every eval passed its checks"
     lines = [
@@ -201,6 +256,7 @@ def render_run(summary: RunSummary, gates: list[GateResult] | None = None) -> st
             "pending": "⏳ pending",
             "error": "⚠️ error",
             "none": "—",
+            "inconclusive": "❔ inconclusive",
         }[row.verdict]
         lines.append(
             f"| {escape(row.eval, 120)} | {escape(row.model, 80)} | {row.cases} | "

@@ -19,6 +19,7 @@ from ..untrusted import for_terminal, one_line
 from ..verdict.compare import family_text
 
 if TYPE_CHECKING:
+    from ..verdict.calibration import JudgeCalibration
     from ..verdict.compare import Comparison
     from ..verdict.document import EvalReport
     from ..verdict.gates import GateResult
@@ -65,9 +66,14 @@ def _verdict(row: EvalSummary) -> str:
 
 
 def _short_verdict(row: EvalSummary) -> str:
-    return {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR", "none": "-"}[
-        row.verdict
-    ]
+    return {
+        "pass": "PASS",
+        "fail": "FAIL",
+        "pending": "PENDING",
+        "error": "ERROR",
+        "none": "-",
+        "inconclusive": "INCONCLUSIVE",
+    }[row.verdict]
 
 
 COLUMNS: list[Column] = [
@@ -352,8 +358,38 @@ def comparison_lines(comparison: Comparison, width: int | None = None) -> list[s
 
 def gate_lines(gates: Sequence[GateResult]) -> list[str]:
     return [
-        f"FAILED gate {g.gate} on {g.eval} [{g.model}]: {g.message}" for g in gates if not g.passed
+        f"{'INCONCLUSIVE' if g.inconclusive else 'FAILED'} gate {g.gate} on {g.eval} "
+        f"[{g.model}]: {g.message}" + (" (its judge is not calibrated)" if g.inconclusive else "")
+        for g in gates
+        if not g.passed
     ]
+
+
+def calibration_lines(calibration: Sequence[JudgeCalibration]) -> list[str]:
+    """Each LLM judge against the human labels, and the judge-corrected pass rates; an eval
+    its uncalibrated judge cannot decide says so, with how many more labels would do."""
+    out = []
+    for cal in calibration:
+        out.append(f"{cal.eval}: {cal.summary}")
+        for rate in cal.corrected:
+            out.append(
+                f"  judge-corrected pass rate [{rate.model}]: {rate.rate:.0%} "
+                f"[{rate.low:.0%}, {rate.high:.0%}] (the judge passed {rate.observed:.0%})"
+            )
+    return out
+
+
+def inconclusive_lines(report: EvalReport) -> list[str]:
+    """The loud part: which evals no judge could decide, and what would calibrate it."""
+    out = []
+    effect = "fails the run" if report.fail_inconclusive else "does not fail the run"
+    for cal in report.uncalibrated:
+        out.append(
+            f"INCONCLUSIVE eval {cal.eval} (judge not calibrated): judge {cal.grader!r}: "
+            f"{cal.why}; {cal.cells()['needed']} ({effect}; label cases with "
+            "`modelopt review`)"
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -395,6 +431,8 @@ def summary_lines(parts: SummaryParts) -> list[Line]:
     """
     lines: list[Line] = []
     summary, report = parts.summary, parts.report
+    if report is not None and summary is not None:
+        summary = report.summary  # with the verdicts the policy decided (inconclusive)
     if summary is not None and summary.evals:
         if parts.progress:
             lines.append(Line(f"modelopt: {parts.progress}"))
@@ -422,10 +460,15 @@ def summary_lines(parts: SummaryParts) -> list[Line]:
         if report is not None and report.comparison is not None:
             lines.append(Line(f"compared with {report.comparison.baseline_run}", sep="-"))
             lines += [Line(text) for text in comparison_lines(report.comparison, parts.width)]
+        if report is not None and report.calibration:
+            lines.append(Line("judge calibration", sep="-"))
+            lines += [Line(text) for text in calibration_lines(report.calibration)]
         failures = failure_lines(summary, f"modelopt show {parts.run_dir}")
         failures += gate_lines(report.gates) if report is not None else []
         lines.append(Line(""))
         lines += [Line(text, red=True, bold=True) for text in failures]
+        if report is not None:
+            lines += [Line(t, yellow=True, bold=True) for t in inconclusive_lines(report)]
         if report is not None and report.comparison is not None and report.comparison.regressed:
             lines.append(
                 Line(

@@ -83,7 +83,13 @@ def _render(report: EvalReport, kind: str, run_dir: Path | None, baseline_dir: P
 
         baseline = list(read_cases(baseline_dir)) if baseline_dir is not None else None
         document = viewer.document(report, read_cases(run_dir), baseline)
-    return html.render(report.comparison, report.gates, summary=report.summary, viewer=document)
+    return html.render(
+        report.comparison,
+        report.gates,
+        summary=report.summary,
+        viewer=document,
+        calibration=report.calibration,
+    )
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..records.models import RunSummary
+from .calibration import JudgeCalibration
 from .compare import Comparison
 from .gates import GateResult
 
@@ -25,7 +26,15 @@ class EvalReport(BaseModel):
     summary: RunSummary
     comparison: Comparison | None = None
     gates: list[GateResult] = Field(default_factory=list)
+    # each LLM judge against the human labels; an uncalibrated one makes its eval
+    # inconclusive (verdict/calibration.py)
+    calibration: list[JudgeCalibration] = Field(default_factory=list)
+    fail_inconclusive: bool = False  # whether an inconclusive eval failed the run
+
+    @property
+    def uncalibrated(self) -> list[JudgeCalibration]:
+        return [c for c in self.calibration if c.calibrated is False]
 
     @property
     def failed_gates(self) -> list[GateResult]:
-        return [g for g in self.gates if not g.passed]
+        return [g for g in self.gates if not g.passed and not g.inconclusive]

@@ -23,9 +23,9 @@ from __future__ import annotations
 import fnmatch
 import operator
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .compare import verdict_for
 from .stats import wilson_interval
@@ -82,6 +82,40 @@ class Gate(BaseModel):
         return name == self.eval if self.exact else fnmatch.fnmatchcase(name, self.eval)
 
 
+class CalibrationPolicy(BaseModel):
+    """When an LLM judge may decide a verdict: it has at least ``min_labels`` human labels
+    bound to its identity, and the lower end of the 95% interval of its Cohen's kappa with
+    them is at least ``min_kappa`` (see verdict/calibration.py). From ``[tool.modelopt]
+    calibration`` or an eval marker's ``calibration=``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_labels: int = Field(default=30, ge=1)
+    min_kappa: float = Field(default=0.6, ge=-1, le=1)
+
+
+def calibration_policy(value: Any, where: str) -> CalibrationPolicy | None:
+    """A policy from a marker or the config (a mapping), or None; GateError naming ``where``
+    and the field when it is not one."""
+    if value is None:
+        return None
+    if isinstance(value, CalibrationPolicy):
+        return value
+    if not isinstance(value, dict):
+        raise GateError(
+            f"{where}: calibration must be a table such as {{min_labels = 30, min_kappa = 0.6}}, "
+            f"got {value!r}"
+        )
+    try:
+        return CalibrationPolicy.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "calibration"
+        raise GateError(
+            f"{where}: calibration.{field}: {first['msg']} (known: min_labels, min_kappa)"
+        ) from None
+
+
 class GateResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -91,6 +125,8 @@ class GateResult(BaseModel):
     passed: bool
     actual: str
     message: str
+    # failed, but on an eval whose judge is not calibrated: it cannot decide (judge.py)
+    inconclusive: bool = False
 
 
 def parse_gate(expression: str) -> Gate:

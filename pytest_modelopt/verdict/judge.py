@@ -18,6 +18,12 @@ A run fails when any of these holds:
   default, ``[tool.modelopt.gates] max_error_rate``) unless an ``error_rate`` gate is
   configured. Samples that could not run for want of a key or a recording (a fork's
   replay-only run) are reported, not counted.
+
+Judges are held to human labels (``calibration.py``): under a calibration policy, an eval
+with an LLM judge that is not calibrated cannot be decided by it. Its threshold verdict
+becomes ``inconclusive``, and so does every failed gate of it that its judge decides
+(pass rate, score, regression; cost, latency and errors still decide). An inconclusive eval
+does not fail the run unless ``fail_inconclusive`` is set; the reports say so loudly.
 """
 
 from __future__ import annotations
@@ -25,14 +31,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .calibration import calibrate
 from .compare import compare_models, compare_runs
 from .document import EvalReport
-from .gates import check_comparison, check_run, parse_gate, parse_gates
+from .gates import (
+    CalibrationPolicy,
+    calibration_policy,
+    check_comparison,
+    check_run,
+    parse_gate,
+    parse_gates,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..config import Settings
+    from ..records.labels import Label
     from ..records.models import CaseRecord, RunInfo, RunSummary
     from .compare import Comparison
     from .gates import Gate
@@ -47,6 +62,8 @@ class Policy:
     tolerance: float = 0.02
     alpha: float = 0.05
     max_error_rate: float = 0.1
+    calibration: CalibrationPolicy | None = None  # the config's; a marker's wins for its eval
+    fail_inconclusive: bool = False
 
     @classmethod
     def from_settings(
@@ -63,6 +80,8 @@ class Policy:
             tolerance=settings.gates.tolerance if tolerance is None else tolerance,
             alpha=settings.gates.alpha if alpha is None else alpha,
             max_error_rate=settings.gates.max_error_rate,
+            calibration=calibration_policy(settings.calibration, settings.source_of("calibration")),
+            fail_inconclusive=settings.fail_inconclusive,
         )
 
 
@@ -104,18 +123,53 @@ def compare_with(
     return None
 
 
-def judge(summary: RunSummary, comparison: Comparison | None, policy: Policy) -> EvalReport:
-    """The verdict document: ``fail`` when a threshold or a gate fails (module docstring)."""
+#: Gate metrics an LLM judge decides: an uncalibrated judge makes their failures inconclusive.
+JUDGED_METRICS = frozenset({"pass_rate", "pass_rate_lower", "score", "regression"})
+
+
+def judge(
+    summary: RunSummary,
+    comparison: Comparison | None,
+    policy: Policy,
+    *,
+    cases: Sequence[CaseRecord] = (),
+    labels: Sequence[Label] = (),
+) -> EvalReport:
+    """The verdict document: ``fail`` when a threshold or a gate fails (module docstring).
+
+    ``cases`` and ``labels``: the run's cases and the human labels, to calibrate its judges.
+    """
     gates = gates_for(policy, summary, comparing=comparison is not None)
+    calibration = calibrate(cases, labels, policy.calibration)
+    undecided = {c.eval for c in calibration if c.calibrated is False}
     results = check_run(gates, summary.evals)
     if comparison is not None:
         results += check_comparison(gates, comparison)
-    failed = any(not g.passed for g in results) or any(
-        row.verdict == "fail" for row in summary.evals
+    results = [
+        r.model_copy(update={"inconclusive": True})
+        if not r.passed and r.eval in undecided and parse_gate(r.gate).metric in JUDGED_METRICS
+        else r
+        for r in results
+    ]
+    rows = [
+        row.model_copy(update={"verdict": "inconclusive"})
+        if row.eval in undecided and row.verdict in ("pass", "fail")
+        else row
+        for row in summary.evals
+    ]
+    inconclusive = any(r.inconclusive for r in results) or any(
+        row.verdict == "inconclusive" for row in rows
+    )
+    failed = (
+        any(not g.passed and not g.inconclusive for g in results)
+        or any(row.verdict == "fail" for row in rows)
+        or (inconclusive and policy.fail_inconclusive)
     )
     return EvalReport(
         verdict="fail" if failed else "pass",
-        summary=summary,
+        summary=summary.model_copy(update={"evals": rows}) if undecided else summary,
         comparison=comparison,
         gates=results,
+        calibration=calibration,
+        fail_inconclusive=policy.fail_inconclusive,
     )

@@ -533,3 +533,76 @@ def holm_bonferroni(p_values: Sequence[float], alpha: float = 0.05) -> list[bool
             break
         rejected[index] = True
     return rejected
+
+
+def cohens_kappa(
+    both_pass: int, human_only: int, judge_only: int, both_fail: int, confidence: float = 0.95
+) -> tuple[float, Interval]:
+    """Cohen's kappa of a judge with human labels on pass/fail, and its interval.
+
+    The 2x2 table: rows the human verdict, columns the judge's: ``both_pass`` (human pass,
+    judge pass), ``human_only`` (human pass, judge fail), ``judge_only`` (human fail, judge
+    pass), ``both_fail``. The interval is kappa +/- z * SE with the large-sample standard
+    error of Fleiss, Cohen & Everitt (1969), as statsmodels' ``cohens_kappa`` computes it.
+    NaN (and a NaN interval) when kappa is undefined: no labels, or both raters gave a
+    single verdict to everything (chance agreement is then 1).
+    """
+    _check_confidence(confidence)
+    n = both_pass + human_only + judge_only + both_fail
+    nan = float("nan")
+    if n == 0:
+        return nan, Interval(nan, nan)
+    p = [[both_pass / n, human_only / n], [judge_only / n, both_fail / n]]
+    rows = [p[0][0] + p[0][1], p[1][0] + p[1][1]]
+    cols = [p[0][0] + p[1][0], p[0][1] + p[1][1]]
+    observed = p[0][0] + p[1][1]
+    expected = rows[0] * cols[0] + rows[1] * cols[1]
+    if expected >= 1:
+        return nan, Interval(nan, nan)
+    kappa = (observed - expected) / (1 - expected)
+    term_a = sum(p[i][i] * (1 - (rows[i] + cols[i]) * (1 - kappa)) ** 2 for i in (0, 1))
+    term_b = (1 - kappa) ** 2 * sum(
+        p[i][j] * (cols[i] + rows[j]) ** 2 for i in (0, 1) for j in (0, 1) if i != j
+    )
+    term_c = (kappa - expected * (1 - kappa)) ** 2
+    variance = max(0.0, (term_a + term_b - term_c) / (1 - expected) ** 2 / n)
+    half = normal_quantile(1 - (1 - confidence) / 2) * math.sqrt(variance)
+    return kappa, Interval(max(-1.0, kappa - half), min(1.0, kappa + half))
+
+
+def corrected_rate(
+    observed: float,
+    n_observed: int,
+    tpr: tuple[int, int],
+    tnr: tuple[int, int],
+    confidence: float = 0.95,
+) -> tuple[float, Interval] | None:
+    """The pass rate a judge's observed pass rate stands for, corrected for its measured
+    error rates (Rogan & Gladen 1978): ``(observed + TNR - 1) / (TPR + TNR - 1)``, clipped
+    to [0, 1], with a delta-method interval that adds the uncertainty of all three
+    estimates: the run's ``n_observed`` graded samples, and the labels behind TPR
+    (``(judge passes among human passes, human passes)``) and TNR (``(judge fails among
+    human fails, human fails)``). TPR and TNR enter the variance as Agresti-Coull adjusted
+    proportions ((x + 2) / (n + 4)), so a label sample that agrees perfectly still carries
+    its small-sample uncertainty. None when the judge is no better than chance
+    (TPR + TNR <= 1) or a side has no labels: nothing can be corrected.
+    """
+    _check_confidence(confidence)
+    (tp, positives), (tn, negatives) = tpr, tnr
+    if not positives or not negatives or not n_observed:
+        return None
+    sensitivity, specificity = tp / positives, tn / negatives
+    youden = sensitivity + specificity - 1
+    if youden <= 0:
+        return None
+    theta = (observed + specificity - 1) / youden
+    adj_sens = (tp + 2) / (positives + 4)
+    adj_spec = (tn + 2) / (negatives + 4)
+    variance = (
+        observed * (1 - observed) / n_observed
+        + theta**2 * adj_sens * (1 - adj_sens) / positives
+        + (1 - theta) ** 2 * adj_spec * (1 - adj_spec) / negatives
+    ) / youden**2
+    half = normal_quantile(1 - (1 - confidence) / 2) * math.sqrt(variance)
+    clipped = min(1.0, max(0.0, theta))
+    return clipped, Interval(max(0.0, theta - half), min(1.0, theta + half))

@@ -119,6 +119,7 @@ def test_plain_assert_is_a_grade(project: Project, mode: list[str]) -> None:
             "error": None,
             "sub_scores": {},
             "grader": None,  # a plain assert has no grader to export
+            "identity": None,  # nor an identity for labels to bind to
         }
     ]
     failed = cases["t2"]["grades"][0]
