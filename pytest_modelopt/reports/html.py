@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..verdict.compare import CASES_SHOWN
+from ..verdict.compare import family_text
 from ..verdict.compare import headline as compare_headline
 from .terminal import COLUMNS
 from .viewer import script_json
@@ -656,6 +657,7 @@ def render(
         tone=tone,
         headline=text,
         comparison=comparison,
+        family=family_text(comparison) if comparison is not None else None,
         summary=summary,
         run_columns=[header for header, _ in COLUMNS],
         run_rows=_run_rows(summary) if summary is not None else [],

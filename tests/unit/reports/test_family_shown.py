@@ -69,3 +69,27 @@ def test_a_report_written_before_the_family_was_recorded_still_reads(
     again = Comparison.model_validate(old)
     assert again.family_size is None
     assert "Holm-adjusted across the evals compared" in markdown.render(again)
+
+
+def test_html_names_the_family(comparison: Comparison) -> None:
+    from html.parser import HTMLParser
+
+    from pytest_modelopt.reports import html
+
+    page = html.render(comparison, [])
+
+    class Family(HTMLParser):
+        text: list[str] = []  # noqa: RUF012 - one parser, one page
+        inside = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.inside = ("id", "family") in attrs
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.text.append(data)
+                self.inside = False
+
+    parser = Family()
+    parser.feed(page)
+    assert parser.text == [FAMILY]

@@ -13,6 +13,7 @@ import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from pytest_modelopt.records.labels import Label, merge_labels, read_labels
 from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
 from pytest_modelopt.records.store import RunWriter, read_cases, read_run_info, write_run_info
 from pytest_modelopt.reports.html import run_headline
@@ -261,7 +262,7 @@ def test_viewer_without_a_baseline(tmp_path: Path) -> None:
 
 def _label_lines(text: str) -> list[dict[str, Any]]:
     """The downloaded labels, each line checked against the agreed format by hand (the
-    labels model is written on the ``labels`` branch; this branch does not have it yet)."""
+    field order too) and then read by the labels format's own reader."""
     assert text.endswith("\n")
     lines = [json.loads(line) for line in text.splitlines()]
     for line in lines:
@@ -314,6 +315,16 @@ def test_review_marks_download_as_labels(tmp_path: Path) -> None:
         saved = tmp_path / "labels.jsonl"
         download.save_as(saved)
         lines = _label_lines(saved.read_text(encoding="utf-8"))
+        # the labels format reads the download as is, and merging it with a reviewer who
+        # disagrees on one case is a conflict on exactly that case
+        read = read_labels(saved)
+        assert [label.model_dump(mode="json") for label in read] == lines
+        other = read[0].model_copy(
+            update={"reviewer": "Grace", "verdict": "pass" if read[0].verdict == "fail" else "fail"}
+        )
+        merged, conflicts, _ = merge_labels([*read, Label.model_validate(other.model_dump())])
+        assert [c.labels[0].case_id for c in conflicts] == [read[0].case_id]
+        assert len(merged) == len(read) - 1
         by = {(line["case_id"], line["grader"]): line for line in lines}
         assert set(by) == {("c1-refund", None), ("c1-refund", "queue"), ("c4-<b>new</b>", None)}
         whole = by[("c1-refund", None)]
