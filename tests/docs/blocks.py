@@ -86,6 +86,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -461,7 +462,9 @@ class Page:
     def run(
         self, command: str, timeout: float = COMMAND_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        """``command`` in its own process group, so that a timeout stops everything it
+        started (a trainer, a server), not only the shell."""
+        with subprocess.Popen(
             ["bash", "-c", command],
             cwd=self.cwd,
             env=self.env,
@@ -469,9 +472,16 @@ class Page:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            timeout=timeout,
-            check=False,
-        )
+            start_new_session=True,
+        ) as process:
+            try:
+                output, _ = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+                raise
+        return subprocess.CompletedProcess(process.args, process.returncode, output)
 
 
 # -- evaluators ---------------------------------------------------------------------------------

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import TEST_KEY
 from tests.docs import blocks
+from tests.support.processes import processes_with
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,3 +96,16 @@ def test_an_init_project_is_what_modelopt_init_writes(server: FakeOpenAI, tmp_pa
 def test_the_records_stay_few() -> None:
     records = blocks.record_blocks()
     assert len(records) <= RECORD_BUDGET, "\n".join(f"{p.block.where}: {p.record}" for p in records)
+
+
+def test_a_block_that_times_out_stops_what_it_started(tmp_path: Path) -> None:
+    """A timed-out block leaves no process behind (a trainer, a server it started)."""
+    marker = f"docs-timeout-{os.getpid()}"
+    page = blocks.Page("page.md", tmp_path, dict(os.environ))
+    with pytest.raises(subprocess.TimeoutExpired):
+        page.run(f"(exec -a {marker} sleep 60) & echo $! > started; sleep 61", timeout=2)
+    assert (page.project / "started").read_text().strip().isdigit()  # it did start one
+    deadline = time.monotonic() + 5
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGKILL is delivered, not yet reaped
+    assert processes_with(marker) == []
