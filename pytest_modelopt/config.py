@@ -37,6 +37,7 @@ OTHER_VARIABLES = frozenset(
         "MODELOPT_WORDNET_DIR",
         "MODELOPT_NPM_CACHE",
         "MODELOPT_REVIEWER",  # who `modelopt review` says gave the labels
+        "MODELOPT_DIST",  # scripts/test: the sdist and wheel that tests/packaging checks
     }
 )
 CLI_PREFIX = "--eval-"

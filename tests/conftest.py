@@ -3,16 +3,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-import subprocess
-import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.cli import modelopt
 from tests.support.fake_openai import FakeOpenAI
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -84,14 +84,7 @@ class Project:
 
     def modelopt(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The `modelopt` command in this project, as a user runs it (no terminal)."""
-        return subprocess.run(
-            [sys.executable, "-m", "pytest_modelopt.cli", *args],
-            capture_output=True,
-            text=True,
-            cwd=self.path,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
+        return modelopt(self.path, *args)
 
     def run_dir(self) -> Path:
         runs = self.path / ".modelopt" / "runs"

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from ..verdict.compare import CASES_SHOWN
-from ..verdict.compare import family_text
+from ..verdict.compare import CASES_SHOWN, family_text
 from ..verdict.compare import headline as compare_headline
 from .terminal import COLUMNS
 from .viewer import script_json

@@ -29,18 +29,9 @@ if TYPE_CHECKING:
 
     from tests.support.fake_openai import FakeOpenAI
 
+from tests.support.cli import modelopt
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def modelopt(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_modelopt.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_modelopt.config import find_project
 from pytest_modelopt.plugin.selection import selects_evals
+from tests.support.cli import modelopt
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,17 +31,6 @@ def test_echo(llm, q):
 def test_unit():
     assert 1 + 1 == 2
 """
-
-
-def _modelopt(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest_modelopt.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 # -- the report header --------------------------------------------------------------------
@@ -111,10 +101,10 @@ def test_modelopt_finds_the_project_from_a_subdirectory(project: Project, mode: 
     project.test(EVAL_AND_UNIT, name="tests/evals/test_suite.py")
     project.run(*mode)
     sub = project.path / "tests" / "evals"
-    shown = _modelopt(sub, "show", "latest")
+    shown = modelopt(sub, "show", "latest")
     assert shown.returncode == 0, shown.stderr
     assert "test_suite::test_echo" in shown.stdout
-    report = _modelopt(sub, "report", "latest", "--json", "here.json")
+    report = modelopt(sub, "report", "latest", "--json", "here.json")
     assert report.returncode == 0, report.stderr
     assert (sub / "here.json").is_file()
 
