@@ -5,8 +5,8 @@ when they run, and a unit-test run that happens to collect them stays free.
 
 The ``-m`` expression is read by a small evaluator of pytest's marker grammar written here:
 pytest's own (``_pytest.mark.expression``) is private API, whose matcher protocol gained
-keyword arguments in pytest 8.3; all this needs is "does the expression select a test with
-only the eval marker", which the grammar's five token kinds answer.
+keyword arguments with pytest-dev/pytest#12500; all this needs is "does the expression
+select a test with only the eval marker", which the grammar's five token kinds answer.
 """
 
 from __future__ import annotations
