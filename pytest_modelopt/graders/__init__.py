@@ -338,9 +338,10 @@ def trajectory(
     name: str = "",
 ) -> TrajectoryMatch:
     """The agent's tool calls against ``expected`` (tool names, or ``{"name": ...,
-    "arguments": {...}}``). The score is F1 over calls; it passes when ``order="exact"``:
-    the same calls in the same order and no others; ``"in_order"``: the expected calls in
-    order, others allowed between; ``"any_order"``: every expected call, others allowed."""
+    "arguments": {...}}``). It passes, scoring 1, when ``order="exact"``: the same calls in
+    the same order and no others; ``"in_order"``: the expected calls in order, others
+    allowed between; ``"any_order"``: every expected call, others allowed. A failure
+    scores F1 over calls (partial credit), so the score is 1 exactly when it passes."""
     from .trajectories import TrajectoryMatch  # a grader family loads when first used
 
     calls = [c if isinstance(c, str) else dict(c) for c in expected]

@@ -71,8 +71,9 @@ class ToolNotCalled(TrajectoryGrader):
 
 
 class TrajectoryMatch(TrajectoryGrader):
-    """The tool calls against ``expected``: the score is F1 over calls (partial credit);
-    it passes by ``order``'s rule (exact, in_order, any_order)."""
+    """The tool calls against ``expected``, passing by ``order``'s rule (exact, in_order,
+    any_order) with score 1; a failure scores F1 over calls, partial credit (the rules are
+    in engines/trajectory_rules.py's ``rule_trajectory``)."""
 
     type: Literal["trajectory"] = "trajectory"
     expected: list[dict[str, Any]]
