@@ -9,7 +9,7 @@ formula naming an unknown grader) raises ``GraderError`` naming the grader.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .engines.similarity import Metric
     from .judges import LabelModel, ScoreModel, refusal
     from .local import ContainsAll, ContainsAny, JsonMatch, JsonSchema, Length, Numeric, Regex
+    from .trajectories import MaxToolCalls, MaxTurns, ToolCalled, ToolNotCalled, TrajectoryMatch
 
 # The judges and the local rules are imported when first used.
 _FAMILIES = {
@@ -52,6 +53,11 @@ _FAMILIES = {
     "Length": "local",
     "Numeric": "local",
     "Regex": "local",
+    "MaxToolCalls": "trajectories",
+    "MaxTurns": "trajectories",
+    "ToolCalled": "trajectories",
+    "ToolNotCalled": "trajectories",
+    "TrajectoryMatch": "trajectories",
 }
 
 
@@ -293,6 +299,69 @@ def length(
     )
 
 
+def tool_called(
+    name: str,
+    args: Mapping[str, Any] | None = None,
+    *,
+    match: Literal["subset", "exact"] = "subset",
+    times: int | None = None,
+    grader_name: str = "",
+) -> ToolCalled:
+    """The agent called the tool ``name`` (``times``: exactly that often), with ``args``
+    when given: ``match="subset"`` these keys and values at any depth, ``"exact"`` these and
+    no others. Reads ``sample.trajectory``; ``grader_name`` names the grader
+    (default ``tool_called:<name>``)."""
+    from .trajectories import ToolCalled  # a grader family loads when first used (start-up)
+
+    return _make(
+        ToolCalled,
+        tool=name,
+        args=None if args is None else dict(args),
+        match=match,
+        times=times,
+        name=grader_name,
+    )
+
+
+def tool_not_called(name: str, *, grader_name: str = "") -> ToolNotCalled:
+    """The agent never called the tool ``name``."""
+    from .trajectories import ToolNotCalled  # a grader family loads when first used
+
+    return _make(ToolNotCalled, tool=name, name=grader_name)
+
+
+def trajectory(
+    expected: Sequence[str | Mapping[str, Any]],
+    *,
+    order: Literal["exact", "in_order", "any_order"] = "exact",
+    match: Literal["subset", "exact"] = "subset",
+    name: str = "",
+) -> TrajectoryMatch:
+    """The agent's tool calls against ``expected`` (tool names, or ``{"name": ...,
+    "arguments": {...}}``). It passes, scoring 1, when ``order="exact"``: the same calls in
+    the same order and no others; ``"in_order"``: the expected calls in order, others
+    allowed between; ``"any_order"``: every expected call, others allowed. A failure
+    scores F1 over calls (partial credit), so the score is 1 exactly when it passes."""
+    from .trajectories import TrajectoryMatch  # a grader family loads when first used
+
+    calls = [c if isinstance(c, str) else dict(c) for c in expected]
+    return _make(TrajectoryMatch, expected=calls, order=order, match=match, name=name)
+
+
+def max_turns(n: int, *, name: str = "") -> MaxTurns:
+    """The agent made at most ``n`` model calls."""
+    from .trajectories import MaxTurns  # a grader family loads when first used
+
+    return _make(MaxTurns, n=n, name=name)
+
+
+def max_tool_calls(n: int, *, name: str = "") -> MaxToolCalls:
+    """The agent made at most ``n`` tool calls."""
+    from .trajectories import MaxToolCalls  # a grader family loads when first used
+
+    return _make(MaxToolCalls, n=n, name=name)
+
+
 __all__ = [
     "ContainsAll",
     "ContainsAny",
@@ -304,6 +373,8 @@ __all__ = [
     "JsonSchema",
     "LabelModel",
     "Length",
+    "MaxToolCalls",
+    "MaxTurns",
     "Multi",
     "Numeric",
     "Python",
@@ -311,6 +382,9 @@ __all__ = [
     "ScoreModel",
     "StringCheck",
     "TextSimilarity",
+    "ToolCalled",
+    "ToolNotCalled",
+    "TrajectoryMatch",
     "as_grader",
     "contains_all",
     "contains_any",
@@ -321,6 +395,8 @@ __all__ = [
     "json_schema",
     "label_model",
     "length",
+    "max_tool_calls",
+    "max_turns",
     "multi",
     "numeric",
     "python",
@@ -330,4 +406,7 @@ __all__ = [
     "score_model",
     "string_check",
     "text_similarity",
+    "tool_called",
+    "tool_not_called",
+    "trajectory",
 ]

@@ -158,7 +158,15 @@ class Grader(BaseModel):
         return Grade(name=self.label, score=score, passed=passed, reason=reason, **extra)
 
 
-_FAMILY_MODULES = ("judges", "local", "multi", "python", "string_check", "text_similarity")
+_FAMILY_MODULES = (
+    "judges",
+    "local",
+    "multi",
+    "python",
+    "string_check",
+    "text_similarity",
+    "trajectories",
+)
 
 
 def _load_families() -> None:
@@ -195,6 +203,8 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
         if "output_json" not in data:
             data["output_json"] = _parse_json(str(data["output_text"]))
         data.setdefault("output_tools", [])
+        if isinstance(data.get("trajectory"), BaseModel):
+            data["trajectory"] = data["trajectory"].model_dump(mode="json")
         return data
     if isinstance(sample, str):
         return {"output_text": sample, "output_json": _parse_json(sample), "output_tools": []}
@@ -204,11 +214,19 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
             f"cannot grade a {type(sample).__name__}: pass a Completion, a string or a dict "
             "with 'output_text'"
         )
-    return {
+    data = {
         "output_text": text,
         "output_json": getattr(sample, "json", None),
         "output_tools": list(getattr(sample, "tool_calls", []) or []),
     }
+    # an agent's result carries what it did (records/trajectory.py's shape): graders read
+    # it as sample.trajectory, a plain dict, as an exported python grader would
+    trajectory = getattr(sample, "trajectory", None)
+    if trajectory is not None:
+        data["trajectory"] = (
+            trajectory.model_dump(mode="json") if isinstance(trajectory, BaseModel) else trajectory
+        )
+    return data
 
 
 def _parse_json(text: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -31,19 +32,22 @@ def _usage_namespace(sample: Any) -> dict[str, Any]:
     return ns
 
 
-class LocalGrader(Grader):
-    """A grader computed by local_rules; exported to OpenAI as a python grader."""
+class RuleGrader(Grader):
+    """A grader computed by a self-contained rules module (``engine``), exported to OpenAI
+    as a python grader whose source is that module, so both score alike."""
 
-    input: Any = DEFAULT_INPUT
-    threshold_field: ClassVar[str | None] = None
+    engine: ClassVar[ModuleType] = local_rules
 
     def spec(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
+    def namespace(self, sample: Any) -> dict[str, Any]:
+        return sample_namespace(sample)
+
     def grade(self, sample: Any, item: Mapping[str, Any] | None = None) -> Grade:
         try:
-            score, passed, reason = local_rules.evaluate(
-                self.spec(), _usage_namespace(sample), dict(item or {})
+            score, passed, reason = self.engine.evaluate(
+                self.spec(), self.namespace(sample), dict(item or {})
             )
         except (KeyError, ValueError, TypeError) as exc:
             message = exc.args[0] if exc.args else str(exc)
@@ -54,13 +58,23 @@ class LocalGrader(Grader):
         spec = {**self.spec(), "name": self.label}
         source = (
             f"{HEADER}{json.dumps(spec, sort_keys=True)}\n"
-            + inspect.getsource(local_rules)
+            + inspect.getsource(self.engine)
             + "\n\nSPEC = "
             + repr(spec)
             + "\n\n\ndef grade(sample, item):\n"
             + "    return float(evaluate(SPEC, sample, item)[0])\n"
         )
         return {"type": "python", "name": self.label, "source": source}
+
+
+class LocalGrader(RuleGrader):
+    """A grader computed by local_rules on the output (or ``input``)."""
+
+    input: Any = DEFAULT_INPUT
+    threshold_field: ClassVar[str | None] = None
+
+    def namespace(self, sample: Any) -> dict[str, Any]:
+        return _usage_namespace(sample)
 
 
 def local_from_python_source(source: str) -> Grader | None:

@@ -20,6 +20,7 @@ from .models import SCHEMA_VERSION, CaseRecord, ErrorRecord, Status
 
 if TYPE_CHECKING:
     from ..collect.spec import EvalParam
+    from .trajectory import Trajectory
 
 
 @dataclass
@@ -43,6 +44,8 @@ class CaseState:
     judge_calls: list[Completion] = field(default_factory=list)
     completion_id: str | None = None
     completion_metadata: dict[str, str] | None = None
+    # what the case's agent did, in the trajectory format (records/trajectory.py)
+    trajectory: Trajectory | None = None
 
     declared: bool = False
 
@@ -160,7 +163,22 @@ class CaseState:
             "judge_cost": judge_cost,
             "unpriced_judge_calls": unpriced_judges,
             "finished_at": time.time(),
+            "trajectory": (
+                None if self.trajectory is None else _redacted(self.trajectory.model_dump())
+            ),
         }
+
+
+def _redacted(value: Any) -> Any:
+    """Every string inside ``value`` redacted: a tool's output or a model's message can
+    echo a key as well as the final output can."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def _assert_grade(score: float, passed: bool, reason: str) -> dict[str, Any]:

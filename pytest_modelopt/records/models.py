@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .trajectory import Trajectory
+
 #: The run format this version writes; readers accept every version from 1 up to it, and
 #: refuse a newer one (written by a newer pytest-modelopt) rather than misread it.
 #: 2: every case line carries its ``schema_version`` (lines without one are version 1).
@@ -25,7 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: ``unpriced_calls`` / ``unpriced_judge_calls`` count the calls with no known price.
 #: 4: each grade carries its grader's ``identity`` (labels bind to it), each case its
 #: eval's ``calibration`` policy (its marker's), and a row's verdict may be ``inconclusive``.
-SCHEMA_VERSION = 4
+#: 5: a case may carry its agent's ``trajectory`` (``trajectory.py``; null when none ran).
+SCHEMA_VERSION = 5
 
 
 Status = Literal["passed", "failed", "error", "pending", "skipped"]
@@ -109,6 +112,8 @@ class CaseRecord(_Record):
     judge_cost: float | None = None
     unpriced_judge_calls: int = 0
     finished_at: float = Field(default_factory=time.time)
+    # what an agent did (its items, turns, final output); None when the case ran no agent
+    trajectory: Trajectory | None = None
 
     @property
     def unpriced(self) -> int:

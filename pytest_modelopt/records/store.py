@@ -111,7 +111,8 @@ def read_cases(run_dir: Path, *, slim: bool = False) -> Iterator[CaseRecord]:
     is not an extra sample. A torn last line is skipped; see ``_read_case_file``.
 
     ``slim``: for summaries and comparisons, which hold every case of a run at once. The
-    records leave out ``input``, ``item`` and ``completion_metadata``, and records share
+    records leave out ``input``, ``item``, ``completion_metadata`` and ``trajectory``, and
+    records share
     what is the same in all of them (their sets of set fields, fingerprints, gates): half
     of a parsed record's memory is pydantic's per-instance set of field names.
     """
@@ -213,7 +214,7 @@ def read_model(path: Path, model: type[M]) -> M:
 
 
 def _slim(record: CaseRecord, shared: dict[Any, Any]) -> None:
-    record.input = record.item = record.completion_metadata = None
+    record.input = record.item = record.completion_metadata = record.trajectory = None
     record.fingerprint = shared.setdefault(
         ("fingerprint", *sorted(record.fingerprint.items())), record.fingerprint
     )

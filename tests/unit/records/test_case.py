@@ -16,6 +16,7 @@ from pytest_modelopt.model.types import Completion, Usage
 from pytest_modelopt.records.case import CaseState
 from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord
 from pytest_modelopt.records.store import RunWriter
+from pytest_modelopt.records.trajectory import Item, Trajectory
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,6 +53,14 @@ def case_states(tmp_path: Path) -> list[CaseState]:
     graded.add_judge_call(call(None))
     graded.completion_metadata = {"modelopt_eval": "e", "n": 1}  # type: ignore[dict-item]
     graded.duration_s = 1
+    graded.trajectory = Trajectory(
+        items=[
+            Item(kind="tool_call", name="lookup", arguments={"id": 3, "deep": {"a": [1]}}),
+            Item(kind="tool_output", call_id="c", output="key sk-abcdefghijklmnop"),
+        ],
+        turns=2,
+        final_output="done",
+    )
     asserted.add_call(call(None), "q")
     asserted.assert_reason = "wrong"
     errored.error = ErrorRecord(kind="rate_limit", message="429 after 5 attempts")
@@ -94,6 +103,10 @@ def test_record_fields_are_exactly_the_case_record_dump(tmp_path: Path) -> None:
     assert errored.error == ErrorRecord(kind="rate_limit", message="429 after 5 attempts")
     assert (skipped.grades, pending.grades, unfinished.status) == ([], [], "error")
     assert plain.item is None
+    assert plain.trajectory is None
+    assert graded.trajectory is not None
+    assert graded.trajectory.items[0].arguments == {"id": 3, "deep": {"a": [1]}}
+    assert graded.trajectory.items[1].output == "key ***"  # a tool's output is redacted too
     assert plain.sample == 0
     path = tmp_path / "run"
     writer = RunWriter(path, "main")
