@@ -22,11 +22,12 @@ Only imported when an eval runs an agent: ``agents`` imports ``openai`` (~0.9 s)
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from agents import Agent, Model, ModelProvider, OpenAIResponsesModel, RunConfig
+from agents import Agent, Model, ModelProvider, OpenAIResponsesModel, RunConfig, Runner
 from agents.items import (
     HandoffCallItem,
     HandoffOutputItem,
@@ -41,7 +42,7 @@ from openai.types.responses import Response
 from .types import CallContext, Completion, ModelCallError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from agents import RunResult
 
@@ -50,13 +51,106 @@ if TYPE_CHECKING:
 
 @dataclass
 class AgentCalls:
-    """The model calls one agent run made, in order: what records, usage and cost read."""
+    """The model calls one agent run made, in order: what records, usage and cost read.
+
+    ``on_call``: told of each call as it ends (the case in flight counts it)."""
 
     completions: list[Completion] = field(default_factory=list)
+    on_call: Callable[[Completion], None] | None = None
 
     @property
     def turns(self) -> int:
         return len(self.completions)
+
+    def add(self, completion: Completion) -> None:
+        self.completions.append(completion)
+        if self.on_call is not None:
+            self.on_call(completion)
+
+
+@dataclass
+class AgentRun:
+    """What ``run_agent`` returns: the SDK's result, the run as a trajectory, its calls."""
+
+    result: RunResult
+    trajectory: dict[str, Any]
+    calls: list[Completion]
+
+    @property
+    def final_output(self) -> Any:
+        return self.result.final_output
+
+
+class AgentRunner:
+    """The ``run_agent`` fixture: runs an agent on the model under test, through the run's
+    ``ModelClient``, each model call counted on the current case (like ``llm``'s)."""
+
+    def __init__(
+        self,
+        client: ModelClient,
+        model: str,
+        *,
+        sample: int = 0,
+        eval: str | None = None,
+        case_id: str | None = None,
+        on_call: Callable[[Completion, Any], None] | None = None,
+    ) -> None:
+        self._client = client
+        self.model = model
+        self.sample = sample
+        self._eval = eval
+        self._case_id = case_id
+        self._on_call = on_call
+
+    def __repr__(self) -> str:
+        return f"<run_agent {self.model}>"
+
+    def __call__(
+        self,
+        agent: Agent[Any],
+        input: str | list[Any],
+        *,
+        pinned: Iterable[str] = (),
+        max_turns: int = 10,
+        **run_config: Any,
+    ) -> AgentRun:
+        """Run ``agent`` to its final output (``Runner.run``); from a coroutine, await
+        ``arun`` instead. ``pinned``: model names that keep their own model;
+        ``run_config``: ``RunConfig`` fields (tracing stays off unless set)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            run = self.arun(agent, input, pinned=pinned, max_turns=max_turns, **run_config)
+            done: AgentRun = asyncio.run(run)
+            return done
+        raise RuntimeError(
+            "run_agent(...) was called inside a running event loop: "
+            "use `await run_agent.arun(...)` there"
+        )
+
+    async def arun(
+        self,
+        agent: Agent[Any],
+        input: str | list[Any],
+        *,
+        pinned: Iterable[str] = (),
+        max_turns: int = 10,
+        **run_config: Any,
+    ) -> AgentRun:
+        check_agents(agent)
+        on_call = self._on_call
+        calls = AgentCalls(on_call=None if on_call is None else lambda c: on_call(c, input))
+        provider = LayerProvider(
+            self._client,
+            self.model,
+            context=CallContext("/responses", self.model, self.sample, self._eval, self._case_id),
+            pinned=pinned,
+            calls=calls,
+        )
+        result = await Runner.run(
+            agent, input, max_turns=max_turns, run_config=provider.run_config(**run_config)
+        )
+        return AgentRun(result, trajectory(result, calls.turns), list(calls.completions))
 
 
 class _Responses:
@@ -98,7 +192,7 @@ class _Responses:
             case_id=self._context.case_id,
         )
         completion = await self._client.acall("responses", body, context, headers=headers)
-        self._calls.completions.append(completion)
+        self._calls.add(completion)
         return Response.model_validate(completion.response or {})
 
 

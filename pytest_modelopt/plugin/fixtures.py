@@ -1,4 +1,5 @@
-"""The plugin's fixtures: ``llm`` / ``model``, ``case``, ``completion``, ``grade``, ``finetune``.
+"""The plugin's fixtures: ``llm`` / ``model``, ``run_agent``, ``case``, ``completion``,
+``grade``, ``finetune``.
 
 They find the running item through a context variable set at its setup (see ``state.py``)
 rather than through ``request``, and import the run's code only when called, so that
@@ -18,6 +19,7 @@ from .state import ITEM
 if TYPE_CHECKING:
     from ..collect.spec import EvalParam
     from ..graders.base import Grade
+    from ..model.agents_sdk import AgentRunner
     from ..model.bound import BoundModel
     from ..model.types import Completion
     from ..optimize.flow import Finetuner
@@ -59,6 +61,43 @@ def llm(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) -> Bound
         return BoundModel(run.client, run.settings.models[0])
     state = plugin.eval_state(_item("llm"), "llm")
     return BoundModel(
+        run.client,
+        _modelopt_param.model,
+        sample=_modelopt_param.sample,
+        eval=_modelopt_param.spec.name,
+        case_id=state.case_id,
+        on_call=state.add_call,
+    )
+
+
+@pytest.fixture
+def run_agent(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) -> AgentRunner:
+    """Runs an OpenAI Agents SDK agent on the model under test: ``run_agent(agent, input)``.
+
+    Every model call of the run goes through the run's model client (cache, retries,
+    usage and cost), on this eval's model, and counts on the case like ``llm``'s."""
+    try:
+        # the Agents SDK (and openai, ~1 s) only once a test runs an agent
+        from ..model.agents_sdk import AgentRunner
+    except ModuleNotFoundError as exc:
+        if exc.name != "agents":
+            raise
+        raise pytest.UsageError(
+            "the 'run_agent' fixture needs the OpenAI Agents SDK: "
+            "pip install 'pytest-modelopt[agents]'"
+        ) from None
+
+    plugin = activate(pytestconfig)
+    run = plugin.run
+    if _modelopt_param is None:
+        if not run.settings.models:
+            raise pytest.UsageError(
+                "the 'run_agent' fixture needs a model: pass --eval-models or set models in "
+                "[tool.modelopt]"
+            )
+        return AgentRunner(run.client, run.settings.models[0])
+    state = plugin.eval_state(_item("run_agent"), "run_agent")
+    return AgentRunner(
         run.client,
         _modelopt_param.model,
         sample=_modelopt_param.sample,
