@@ -42,7 +42,7 @@ from openai.types.responses import Response
 from .types import CallContext, Completion, ModelCallError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from agents import RunResult
 
@@ -57,6 +57,8 @@ class AgentCalls:
 
     completions: list[Completion] = field(default_factory=list)
     on_call: Callable[[Completion], None] | None = None
+    # tool exceptions by call id, as "Type: message" (the model sees the SDK's message)
+    tool_errors: dict[str, str] = field(default_factory=dict)
 
     @property
     def turns(self) -> int:
@@ -150,7 +152,8 @@ class AgentRunner:
         result = await Runner.run(
             agent, input, max_turns=max_turns, run_config=provider.run_config(**run_config)
         )
-        return AgentRun(result, trajectory(result, calls.turns), list(calls.completions))
+        run = trajectory(result, calls.turns, calls.tool_errors)
+        return AgentRun(result, run, list(calls.completions))
 
 
 class _Responses:
@@ -235,9 +238,25 @@ class LayerProvider(ModelProvider):
 
     def run_config(self, **settings: Any) -> RunConfig:
         """A ``RunConfig`` that uses this provider, with tracing off: an eval sends nothing
-        to OpenAI's trace exporter (its spans would carry dataset rows and outputs)."""
+        to OpenAI's trace exporter (its spans would carry dataset rows and outputs).
+
+        A tool that raises is noted for the trajectory through the SDK's
+        ``tool_error_formatter`` (the user's own one, if given, still decides the message
+        the model sees; without one the SDK's default message is kept, so that recorded
+        requests replay)."""
         settings.setdefault("tracing_disabled", True)
+        settings["tool_error_formatter"] = self._noting(settings.get("tool_error_formatter"))
         return RunConfig(model_provider=self, **settings)
+
+    def _noting(self, formatter: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+        errors = self.calls.tool_errors
+
+        def note(args: Any) -> Any:
+            if args.kind == "tool_exception" and args.error is not None:
+                errors[args.call_id] = f"{type(args.error).__name__}: {args.error}"
+            return None if formatter is None else formatter(args)
+
+        return note
 
 
 def check_agents(agent: Agent[Any]) -> None:
@@ -262,15 +281,22 @@ def _agents(agent: Agent[Any], seen: set[int]) -> Iterator[Agent[Any]]:
         # a Handoff object holds its agent behind an async callback: only its name is known
 
 
-def trajectory(result: RunResult, turns: int) -> dict[str, Any]:
-    """The run's trajectory dict: its items in order, the model calls made, the output."""
+def trajectory(
+    result: RunResult, turns: int, tool_errors: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The run's trajectory dict: its items in order, the model calls made, the output.
+
+    ``tool_errors``: the exceptions tools raised, by call id (``AgentCalls.tool_errors``)."""
     items: list[dict[str, Any]] = []
     for guardrail in result.input_guardrail_results:
         items.append(_guardrail(guardrail.guardrail.get_name(), guardrail.output, None))
     for item in result.new_items:
         converted = _item(item)
-        if converted is not None:
-            items.append(converted)
+        if converted is None:
+            continue
+        if converted["kind"] == "tool_output" and tool_errors:
+            converted["error"] = tool_errors.get(converted["call_id"])
+        items.append(converted)
     for checked in result.output_guardrail_results:
         items.append(_guardrail(checked.guardrail.get_name(), checked.output, checked.agent.name))
     final = result.final_output

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from agents import Agent, Runner, function_tool
 
-from pytest_modelopt.model.agents_sdk import AgentCalls, LayerProvider, check_agents, trajectory
+from pytest_modelopt.model.agents_sdk import (
+    AgentCalls,
+    AgentRunner,
+    LayerProvider,
+    check_agents,
+    trajectory,
+)
 from pytest_modelopt.model.cache import ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
@@ -151,3 +157,27 @@ def test_an_agent_with_a_model_object_is_refused() -> None:
     helper = Agent(name="helper", model=own)
     with pytest.raises(ValueError, match="agent 'helper' has a Model object"):
         check_agents(Agent(name="main", handoffs=[helper]))
+
+
+@function_tool
+def lookup_order(order_id: int) -> str:
+    """An order's status."""
+    raise ValueError(f"no order {order_id}")
+
+
+def test_a_tool_that_raises_is_in_the_trajectory_with_its_error(server: FakeOpenAI) -> None:
+    server.reply(answer_from_tool)
+    server.reply_tool_call("lookup_order", {"order_id": 42}, until_tool_output=True)
+    client = ModelClient(base_url=server.base_url, timeout=5.0, max_retries=0)
+    counted: list[tuple[str, Any]] = []
+    runner = AgentRunner(client, "gpt-4.1-mini", on_call=lambda c, i: counted.append((c.text, i)))
+    agent = Agent(name="support", instructions="Look the order up.", tools=[lookup_order])
+
+    run = runner(agent, "Where is order 42?")
+
+    (output,) = [i for i in run.trajectory["items"] if i["kind"] == "tool_output"]
+    assert output["error"] == "ValueError: no order 42"
+    # the model still sees the SDK's own message: recorded requests do not depend on us
+    assert output["output"] == "An error occurred while running the tool. Please try again."
+    assert run.final_output == f"It is {output['output']}."
+    assert counted == [("", "Where is order 42?"), (run.final_output, "Where is order 42?")]
