@@ -322,7 +322,9 @@ def _blank(kind: str, agent: str | None) -> dict[str, Any]:
 
 
 def _item(item: Any) -> dict[str, Any] | None:
-    """One ``RunResult.new_items`` entry as a trajectory item; None for kinds not kept."""
+    """One ``RunResult.new_items`` entry as a trajectory item; None for kinds not kept.
+
+    A handoff is one item (agent: from, name: to), from the SDK's handoff output item."""
     agent = getattr(getattr(item, "agent", None), "name", None)
     raw = item.raw_item
     if isinstance(item, MessageOutputItem):
@@ -333,10 +335,7 @@ def _item(item: Any) -> dict[str, Any] | None:
         )
         return out
     if isinstance(item, HandoffCallItem):
-        out = _blank("handoff", agent)
-        out["name"] = raw.name
-        out["call_id"] = raw.call_id
-        return out
+        return None  # its tool name, not the agent: the output item below names both agents
     if isinstance(item, HandoffOutputItem):
         out = _blank("handoff", item.source_agent.name)
         out["name"] = item.target_agent.name

@@ -7,7 +7,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from agents import Agent, Runner, function_tool
+from agents import Agent, GuardrailFunctionOutput, Runner, function_tool, input_guardrail
 
 from pytest_modelopt.model.agents_sdk import (
     AgentCalls,
@@ -181,3 +181,31 @@ def test_a_tool_that_raises_is_in_the_trajectory_with_its_error(server: FakeOpen
     assert output["output"] == "An error occurred while running the tool. Please try again."
     assert run.final_output == f"It is {output['output']}."
     assert counted == [("", "Where is order 42?"), (run.final_output, "Where is order 42?")]
+
+
+def test_a_handoff_and_a_guardrail_in_the_trajectory(server: FakeOpenAI) -> None:
+    server.reply("Refund approved.", model="gpt-4o")
+    server.reply_tool_call("transfer_to_billing", {}, until_tool_output=True)
+
+    @input_guardrail
+    def polite(context: Any, agent: Agent[Any], text: Any) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info={"rude": False}, tripwire_triggered=False)
+
+    billing = Agent(name="billing", instructions="Handle refunds.", model="gpt-4o")
+    triage = Agent(
+        name="triage", instructions="Route.", handoffs=[billing], input_guardrails=[polite]
+    )
+    client = ModelClient(base_url=server.base_url, timeout=5.0, max_retries=0)
+    run = AgentRunner(client, "gpt-4.1-mini")(triage, "I want a refund", pinned=["gpt-4o"])
+
+    assert [b["model"] for b in responses_posts(server)] == ["gpt-4.1-mini", "gpt-4o"]
+    kept = [
+        (i["kind"], i["agent"], i["name"], i["content"], i["output"])
+        for i in run.trajectory["items"]
+    ]
+    assert kept == [
+        ("guardrail", None, "polite", "passed", '{"rude": false}'),
+        ("handoff", "triage", "billing", None, None),
+        ("message", "billing", None, "Refund approved.", None),
+    ]
+    assert (run.trajectory["turns"], run.final_output) == (2, "Refund approved.")
