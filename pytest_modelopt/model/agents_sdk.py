@@ -23,6 +23,7 @@ Only imported when an eval runs an agent: ``agents`` imports ``openai`` (~0.9 s)
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -39,7 +40,7 @@ from agents.items import (
 from openai import AsyncOpenAI, NotGiven, Omit
 from openai.types.responses import Response
 
-from .types import CallContext, Completion, ModelCallError
+from .types import CallContext, Completion, ModelCallError, Usage
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -257,6 +258,57 @@ class LayerProvider(ModelProvider):
             return None if formatter is None else formatter(args)
 
         return note
+
+
+def load_agent(ref: str) -> Agent[Any]:
+    """The agent an ``agent="package.module:name"`` marker names, imported."""
+    module_name, _, attribute = ref.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"agent={ref!r}: cannot import {module_name!r}: {exc}") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(f"agent={ref!r}: {module_name!r} has no {attribute!r}")
+        found = getattr(found, part)
+    if not isinstance(found, Agent):
+        raise ValueError(f"agent={ref!r} is a {type(found).__name__}, not an agents.Agent")
+    return found
+
+
+def as_completion(run: AgentRun) -> Completion:
+    """The agent run as the ``completion`` a test and its graders read: the final output
+    as text, every tool call, and the usage, cost and latency of all its model calls."""
+    last = run.calls[-1] if run.calls else None
+    final = run.final_output
+    usage = sum((c.usage for c in run.calls), Usage())
+    costs = [c.cost for c in run.calls]
+    tool_calls = [
+        {
+            "id": item["call_id"],
+            "type": "function",
+            "function": {
+                "name": item["name"],
+                "arguments": item["arguments"]
+                if isinstance(item["arguments"], str)
+                else json.dumps(item["arguments"]),
+            },
+        }
+        for item in run.trajectory["items"]
+        if item["kind"] == "tool_call"
+    ]
+    return Completion(
+        text="" if final is None else _text(final),
+        model=last.model if last else "",
+        api="responses",
+        tool_calls=tool_calls,
+        usage=usage,
+        cost=None if None in costs else sum(c for c in costs if c is not None),
+        latency_s=sum(c.latency_s for c in run.calls),
+        cached=bool(run.calls) and all(c.cached for c in run.calls),
+        request=last.request if last else {},
+        response=last.response if last else None,
+    )
 
 
 def check_agents(agent: Agent[Any]) -> None:

@@ -123,7 +123,8 @@ def case() -> Mapping[str, Any]:
 
 @pytest.fixture
 def completion() -> Completion:
-    """The declared prompt, rendered with this case, answered by this model."""
+    """The declared prompt, rendered with this case, answered by this model (in an
+    ``agent=`` eval: the agent's run on this case)."""
     item = _item("completion")
     return _plugin(item).completion(item)
 

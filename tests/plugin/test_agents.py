@@ -65,3 +65,51 @@ def test_run_agent_records_then_replays_offline(
     assert server.requests == []
     (replayed,) = project.cases()
     assert (replayed["calls"], replayed["output"]) == (2, "It is sunny in Paris.")
+
+
+AGENT_MODULE = """
+from agents import Agent, function_tool
+
+@function_tool
+def get_weather(city: str) -> str:
+    \"\"\"The weather in a city.\"\"\"
+    return f"sunny in {city}"
+
+forecaster = Agent(name="forecaster", instructions="Use the tool.", tools=[get_weather])
+"""
+
+
+def test_an_agent_eval_runs_the_agent_on_each_case(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
+    server.reply(answer_from_tool)
+    server.reply_tool_call("get_weather", {"city": "Paris"}, until_tool_output=True)
+    project.file("weather_agent.py", AGENT_MODULE)
+    project.dataset(
+        "data/q.jsonl",
+        [
+            {"id": "a", "input": "Weather in Paris?", "want": "sunny in Paris"},
+            {"id": "b", "input": "And in Paris today?", "want": "rain"},
+        ],
+    )
+    project.test(
+        """
+        import pytest
+        from pytest_modelopt import graders
+
+        @pytest.mark.eval(
+            agent="weather_agent:forecaster",
+            dataset="data/q.jsonl",
+            graders=[graders.string_check("{{ item.want }}", operation="ilike")],
+        )
+        def test_forecast(completion):
+            assert completion.tool_calls[0]["function"]["name"] == "get_weather"
+        """
+    )
+    result = project.run(*mode)
+    result.assert_outcomes(passed=1, failed=1)
+    cases = {c["case_id"]: c for c in project.cases()}
+    assert {k: (c["status"], c["calls"], c["output"]) for k, c in cases.items()} == {
+        "a": ("passed", 2, "It is sunny in Paris."),
+        "b": ("failed", 2, "It is sunny in Paris."),
+    }
