@@ -174,7 +174,13 @@ class _Responses:
                 "use Runner.run or the run_agent fixture",
                 model=str(kwargs.get("model")),
             )
-        headers = kwargs.pop("extra_headers", None) or None
+        # the SDK's own User-Agent is left out: a per-call header is registered as a
+        # possible secret (redacted wherever it appears), and our client names itself
+        headers = {
+            name: value
+            for name, value in (kwargs.pop("extra_headers", None) or {}).items()
+            if name.lower() != "user-agent"
+        } or None
         extra_query = kwargs.pop("extra_query", None)
         if extra_query:
             raise ModelCallError(

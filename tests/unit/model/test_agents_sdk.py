@@ -19,6 +19,7 @@ from pytest_modelopt.model.agents_sdk import (
 from pytest_modelopt.model.cache import ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
+from pytest_modelopt.secrets import known_secrets
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -77,6 +78,8 @@ def test_an_agent_with_a_tool_is_recorded_then_replayed_offline(
     assert not any(c.cached for c in calls.completions)
     assert all(c.usage.total_tokens > 0 and c.latency_s > 0 for c in calls.completions)
     assert calls.completions[0].tool_calls[0]["function"]["name"] == "get_weather"
+    # the SDK's User-Agent header is not taken for a secret (it would be redacted everywhere)
+    assert not any("Agents/Python" in secret for secret in known_secrets())
 
     run_trajectory = trajectory(result, calls.turns)
     call_id = run_trajectory["items"][0]["call_id"]
