@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from agents import RunResult
 
+    from .bound import BoundModel
     from .client import ModelClient
 
 
@@ -57,7 +58,7 @@ class AgentCalls:
     ``on_call``: told of each call as it ends (the case in flight counts it)."""
 
     completions: list[Completion] = field(default_factory=list)
-    on_call: Callable[[Completion], None] | None = None
+    on_call: Callable[[Completion], object] | None = None
     # tool exceptions by call id, as "Type: message" (the model sees the SDK's message)
     tool_errors: dict[str, str] = field(default_factory=dict)
 
@@ -85,46 +86,22 @@ class AgentRun:
 
 
 class AgentRunner:
-    """The ``run_agent`` fixture: runs an agent on the model under test, through the run's
-    ``ModelClient``, each model call counted on the current case (like ``llm``'s)."""
+    """The ``run_agent`` fixture: runs an agent on the model under test (the ``llm``
+    fixture's ``BoundModel``), each model call sent as it and counted on its case."""
 
-    def __init__(
-        self,
-        client: ModelClient,
-        model: str,
-        *,
-        sample: int = 0,
-        eval: str | None = None,
-        case_id: str | None = None,
-        on_call: Callable[[Completion, Any], None] | None = None,
-    ) -> None:
-        self._client = client
-        self.model = model
-        self.sample = sample
-        self._eval = eval
-        self._case_id = case_id
-        self._on_call = on_call
+    def __init__(self, model: BoundModel) -> None:
+        self.llm = model
 
     def __repr__(self) -> str:
-        return f"<run_agent {self.model}>"
+        return f"<run_agent {self.llm.name}>"
 
-    def __call__(
-        self,
-        agent: Agent[Any],
-        input: str | list[Any],
-        *,
-        pinned: Iterable[str] = (),
-        max_turns: int = 10,
-        **run_config: Any,
-    ) -> AgentRun:
-        """Run ``agent`` to its final output (``Runner.run``); from a coroutine, await
-        ``arun`` instead. ``pinned``: model names that keep their own model;
-        ``run_config``: ``RunConfig`` fields (tracing stays off unless set)."""
+    def __call__(self, agent: Agent[Any], input: str | list[Any], **options: Any) -> AgentRun:
+        """Run ``agent`` to its final output (``Runner.run``); ``options`` as ``arun``'s.
+        From a coroutine, await ``arun`` instead."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            run = self.arun(agent, input, pinned=pinned, max_turns=max_turns, **run_config)
-            done: AgentRun = asyncio.run(run)
+            done: AgentRun = asyncio.run(self.arun(agent, input, **options))
             return done
         raise RuntimeError(
             "run_agent(...) was called inside a running event loop: "
@@ -140,15 +117,13 @@ class AgentRunner:
         max_turns: int = 10,
         **run_config: Any,
     ) -> AgentRun:
+        """``pinned``: model names that keep their own model; ``run_config``: ``RunConfig``
+        fields (tracing stays off unless set)."""
         check_agents(agent)
-        on_call = self._on_call
-        calls = AgentCalls(on_call=None if on_call is None else lambda c: on_call(c, input))
+        llm = self.llm
+        calls = AgentCalls(on_call=lambda completion: llm.seen(completion, input))
         provider = LayerProvider(
-            self._client,
-            self.model,
-            context=CallContext("/responses", self.model, self.sample, self._eval, self._case_id),
-            pinned=pinned,
-            calls=calls,
+            llm.client, llm.name, context=llm.context("responses"), pinned=pinned, calls=calls
         )
         result = await Runner.run(
             agent, input, max_turns=max_turns, run_config=provider.run_config(**run_config)

@@ -71,11 +71,11 @@ def llm(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) -> Bound
 
 
 @pytest.fixture
-def run_agent(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) -> AgentRunner:
+def run_agent(llm: BoundModel) -> AgentRunner:
     """Runs an OpenAI Agents SDK agent on the model under test: ``run_agent(agent, input)``.
 
     Every model call of the run goes through the run's model client (cache, retries,
-    usage and cost), on this eval's model, and counts on the case like ``llm``'s."""
+    usage and cost), as ``llm``'s calls do, and counts on the case."""
     try:
         # the Agents SDK (and openai, ~1 s) only once a test runs an agent
         from ..model.agents_sdk import AgentRunner
@@ -86,25 +86,7 @@ def run_agent(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) ->
             "the 'run_agent' fixture needs the OpenAI Agents SDK: "
             "pip install 'pytest-modelopt[agents]'"
         ) from None
-
-    plugin = activate(pytestconfig)
-    run = plugin.run
-    if _modelopt_param is None:
-        if not run.settings.models:
-            raise pytest.UsageError(
-                "the 'run_agent' fixture needs a model: pass --eval-models or set models in "
-                "[tool.modelopt]"
-            )
-        return AgentRunner(run.client, run.settings.models[0])
-    state = plugin.eval_state(_item("run_agent"), "run_agent")
-    return AgentRunner(
-        run.client,
-        _modelopt_param.model,
-        sample=_modelopt_param.sample,
-        eval=_modelopt_param.spec.name,
-        case_id=state.case_id,
-        on_call=state.add_call,
-    )
+    return AgentRunner(llm)
 
 
 @pytest.fixture

@@ -302,6 +302,7 @@ class EvalPlugin:
         tools are the user's code), each model call counted on the case."""
         # the Agents SDK and openai (~1 s): only once an agent eval runs
         from ..model.agents_sdk import AgentRunner, as_completion, load_agent
+        from ..model.bound import BoundModel  # with the SDK above: the model layer
 
         param, run = state.param, self.run
         spec = param.spec
@@ -322,7 +323,7 @@ class EvalPlugin:
             agent = load_agent(spec.agent)
         except ValueError as exc:
             raise pytest.UsageError(f"eval {spec.name}: {exc}") from None
-        runner = AgentRunner(
+        model = BoundModel(
             run.client,
             param.model,
             sample=param.sample,
@@ -330,7 +331,7 @@ class EvalPlugin:
             case_id=state.case_id,
             on_call=lambda call, _: state.add_call(call, agent_input, declared=True),
         )
-        return as_completion(runner(agent, agent_input))
+        return as_completion(AgentRunner(model)(agent, agent_input))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -16,6 +16,7 @@ from pytest_modelopt.model.agents_sdk import (
     check_agents,
     trajectory,
 )
+from pytest_modelopt.model.bound import BoundModel
 from pytest_modelopt.model.cache import ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
@@ -173,7 +174,9 @@ def test_a_tool_that_raises_is_in_the_trajectory_with_its_error(server: FakeOpen
     server.reply_tool_call("lookup_order", {"order_id": 42}, until_tool_output=True)
     client = ModelClient(base_url=server.base_url, timeout=5.0, max_retries=0)
     counted: list[tuple[str, Any]] = []
-    runner = AgentRunner(client, "gpt-4.1-mini", on_call=lambda c, i: counted.append((c.text, i)))
+    runner = AgentRunner(
+        BoundModel(client, "gpt-4.1-mini", on_call=lambda c, i: counted.append((c.text, i)))
+    )
     agent = Agent(name="support", instructions="Look the order up.", tools=[lookup_order])
 
     run = runner(agent, "Where is order 42?")
@@ -199,7 +202,8 @@ def test_a_handoff_and_a_guardrail_in_the_trajectory(server: FakeOpenAI) -> None
         name="triage", instructions="Route.", handoffs=[billing], input_guardrails=[polite]
     )
     client = ModelClient(base_url=server.base_url, timeout=5.0, max_retries=0)
-    run = AgentRunner(client, "gpt-4.1-mini")(triage, "I want a refund", pinned=["gpt-4o"])
+    runner = AgentRunner(BoundModel(client, "gpt-4.1-mini"))
+    run = runner(triage, "I want a refund", pinned=["gpt-4o"])
 
     assert [b["model"] for b in responses_posts(server)] == ["gpt-4.1-mini", "gpt-4o"]
     kept = [
