@@ -10,6 +10,7 @@ from __future__ import annotations
 #: Every keyword the ``eval`` marker takes, with its default as the help shows it.
 MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("prompt", "None"),
+    ("agent", "None"),
     ("dataset", "None"),
     ("threshold", "None"),
     ("samples", "1"),

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
     from .datasets import Case
 
 
+# an agent= reference: a dotted module path, a colon, a dotted attribute path
+_AGENT_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
 class EvalSpecError(Exception):
     """A marker that cannot describe an eval (bad threshold, unknown key...)."""
 
@@ -36,6 +41,8 @@ class EvalSpec:
     models: tuple[str, ...]
     prompt: str | None = None  # as written in the marker, for messages
     prompt_path: Path | None = None
+    # an Agents SDK agent as "package.module:name": the test's completion is its run
+    agent: str | None = None
     dataset: str | None = None
     dataset_path: Path | None = None
     threshold: float | None = None
@@ -128,6 +135,11 @@ def build_spec(
     for key, value in (("prompt", prompt), ("dataset", dataset)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise EvalSpecError(f"{key} must be a path, got {value!r}")
+    agent = kwargs.get("agent")
+    if agent is not None and (not isinstance(agent, str) or not _AGENT_REF.fullmatch(agent)):
+        raise EvalSpecError(
+            f"agent must name an Agents SDK agent as 'package.module:name', got {agent!r}"
+        )
     schema = kwargs.get("schema")
     if schema is not None and not hasattr(schema, "model_validate"):
         raise EvalSpecError(f"schema must be a pydantic model class, got {schema!r}")
@@ -154,15 +166,16 @@ def build_spec(
         policy = calibration_policy(kwargs.get("calibration"), "eval marker")
     except GateError as exc:
         raise EvalSpecError(str(exc)) from None
-    if graders and prompt is None:
+    if graders and prompt is None and agent is None:
         raise EvalSpecError(
-            "graders= grade the declared prompt's completion: add prompt=... (or call "
-            "grade() in the test body)"
+            "graders= grade the declared prompt's (or agent's) completion: add prompt=... "
+            "or agent=... (or call grade() in the test body)"
         )
     return EvalSpec(
         name=name,
         models=models,
         prompt=None if prompt is None else os.fspath(prompt),
+        agent=agent,
         prompt_path=None if prompt is None else resolve_path(os.fspath(prompt), test_dir, rootdir),
         dataset=None if dataset is None else os.fspath(dataset),
         dataset_path=(

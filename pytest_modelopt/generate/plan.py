@@ -84,9 +84,12 @@ class Worker:
 
 def needs_completion(param: EvalParam, fixturenames: Sequence[str], skipped: bool) -> bool:
     """Whether a test will take the declared completion: it asks for it, or its eval's
-    graders grade it; never for a skipped test or an eval whose prompt is not written."""
+    graders grade it; never for a skipped test, an eval whose prompt is not written or an
+    agent eval (its prompt is the agent's input, not a request of its own)."""
     spec = param.spec
     if spec.prompt_path is None or spec.pending_reason is not None or skipped:
+        return False
+    if spec.agent is not None:  # the agent runs in the test: its tools are the test's code
         return False
     return "completion" in fixturenames or bool(spec.graders)
 

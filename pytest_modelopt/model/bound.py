@@ -30,7 +30,7 @@ class BoundModel:
         case_id: str | None = None,
         on_call: Callable[[Completion, Any], None] | None = None,
     ) -> None:
-        self._client = client
+        self.client = client
         self.name = name
         self.sample = sample
         self._eval = eval
@@ -40,10 +40,12 @@ class BoundModel:
     def __repr__(self) -> str:
         return f"<llm {self.name}>"
 
-    def _context(self, api: str) -> CallContext:
+    def context(self, api: str) -> CallContext:
+        """Who calls: this model, sample, eval and case (the agent adapter sends as it)."""
         return CallContext(ENDPOINTS[api], self.name, self.sample, self._eval, self._case_id)
 
-    def _seen(self, completion: Completion, input: Any) -> Completion:
+    def seen(self, completion: Completion, input: Any) -> Completion:
+        """Count a call made for this model on the current case."""
         if self._on_call is not None:
             self._on_call(completion, input)
         return completion
@@ -54,29 +56,29 @@ class BoundModel:
         ``extra_body`` (merged into the body)."""
         headers, extra = _split(params)
         body = {"model": self.name, "messages": messages, **params, **extra}
-        call = self._client.call("chat", body, self._context("chat"), headers=headers)
-        return self._seen(call, messages)
+        call = self.client.call("chat", body, self.context("chat"), headers=headers)
+        return self.seen(call, messages)
 
     def respond(self, input: Any, **params: Any) -> Completion:
         """The Responses API with this model; ``input`` is a string or a list of items."""
         headers, extra = _split(params)
         body = {"model": self.name, "input": input, **params, **extra}
-        call = self._client.call("responses", body, self._context("responses"), headers=headers)
-        return self._seen(call, input)
+        call = self.client.call("responses", body, self.context("responses"), headers=headers)
+        return self.seen(call, input)
 
     async def achat(self, messages: list[dict[str, Any]], **params: Any) -> Completion:
         headers, extra = _split(params)
         body = {"model": self.name, "messages": messages, **params, **extra}
-        call = await self._client.acall("chat", body, self._context("chat"), headers=headers)
-        return self._seen(call, messages)
+        call = await self.client.acall("chat", body, self.context("chat"), headers=headers)
+        return self.seen(call, messages)
 
     async def arespond(self, input: Any, **params: Any) -> Completion:
         headers, extra = _split(params)
         body = {"model": self.name, "input": input, **params, **extra}
-        completion = await self._client.acall(
-            "responses", body, self._context("responses"), headers=headers
+        completion = await self.client.acall(
+            "responses", body, self.context("responses"), headers=headers
         )
-        return self._seen(completion, input)
+        return self.seen(completion, input)
 
 
 def _split(params: dict[str, Any]) -> tuple[dict[str, str] | None, dict[str, Any]]:

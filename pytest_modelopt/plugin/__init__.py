@@ -19,7 +19,7 @@ import pytest
 
 from ..collect.marker import marker_doc  # a table, no imports: cheap at start-up
 from .activation import activate, active, configured
-from .fixtures import _modelopt_param, case, completion, finetune, grade, llm, model
+from .fixtures import _modelopt_param, case, completion, finetune, grade, llm, model, run_agent
 from .options import OPTIONS
 from .state import ITEM, ITEM_TOKEN, WORKER_OUTPUT, is_worker
 
@@ -28,7 +28,16 @@ if TYPE_CHECKING:
 
     from .hooks import EvalPlugin
 
-__all__ = ["_modelopt_param", "case", "completion", "finetune", "grade", "llm", "model"]
+__all__ = [
+    "_modelopt_param",
+    "case",
+    "completion",
+    "finetune",
+    "grade",
+    "llm",
+    "model",
+    "run_agent",
+]
 
 MARKER_DOC = marker_doc()
 

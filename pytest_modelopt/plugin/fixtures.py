@@ -1,4 +1,5 @@
-"""The plugin's fixtures: ``llm`` / ``model``, ``case``, ``completion``, ``grade``, ``finetune``.
+"""The plugin's fixtures: ``llm`` / ``model``, ``run_agent``, ``case``, ``completion``,
+``grade``, ``finetune``.
 
 They find the running item through a context variable set at its setup (see ``state.py``)
 rather than through ``request``, and import the run's code only when called, so that
@@ -18,6 +19,7 @@ from .state import ITEM
 if TYPE_CHECKING:
     from ..collect.spec import EvalParam
     from ..graders.base import Grade
+    from ..model.agents_sdk import AgentRunner
     from ..model.bound import BoundModel
     from ..model.types import Completion
     from ..optimize.flow import Finetuner
@@ -69,6 +71,25 @@ def llm(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) -> Bound
 
 
 @pytest.fixture
+def run_agent(llm: BoundModel) -> AgentRunner:
+    """Runs an OpenAI Agents SDK agent on the model under test: ``run_agent(agent, input)``.
+
+    Every model call of the run goes through the run's model client (cache, retries,
+    usage and cost), as ``llm``'s calls do, and counts on the case."""
+    try:
+        # the Agents SDK (and openai, ~1 s) only once a test runs an agent
+        from ..model.agents_sdk import AgentRunner
+    except ModuleNotFoundError as exc:
+        if exc.name != "agents":
+            raise
+        raise pytest.UsageError(
+            "the 'run_agent' fixture needs the OpenAI Agents SDK: "
+            "pip install 'pytest-modelopt[agents]'"
+        ) from None
+    return AgentRunner(llm)
+
+
+@pytest.fixture
 def model(llm: BoundModel) -> BoundModel:
     """Another name for ``llm``."""
     return llm
@@ -84,7 +105,8 @@ def case() -> Mapping[str, Any]:
 
 @pytest.fixture
 def completion() -> Completion:
-    """The declared prompt, rendered with this case, answered by this model."""
+    """The declared prompt, rendered with this case, answered by this model (in an
+    ``agent=`` eval: the agent's run on this case)."""
     item = _item("completion")
     return _plugin(item).completion(item)
 

@@ -275,6 +275,8 @@ class EvalPlugin:
         """The declared completion of this test: from the plan, or sent here and now."""
         state = self.eval_state(item, "completion")
         spec = state.param.spec
+        if spec.agent is not None:
+            return self._agent_completion(item, state)
         if spec.prompt_path is None:
             raise pytest.UsageError(
                 f"eval {spec.name}: the 'completion' fixture needs a prompt: "
@@ -294,6 +296,42 @@ class EvalPlugin:
         result = run.client.call(api, body, context, prepared=True)
         state.add_call(result, messages, declared=True)
         return result
+
+    def _agent_completion(self, item: pytest.Item, state: CaseState) -> Completion:
+        """An ``agent=`` eval's completion: the agent run on this case, in the test (its
+        tools are the user's code), each model call counted on the case."""
+        # the Agents SDK and openai (~1 s): only once an agent eval runs
+        from ..model.agents_sdk import AgentRunner, as_completion, load_agent
+        from ..model.bound import BoundModel  # with the SDK above: the model layer
+
+        param, run = state.param, self.run
+        spec = param.spec
+        assert spec.agent is not None
+        case = self.case_values(item, param)
+        agent_input: Any
+        if spec.prompt_path is not None:
+            agent_input = run.prompt(spec.prompt_path, spec.prompt).render(case).messages
+        elif isinstance(case.get("input"), (str, list)):
+            agent_input = case["input"]
+        else:
+            raise pytest.UsageError(
+                f"eval {spec.name}: agent= runs the agent on the case's 'input' field (a "
+                f"string or a list of messages), and case {state.case_id} has none: add "
+                "it to the dataset, or render the input with prompt=..."
+            )
+        try:
+            agent = load_agent(spec.agent)
+        except ValueError as exc:
+            raise pytest.UsageError(f"eval {spec.name}: {exc}") from None
+        model = BoundModel(
+            run.client,
+            param.model,
+            sample=param.sample,
+            eval=spec.name,
+            case_id=state.case_id,
+            on_call=lambda call, _: state.add_call(call, agent_input, declared=True),
+        )
+        return as_completion(AgentRunner(model)(agent, agent_input))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

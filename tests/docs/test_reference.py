@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_modelopt import hookspecs
+from pytest_modelopt import hookspecs, plugin
 from pytest_modelopt.cli import build_parser
 from pytest_modelopt.collect.marker import MARKER_KEYS
 from pytest_modelopt.config import Settings, cli_fields
@@ -85,7 +85,7 @@ def test_the_version_option_is_documented() -> None:
     assert "`modelopt --version`" in REFERENCE
 
 
-@pytest.mark.parametrize("fixture", ["llm", "model", "completion", "case", "grade", "finetune"])
+@pytest.mark.parametrize("fixture", [f for f in plugin.__all__ if not f.startswith("_")])
 def test_every_fixture_is_documented(fixture: str) -> None:
     assert f"| `{fixture}` |" in REFERENCE
 

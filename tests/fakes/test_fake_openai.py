@@ -261,6 +261,31 @@ def test_responses_tool_call(server: FakeOpenAI, client: openai.OpenAI) -> None:
     assert response.output_text == ""
 
 
+def test_a_tool_call_until_tool_output_stands_aside_for_the_next_turn(
+    server: FakeOpenAI, client: openai.OpenAI
+) -> None:
+    server.reply("done")
+    server.reply_tool_call("lookup", {"q": "x"}, until_tool_output=True)
+    first = client.chat.completions.create(model=MODEL, messages=user("find x"))
+    (call,) = first.choices[0].message.tool_calls or []
+    chat_turn: Any = [
+        *user("find x"),
+        {"role": "assistant", "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "found"},
+    ]
+    second = client.chat.completions.create(model=MODEL, messages=chat_turn)
+    assert second.choices[0].message.content == "done"
+
+    response = client.responses.create(model=MODEL, input="find x")
+    (item,) = response.output
+    assert item.type == "function_call"
+    responses_turn: Any = [
+        {"role": "user", "content": "find x"},
+        {"type": "function_call_output", "call_id": item.call_id, "output": "found"},
+    ]
+    assert client.responses.create(model=MODEL, input=responses_turn).output_text == "done"
+
+
 # -- embeddings and models ---------------------------------------------------------------
 
 

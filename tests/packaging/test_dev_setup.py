@@ -51,5 +51,5 @@ def test_setup_venv_refuses_a_name_that_is_neither_group_nor_extra(tmp_path: Pat
     assert done.returncode == 2
     assert "'locall' is neither a dependency group nor an extra of pyproject.toml" in done.stderr
     assert "groups: test lint package dev" in done.stderr
-    assert "extras: xdist local similarity train" in done.stderr
+    assert "extras: xdist agents local similarity train" in done.stderr
     assert not (tmp_path / "v").exists()  # refused before anything was made

@@ -175,7 +175,7 @@ for _unit_name in ALLOWED:
     ALLOWED[_unit_name] |= LEAVES - {_unit_name}
 ALLOWED["cli"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
 ALLOWED["plugin"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}
-SDK = ("openai", "httpx", "httpx2", "aiohttp")
+SDK = ("openai", "agents", "httpx", "httpx2", "aiohttp")  # agents: the Agents SDK
 
 
 def test_every_layer_imports_only_what_it_may() -> None:

@@ -78,6 +78,9 @@ class _Rule(Match):
 
     text: ReplyText | None = None
     tool: tuple[str, dict[str, Any]] | None = None
+    # a tool call rule that stands aside once the request holds a tool's output, so that
+    # an agent loop (call the tool, then answer from its output) ends
+    until_tool_output: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,10 +156,22 @@ class Inference:
             self._rules.append(_Rule(model, contains, text=text))
 
     def reply_tool_call(
-        self, name: str, arguments: dict[str, Any], model: str | None, contains: str | None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        model: str | None,
+        contains: str | None,
+        until_tool_output: bool = False,
     ) -> None:
         with self._lock:
-            self._rules.append(_Rule(model, contains, tool=(name, dict(arguments))))
+            self._rules.append(
+                _Rule(
+                    model,
+                    contains,
+                    tool=(name, dict(arguments)),
+                    until_tool_output=until_tool_output,
+                )
+            )
 
     # -- serving -------------------------------------------------------------------------
 
@@ -259,6 +274,8 @@ class Inference:
         for rule in rules:
             if not rule.matches(model, user_text):
                 continue
+            if rule.until_tool_output and has_tool_output(body):
+                continue
             if rule.tool is not None:
                 name, arguments = rule.tool
                 return _Reply(None, name, json.dumps(arguments))
@@ -290,6 +307,20 @@ def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[fl
     if norm == 0.0:  # no words: any fixed unit vector keeps cosine well-defined
         vector[0], norm = 1.0, 1.0
     return [v / norm for v in vector]
+
+
+def has_tool_output(body: dict[str, Any]) -> bool:
+    """Whether a request carries a tool's output: a chat ``tool`` message or a Responses
+    ``function_call_output`` input item."""
+    messages = body.get("messages")
+    input_ = body.get("input")
+    items = [*(messages if isinstance(messages, list) else [])]
+    items += input_ if isinstance(input_, list) else []
+    return any(
+        isinstance(item, dict)
+        and (item.get("role") == "tool" or item.get("type") == "function_call_output")
+        for item in items
+    )
 
 
 def _chat_texts(body: dict[str, Any]) -> tuple[str, list[str]]:

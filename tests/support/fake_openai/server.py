@@ -203,9 +203,13 @@ class FakeOpenAI(ThreadedServer):
         *,
         model: str | None = None,
         contains: str | None = None,
+        until_tool_output: bool = False,
     ) -> None:
-        """Answer matching requests with one function tool call ``name(**arguments)``."""
-        self._inference.reply_tool_call(name, arguments, model, contains)
+        """Answer matching requests with one function tool call ``name(**arguments)``.
+
+        ``until_tool_output``: only while the request holds no tool output yet (an agent's
+        first turn); the turn after the tool ran falls through to the other rules."""
+        self._inference.reply_tool_call(name, arguments, model, contains, until_tool_output)
 
     def fault(
         self,

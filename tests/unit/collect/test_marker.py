@@ -7,8 +7,10 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING
 
+import pytest
+
 from pytest_modelopt.collect.marker import MARKER_ARGUMENTS, MARKER_KEYS, marker_doc
-from pytest_modelopt.collect.spec import build_spec
+from pytest_modelopt.collect.spec import EvalSpecError, build_spec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,3 +31,37 @@ def test_the_documented_defaults_are_the_specs_defaults(tmp_path: Path) -> None:
 def test_the_help_names_every_keyword_once() -> None:
     doc = marker_doc()
     assert [doc.count(f"{name}=") for name in MARKER_KEYS] == [1] * len(MARKER_KEYS)
+
+
+@pytest.mark.parametrize("agent", ["weather_agent", "a:b:c", "x:", ":forecaster", 3])
+def test_an_agent_reference_must_name_module_and_attribute(tmp_path: Path, agent: object) -> None:
+    with pytest.raises(EvalSpecError, match="agent must name an Agents SDK agent"):
+        build_spec(
+            {"agent": agent},
+            default_name="test_x",
+            selected_models=["m"],
+            test_dir=tmp_path,
+            rootdir=tmp_path,
+        )
+
+
+def test_an_agent_eval_takes_graders_without_a_prompt(tmp_path: Path) -> None:
+    spec = build_spec(
+        {
+            "agent": "app.agents:triage",
+            "graders": [
+                {
+                    "type": "string_check",
+                    "name": "s",
+                    "input": "{{ sample.output_text }}",
+                    "reference": "x",
+                    "operation": "eq",
+                }
+            ],
+        },
+        default_name="test_x",
+        selected_models=["m"],
+        test_dir=tmp_path,
+        rootdir=tmp_path,
+    )
+    assert (spec.agent, spec.prompt, len(spec.graders)) == ("app.agents:triage", None, 1)
