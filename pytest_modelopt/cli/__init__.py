@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--log", type=Path, help="write the server's output to this file")
     serve.add_argument(
+        "--chat-format",
+        metavar="NAME",
+        help="llama-cpp-python's chat format; chatml-function-calling makes tool_choice "
+        "auto return tool calls (the model's own template drops tools)",
+    )
+    serve.add_argument(
         "command",
         nargs=argparse.REMAINDER,
         help="optional: run this command with OPENAI_BASE_URL set, then stop the server",

@@ -52,7 +52,7 @@ def cmd_serve_local(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
-    server = LocalServer(host=args.host, port=args.port, log=args.log)
+    server = LocalServer(host=args.host, port=args.port, log=args.log, chat_format=args.chat_format)
     try:
         server.start()
     except LocalModelError as exc:

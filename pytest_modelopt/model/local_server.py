@@ -63,12 +63,16 @@ class LocalServer:
         alias: str = LOCAL_MODEL,
         n_ctx: int = 2048,
         log: Path | None = None,
+        chat_format: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.alias = alias
         self.n_ctx = n_ctx
         self.log = log
+        # None: the GGUF's own chat template, which drops `tools`; "chatml-function-calling"
+        # renders them and returns tool calls (examples/agent/MODEL-TOOLS.md measured both)
+        self.chat_format = chat_format
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -94,6 +98,7 @@ class LocalServer:
             "0",
             "--verbose",
             "False",
+            *(["--chat_format", self.chat_format] if self.chat_format else []),
         ]
 
     def start(self, *, ready_timeout: float = 180.0) -> LocalServer:
