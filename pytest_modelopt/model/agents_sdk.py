@@ -289,6 +289,7 @@ def as_completion(run: AgentRun) -> Completion:
         cached=bool(run.calls) and all(c.cached for c in run.calls),
         request=last.request if last else {},
         response=last.response if last else None,
+        trajectory=run.trajectory,
     )
 
 

@@ -50,6 +50,9 @@ class Completion:
     cached: bool = False
     request: dict[str, Any] = field(default_factory=dict, repr=False)
     response: dict[str, Any] | None = field(default=None, repr=False)
+    # an agent or tool loop's run in records/trajectory.py's shape (graders read it as
+    # sample.trajectory); None for a single call
+    trajectory: dict[str, Any] | None = field(default=None, repr=False)
 
     @functools.cached_property
     def json(self) -> Any:
