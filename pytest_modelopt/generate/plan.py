@@ -30,6 +30,11 @@ This is the one place that answers "where does ``completion`` come from?":
 3. The test: the ``completion`` fixture takes its job's answer
    (:meth:`CompletionGenerator.result`), or, for a test outside the plan, builds and
    sends its request there and then (:func:`declared_request`).
+
+An ``agent=`` eval's completion is an agent's whole run on the case (:func:`agent_run`).
+In a serial run the :class:`~.agents.AgentPool` runs them ahead of the tests, at most
+``concurrency`` at once; an xdist worker runs each of its cases in its test (a worker
+must not run another's agents: their tools have side effects), so ``-n N`` runs N.
 """
 
 from __future__ import annotations
@@ -43,16 +48,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..model.cache import ResponseCache
-from ..model.types import CallContext
+from ..model.types import AgentError, CallContext
+from ..model.wire import ENDPOINTS
+from .agents import AgentJob, AgentPool
 from .generator import CompletionGenerator, Job, Progress, progress_cost
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
     from pathlib import Path
 
     from ..collect.prompts import Prompt
     from ..collect.spec import EvalParam
     from ..config import Settings
+    from ..model.agents_sdk import CaseRun
     from ..model.client import ModelClient
     from ..model.sender import Sender
 
@@ -94,6 +102,53 @@ def needs_completion(param: EvalParam, fixturenames: Sequence[str], skipped: boo
     return "completion" in fixturenames or bool(spec.graders)
 
 
+def needs_agent_run(param: EvalParam, fixturenames: Sequence[str], skipped: bool) -> bool:
+    """Whether a test will take its ``agent=`` eval's run: as ``needs_completion``."""
+    spec = param.spec
+    if spec.agent is None or spec.pending_reason is not None or skipped:
+        return False
+    return "completion" in fixturenames or bool(spec.graders)
+
+
+def agent_run(
+    client: ModelClient,
+    prompt: Callable[[Path, str | None], Prompt],
+    param: EvalParam,
+    case_id: str,
+    case: Mapping[str, Any],
+) -> Callable[[], Awaitable[CaseRun]]:
+    """The ``agent=`` eval's run on this case, as a coroutine to start: the agent's input
+    is the declared prompt rendered with the case, else the case's ``input`` field. What
+    goes wrong (no input, a prompt that does not render, the agent) is in its result."""
+    spec = param.spec
+    assert spec.agent is not None
+    agent = spec.agent
+    context = CallContext(ENDPOINTS["responses"], param.model, param.sample, spec.name, case_id)
+
+    async def run() -> CaseRun:
+        # the Agents SDK (and openai, ~1 s): only once an agent case runs
+        from ..model.agents_sdk import CaseRun, run_case
+
+        try:
+            agent_input: Any
+            if spec.prompt_path is not None:
+                agent_input = prompt(spec.prompt_path, spec.prompt).render(case).messages
+            elif isinstance(case.get("input"), (str, list)):
+                agent_input = case["input"]
+            else:
+                raise AgentError(
+                    "agent",
+                    f"agent= runs the agent on the case's 'input' field (a string or a list "
+                    f"of messages), and case {case_id} has none: add it to the dataset, or "
+                    "render the input with prompt=...",
+                )
+        except Exception as exc:  # a prompt that does not render: that case's error
+            return CaseRun(None, [], None, exc)
+        return await run_case(client, context, agent, agent_input)
+
+    return run
+
+
 def declared_request(
     client: ModelClient,
     prompt: Callable[[Path, str | None], Prompt],
@@ -132,6 +187,7 @@ class Planner:
         self._prompt = prompt
         self._run_dir = run_dir
         self.generator: CompletionGenerator | None = None
+        self.agents: AgentPool | None = None  # agent= cases, run ahead (serial runs)
         self.sender: Sender | None = None  # warmed up during collection
         self.declared_so_far = 0
         self.worker_progress: list[Progress] = []  # from xdist workers, on the controller
@@ -210,6 +266,22 @@ class Planner:
         generator.start(jobs, replay_first=self.has_recordings())
         return generator
 
+    def start_agents(self, declared: Sequence[Declared], worker: Worker | None) -> AgentPool | None:
+        """Run the ``agent=`` cases ahead of their tests (a serial run; see the module's
+        docstring for why an xdist worker runs them in its tests)."""
+        if not declared or worker is not None:
+            return None
+        client = self._client()
+        pool = AgentPool(concurrency=self.settings.concurrency, close=client.aclose)
+        pool.start(
+            [
+                AgentJob(d.nodeid, agent_run(client, self._prompt, d.param, d.case_id, d.case))
+                for d in declared
+            ]
+        )
+        self.agents = pool
+        return pool
+
     @property
     def scratch_dir(self) -> Path:
         """Where this run's workers share their answers when the response cache cannot."""
@@ -244,6 +316,8 @@ class Planner:
         scratch cache, and any an interrupted run left a day ago or more."""
         if self.generator is not None:
             self.generator.stop()
+        if self.agents is not None:
+            self.agents.stop()
         if self.sender is not None and (self.generator is None or self.generator.sender is None):
             self.sender.kill()
         if not self._in_worker:

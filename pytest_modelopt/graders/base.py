@@ -205,6 +205,8 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
         data.setdefault("output_tools", [])
         if isinstance(data.get("trajectory"), BaseModel):
             data["trajectory"] = data["trajectory"].model_dump(mode="json")
+        if isinstance(data.get("trajectory"), dict):
+            data["trajectory"] = _JsonDict(data["trajectory"])
         return data
     if isinstance(sample, str):
         return {"output_text": sample, "output_json": _parse_json(sample), "output_tools": []}
@@ -223,10 +225,19 @@ def sample_namespace(sample: Any) -> dict[str, Any]:
     # it as sample.trajectory, a plain dict, as an exported python grader would
     trajectory = getattr(sample, "trajectory", None)
     if trajectory is not None:
-        data["trajectory"] = (
+        data["trajectory"] = _JsonDict(
             trajectory.model_dump(mode="json") if isinstance(trajectory, BaseModel) else trajectory
         )
     return data
+
+
+class _JsonDict(dict[str, Any]):
+    """A dict that a template shows as JSON: ``{{ sample.trajectory }}`` in a judge's
+    prompt gives the model the run as JSON, not Python's repr of it. (In a template,
+    ``sample.trajectory["items"]``: ``.items`` is the dict's method, as in jinja2.)"""
+
+    def __str__(self) -> str:
+        return json.dumps(self, ensure_ascii=False)
 
 
 def _parse_json(text: str) -> Any:

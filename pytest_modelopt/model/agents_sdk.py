@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from agents import Agent, Model, ModelProvider, OpenAIResponsesModel, RunConfig, Runner
+from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.items import (
     HandoffCallItem,
     HandoffOutputItem,
@@ -40,12 +41,13 @@ from agents.items import (
 from openai import AsyncOpenAI, NotGiven, Omit
 from openai.types.responses import Response
 
-from .types import CallContext, Completion, ModelCallError, Usage
+from .types import AgentError, CallContext, Completion, ModelCallError, Usage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
     from agents import RunResult
+    from agents.exceptions import RunErrorDetails
 
     from .bound import BoundModel
     from .client import ModelClient
@@ -84,13 +86,60 @@ class AgentRun:
     def final_output(self) -> Any:
         return self.result.final_output
 
+    @property
+    def completion(self) -> Completion:
+        """The run as a ``Completion`` (final output, tool calls, usage, trajectory), for
+        ``grade(run.completion, ...)``: the case then records this run's trajectory."""
+        return as_completion(self)
+
+
+DEFAULT_MAX_TURNS = 10  # the SDK's own default for Runner.run
+
+
+@dataclass
+class CaseRun:
+    """An agent's run on one case, however it ended: what the case records.
+
+    ``run`` is None when the run did not finish; ``trajectory`` holds what it did up to
+    there when the SDK says (its ``run_data``). ``error``: why it did not finish, or a tool
+    that raised in a run that did (``AgentError`` kind ``tool``)."""
+
+    run: AgentRun | None
+    calls: list[Completion]
+    trajectory: dict[str, Any] | None
+    error: BaseException | None = None
+    input: Any = None  # what the agent was given
+
+    def completion(self) -> Completion:
+        """The run as the ``completion`` a test and its graders read (see
+        ``as_completion``); a run that did not finish has no final output."""
+        if self.run is not None:
+            return as_completion(self.run)
+        empty = {"items": [], "turns": len(self.calls), "final_output": None}
+        return _completion(self.calls, self.trajectory or empty, None)
+
+    def model_behaviour(self) -> str | None:
+        """The error as a failed case's reason when it is what the model did (it kept
+        calling tools past ``max_turns``, it called a tool that does not exist): the
+        model's behaviour is graded, not an error of the run."""
+        error = self.error
+        if isinstance(error, MaxTurnsExceeded | ModelBehaviorError):
+            return f"{type(error).__name__}: {error.message}"
+        return None
+
 
 class AgentRunner:
     """The ``run_agent`` fixture: runs an agent on the model under test (the ``llm``
-    fixture's ``BoundModel``), each model call sent as it and counted on its case."""
+    fixture's ``BoundModel``), each model call sent as it and counted on its case.
 
-    def __init__(self, model: BoundModel) -> None:
+    ``on_run``: told of each run's trajectory (also a run that failed part-way), so the
+    case records it."""
+
+    def __init__(
+        self, model: BoundModel, on_run: Callable[[dict[str, Any]], object] | None = None
+    ) -> None:
         self.llm = model
+        self.on_run = on_run
 
     def __repr__(self) -> str:
         return f"<run_agent {self.llm.name}>"
@@ -101,12 +150,20 @@ class AgentRunner:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            done: AgentRun = asyncio.run(self.arun(agent, input, **options))
+            done: AgentRun = asyncio.run(self._closing(self.arun(agent, input, **options)))
             return done
         raise RuntimeError(
             "run_agent(...) was called inside a running event loop: "
             "use `await run_agent.arun(...)` there"
         )
+
+    async def _closing(self, run: Awaitable[AgentRun]) -> AgentRun:
+        """``run``, then the model client's connections on this (the test's) loop closed:
+        the loop ends with the call, and a client left on it would be kept per test."""
+        try:
+            return await run
+        finally:
+            await self.llm.client.aclose()
 
     async def arun(
         self,
@@ -114,22 +171,81 @@ class AgentRunner:
         input: str | list[Any],
         *,
         pinned: Iterable[str] = (),
-        max_turns: int = 10,
+        max_turns: int = DEFAULT_MAX_TURNS,
         **run_config: Any,
     ) -> AgentRun:
         """``pinned``: model names that keep their own model; ``run_config``: ``RunConfig``
-        fields (tracing stays off unless set)."""
-        check_agents(agent)
+        fields (tracing stays off unless set). Raises what the run raised (the SDK's
+        ``MaxTurnsExceeded`` included), and ``AgentError`` when a tool raised."""
         llm = self.llm
-        calls = AgentCalls(on_call=lambda completion: llm.seen(completion, input))
-        provider = LayerProvider(
-            llm.client, llm.name, context=llm.context("responses"), pinned=pinned, calls=calls
+        case = await run_case(
+            llm.client,
+            llm.context("responses"),
+            agent,
+            input,
+            pinned=pinned,
+            max_turns=max_turns,
+            on_call=lambda completion: llm.seen(completion, input),
+            **run_config,
         )
+        if case.trajectory is not None and self.on_run is not None:
+            self.on_run(case.trajectory)
+        if case.error is not None:
+            raise case.error
+        assert case.run is not None
+        return case.run
+
+
+async def run_case(
+    client: ModelClient,
+    context: CallContext,
+    agent: Agent[Any] | str,
+    input: str | list[Any],
+    *,
+    pinned: Iterable[str] = (),
+    max_turns: int = DEFAULT_MAX_TURNS,
+    on_call: Callable[[Completion], object] | None = None,
+    **run_config: Any,
+) -> CaseRun:
+    """Run ``agent`` (or the ``"package.module:name"`` it names) on ``context``'s model
+    and case. Never raises for the run's own failures: they come back as ``error``, with
+    the calls made and the trajectory so far, for the case to record."""
+    calls = AgentCalls(on_call=on_call)
+    try:
+        found = load_agent(agent) if isinstance(agent, str) else agent
+        check_agents(found)
+    except ValueError as exc:
+        return CaseRun(None, [], None, AgentError("agent", str(exc)), input)
+    provider = LayerProvider(client, context.model, context=context, pinned=pinned, calls=calls)
+    try:
         result = await Runner.run(
-            agent, input, max_turns=max_turns, run_config=provider.run_config(**run_config)
+            found, input, max_turns=max_turns, run_config=provider.run_config(**run_config)
         )
-        run = trajectory(result, calls.turns, calls.tool_errors)
-        return AgentRun(result, run, list(calls.completions))
+    except AgentsException as exc:  # MaxTurnsExceeded, ModelBehaviorError, UserError...
+        data = exc.run_data
+        so_far = None if data is None else trajectory(data, calls.turns, calls.tool_errors)
+        return CaseRun(None, list(calls.completions), so_far, exc, input)
+    except Exception as exc:  # a model call that failed for good (ModelCallError), a bug
+        return CaseRun(None, list(calls.completions), None, exc, input)
+    run = AgentRun(result, trajectory(result, calls.turns, calls.tool_errors), calls.completions)
+    return CaseRun(run, run.calls, run.trajectory, _tool_error(run.trajectory), input)
+
+
+def _tool_error(run: Mapping[str, Any]) -> AgentError | None:
+    """The first tool that raised in a finished run, as the case's error. The model was
+    told (the SDK's default message) and the run went on, as it would in production, so
+    the recorded requests replay and the trajectory shows what the model made of it."""
+    names = {i["call_id"]: i["name"] for i in run["items"] if i["kind"] == "tool_call"}
+    for item in run["items"]:
+        if item["kind"] == "tool_output" and item["error"]:
+            name = names.get(item["call_id"]) or "?"
+            return AgentError(
+                "tool",
+                f"tool {name!r} raised {item['error']} (the model was told and the run "
+                "went on; the case's trajectory shows the rest): fix the tool, or make it "
+                "return the failure as its output if the model is meant to handle it",
+            )
+    return None
 
 
 class _Responses:
@@ -242,12 +358,21 @@ class LayerProvider(ModelProvider):
 
 
 def load_agent(ref: str) -> Agent[Any]:
-    """The agent an ``agent="package.module:name"`` marker names, imported."""
+    """The agent an ``agent="package.module:name"`` marker names, imported. Each failure
+    is a ``ValueError`` that says what to write instead."""
     module_name, _, attribute = ref.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"agent={ref!r}: write 'package.module:name' (the module that defines the "
+            "agent, a colon, then the agent's name in it)"
+        )
     try:
         found: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"agent={ref!r}: cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module: any error it raises on import
+        raise ValueError(
+            f"agent={ref!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc} "
+            "(it must import as the test file's own imports do, e.g. from the rootdir)"
+        ) from None
     for part in attribute.split("."):
         if not hasattr(found, part):
             raise ValueError(f"agent={ref!r}: {module_name!r} has no {attribute!r}")
@@ -260,10 +385,13 @@ def load_agent(ref: str) -> Agent[Any]:
 def as_completion(run: AgentRun) -> Completion:
     """The agent run as the ``completion`` a test and its graders read: the final output
     as text, every tool call, and the usage, cost and latency of all its model calls."""
-    last = run.calls[-1] if run.calls else None
-    final = run.final_output
-    usage = sum((c.usage for c in run.calls), Usage())
-    costs = [c.cost for c in run.calls]
+    return _completion(run.calls, run.trajectory, run.final_output)
+
+
+def _completion(calls: list[Completion], run: dict[str, Any], final: Any) -> Completion:
+    last = calls[-1] if calls else None
+    usage = sum((c.usage for c in calls), Usage())
+    costs = [c.cost for c in calls]
     tool_calls = [
         {
             "id": item["call_id"],
@@ -275,7 +403,7 @@ def as_completion(run: AgentRun) -> Completion:
                 else json.dumps(item["arguments"]),
             },
         }
-        for item in run.trajectory["items"]
+        for item in run["items"]
         if item["kind"] == "tool_call"
     ]
     return Completion(
@@ -285,11 +413,11 @@ def as_completion(run: AgentRun) -> Completion:
         tool_calls=tool_calls,
         usage=usage,
         cost=None if None in costs else sum(c for c in costs if c is not None),
-        latency_s=sum(c.latency_s for c in run.calls),
-        cached=bool(run.calls) and all(c.cached for c in run.calls),
+        latency_s=sum(c.latency_s for c in calls),
+        cached=bool(calls) and all(c.cached for c in calls),
         request=last.request if last else {},
         response=last.response if last else None,
-        trajectory=run.trajectory,
+        trajectory=run,
     )
 
 
@@ -316,9 +444,10 @@ def _agents(agent: Agent[Any], seen: set[int]) -> Iterator[Agent[Any]]:
 
 
 def trajectory(
-    result: RunResult, turns: int, tool_errors: Mapping[str, str] | None = None
+    result: RunResult | RunErrorDetails, turns: int, tool_errors: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """The run's trajectory dict: its items in order, the model calls made, the output.
+    """The run's trajectory dict: its items in order, the model calls made, the output
+    (None for a run that did not finish: the SDK's ``RunErrorDetails``).
 
     ``tool_errors``: the exceptions tools raised, by call id (``AgentCalls.tool_errors``)."""
     items: list[dict[str, Any]] = []
@@ -333,7 +462,7 @@ def trajectory(
         items.append(converted)
     for checked in result.output_guardrail_results:
         items.append(_guardrail(checked.guardrail.get_name(), checked.output, checked.agent.name))
-    final = result.final_output
+    final = getattr(result, "final_output", None)
     return {
         "items": items,
         "turns": turns,

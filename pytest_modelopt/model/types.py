@@ -100,6 +100,17 @@ class ModelCallError(Exception):
         self.attempts = attempts
 
 
+class AgentError(Exception):
+    """An agent run that went wrong on its case, not in a model call: a tool raised, the
+    ``agent=`` reference does not import, the agent graph cannot run on the eval's model.
+    Recorded as an *error* of the case (``kind``: ``tool`` or ``agent``), never a crash."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
 @dataclass(frozen=True)
 class CallContext:
     """Who is calling, for hooks and records: the eval, case and sample behind a request."""

@@ -71,11 +71,12 @@ def llm(_modelopt_param: EvalParam | None, pytestconfig: pytest.Config) -> Bound
 
 
 @pytest.fixture
-def run_agent(llm: BoundModel) -> AgentRunner:
+def run_agent(llm: BoundModel, _modelopt_param: EvalParam | None) -> AgentRunner:
     """Runs an OpenAI Agents SDK agent on the model under test: ``run_agent(agent, input)``.
 
     Every model call of the run goes through the run's model client (cache, retries,
-    usage and cost), as ``llm``'s calls do, and counts on the case."""
+    usage and cost), as ``llm``'s calls do, and counts on the case; in an eval its
+    trajectory is the case's (the last run's, unless the eval runs an ``agent=``)."""
     try:
         # the Agents SDK (and openai, ~1 s) only once a test runs an agent
         from ..model.agents_sdk import AgentRunner
@@ -86,7 +87,10 @@ def run_agent(llm: BoundModel) -> AgentRunner:
             "the 'run_agent' fixture needs the OpenAI Agents SDK: "
             "pip install 'pytest-modelopt[agents]'"
         ) from None
-    return AgentRunner(llm)
+    if _modelopt_param is None:
+        return AgentRunner(llm)
+    item = _item("run_agent")
+    return AgentRunner(llm, on_run=_plugin(item).eval_state(item, "run_agent").add_trajectory)
 
 
 @pytest.fixture
@@ -147,6 +151,9 @@ def grade() -> GradeFn:
         if state is None:
             assert result.passed, f"{result.name}: {result.reason}"
         else:
+            trajectory = getattr(output, "trajectory", None)
+            if trajectory is not None:  # an agent or tool loop's run: the case records it
+                state.add_trajectory(trajectory)
             state.add_grade(result, built)
         return result
 

@@ -12,6 +12,7 @@ stage that owns it. Each hook is a few lines; the logic lives in the stages.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 from pathlib import Path
@@ -24,11 +25,20 @@ from ..collect.datasets import DatasetError, load_cases
 from ..collect.spec import EvalParam, EvalSpecError, build_spec, merge_marker_kwargs, params_for
 from ..config import ConfigError
 from ..generate.generator import Progress
-from ..generate.plan import Declared, Worker, declared_request, needs_completion
+from ..generate.plan import (
+    Declared,
+    Worker,
+    agent_run,
+    declared_request,
+    needs_agent_run,
+    needs_completion,
+)
+from ..graders.base import Grade
 from ..graders.context import GradingContext, grading
+from ..model.types import AgentError
 from ..records.case import CaseState
 from ..records.models import CaseRecord
-from ..records.outcome import ReportChange, call_ended, setup_ended, teardown_ended
+from ..records.outcome import ReportChange, call_ended, error_of, setup_ended, teardown_ended
 from ..records.store import (
     RunNotFound,
     RunUnreadable,
@@ -46,9 +56,11 @@ from .selection import evals_requested, held_back_line
 from .state import PARAM, WORKER_OUTPUT, identity, is_worker
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Mapping
+    from collections.abc import Awaitable, Callable, Generator, Mapping
 
     from ..config import Settings
+    from ..model.agents_sdk import CaseRun
+    from ..model.client import ModelClient
     from ..model.types import CallContext, Completion
 
 STATE = pytest.StashKey[CaseState]()
@@ -192,23 +204,33 @@ class EvalPlugin:
         """Start generating every declared completion this session will need."""
         if session.config.option.collectonly:
             return
-        declared = []
+        declared: list[Declared] = []
+        agents: list[Declared] = []
         for item in session.items:
             param = _param(item)
             if param is None:
                 continue
             skipped = any(mark.name in ("skip", "skipif") for mark in item.iter_markers())
-            if needs_completion(param, getattr(item, "fixturenames", ()), skipped):
-                case_id = _case_id(item, param)
-                declared.append(
-                    Declared(item.nodeid, param, case_id, self.case_values(item, param))
-                )
+            fixturenames = getattr(item, "fixturenames", ())
+            for needs, found in ((needs_completion, declared), (needs_agent_run, agents)):
+                if needs(param, fixturenames, skipped):
+                    case_id = _case_id(item, param)
+                    case = self.case_values(item, param)
+                    found.append(Declared(item.nodeid, param, case_id, case))
         evals = [item.nodeid for item in session.items if _param(item) is not None]
         if evals:
             self.run.collected(evals)
+        run, planner = self.run, self.run.planner
+        workerinput = getattr(session.config, "workerinput", None)
+        worker = None if workerinput is None else Worker.from_workerinput(workerinput)
+        if planner.start_agents(agents, worker) is not None and session.config.get_verbosity() >= 0:
+            _say(
+                session.config,
+                f"running {len(agents)} agent cases ahead of the tests "
+                f"(at most {run.settings.concurrency} at once, record mode {run.settings.record})",
+            )
         if not declared:
             return
-        run, planner = self.run, self.run.planner
         jobs = planner.jobs(declared)
         if run.settings.batch != "off":
             # the Batch API's code, only with --eval-batch (start-up cost otherwise)
@@ -228,8 +250,6 @@ class EvalPlugin:
                 raise pytest.UsageError(f"--eval-batch: {exc}") from None
             if stop is not None:
                 pytest.exit(stop, returncode=pytest.ExitCode.OK)
-        workerinput = getattr(session.config, "workerinput", None)
-        worker = None if workerinput is None else Worker.from_workerinput(workerinput)
         planner.start(jobs, worker)
         if worker is None and session.config.get_verbosity() >= 0:
             settings = run.settings
@@ -298,40 +318,36 @@ class EvalPlugin:
         return result
 
     def _agent_completion(self, item: pytest.Item, state: CaseState) -> Completion:
-        """An ``agent=`` eval's completion: the agent run on this case, in the test (its
-        tools are the user's code), each model call counted on the case."""
-        # the Agents SDK and openai (~1 s): only once an agent eval runs
-        from ..model.agents_sdk import AgentRunner, as_completion, load_agent
-        from ..model.bound import BoundModel  # with the SDK above: the model layer
-
+        """An ``agent=`` eval's completion: the agent's run on this case, taken from the
+        pool that ran it ahead (a serial run) or run here (an xdist worker). Its calls and
+        trajectory go on the case however it ended; a run that did not finish, or whose
+        tool raised, is that case's error, but for what the model did (it kept calling
+        tools past ``max_turns``...), which fails the case with the trajectory kept."""
         param, run = state.param, self.run
-        spec = param.spec
-        assert spec.agent is not None
-        case = self.case_values(item, param)
-        agent_input: Any
-        if spec.prompt_path is not None:
-            agent_input = run.prompt(spec.prompt_path, spec.prompt).render(case).messages
-        elif isinstance(case.get("input"), (str, list)):
-            agent_input = case["input"]
+        pool = run.planner.agents
+        if pool is not None and item.nodeid in pool:
+            done: CaseRun = pool.result(item.nodeid)
         else:
-            raise pytest.UsageError(
-                f"eval {spec.name}: agent= runs the agent on the case's 'input' field (a "
-                f"string or a list of messages), and case {state.case_id} has none: add "
-                "it to the dataset, or render the input with prompt=..."
+            case = self.case_values(item, param)
+            done = asyncio.run(
+                _closing(run.client, agent_run(run.client, run.prompt, param, state.case_id, case))
             )
-        try:
-            agent = load_agent(spec.agent)
-        except ValueError as exc:
-            raise pytest.UsageError(f"eval {spec.name}: {exc}") from None
-        model = BoundModel(
-            run.client,
-            param.model,
-            sample=param.sample,
-            eval=spec.name,
-            case_id=state.case_id,
-            on_call=lambda call, _: state.add_call(call, agent_input, declared=True),
-        )
-        return as_completion(AgentRunner(model)(agent, agent_input))
+        for call in done.calls:
+            state.add_call(call, done.input, declared=True)
+        if done.trajectory is not None:
+            state.add_trajectory(done.trajectory, declared=True)
+        behaviour = done.model_behaviour()
+        if behaviour is not None:
+            state.grades.append(Grade(name="agent_run", score=0.0, passed=False, reason=behaviour))
+            return done.completion()
+        error = done.error
+        if error is None:
+            return done.completion()
+        if error_of(error) is not None:
+            raise error
+        raise AgentError(
+            "agent", f"the agent run raised {type(error).__name__}: {error}"
+        ) from error
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -555,6 +571,14 @@ def _apply(report: pytest.TestReport, change: ReportChange) -> None:
         report.modelopt_error = True  # type: ignore[attr-defined]
     if change.tolerated:
         report.modelopt_case_failed = True  # type: ignore[attr-defined]
+
+
+async def _closing(client: ModelClient, run: Callable[[], Awaitable[Any]]) -> Any:
+    """``run()`` on a loop of its own, then the client's connections on that loop closed."""
+    try:
+        return await run()
+    finally:
+        await client.aclose()
 
 
 def _request_hook(hook: Any, request: dict[str, Any], context: CallContext) -> None:

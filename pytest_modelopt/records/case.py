@@ -17,10 +17,12 @@ from ..graders.base import Grade, Grader, GraderError
 from ..model.types import Completion, Usage
 from ..secrets import redact
 from .models import SCHEMA_VERSION, CaseRecord, ErrorRecord, Status
+from .trajectory import Trajectory
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ..collect.spec import EvalParam
-    from .trajectory import Trajectory
 
 
 @dataclass
@@ -48,6 +50,7 @@ class CaseState:
     trajectory: Trajectory | None = None
 
     declared: bool = False
+    declared_trajectory: bool = False
 
     def add_call(self, completion: Completion, input: Any, *, declared: bool = False) -> None:
         """Count every call; the declared prompt's output is the case's, else the last call's."""
@@ -59,6 +62,19 @@ class CaseState:
             metadata = completion.request.get("metadata") if completion.request else None
             self.completion_metadata = dict(metadata) if isinstance(metadata, dict) else None
             self.declared = self.declared or declared
+
+    def add_trajectory(
+        self, trajectory: Mapping[str, Any] | Trajectory, *, declared: bool = False
+    ) -> None:
+        """An agent's run on this case. As with outputs, the ``agent=`` eval's own run is
+        the case's; without one, the last run the test made (``run_agent``) or graded."""
+        if declared or not self.declared_trajectory:
+            self.trajectory = (
+                trajectory
+                if isinstance(trajectory, Trajectory)
+                else Trajectory.model_validate(trajectory)
+            )
+            self.declared_trajectory = self.declared_trajectory or declared
 
     def add_grade(self, grade: Grade, grader: Grader) -> None:
         """A grade, the grader that gave it as OpenAI JSON when it has one (a judge with

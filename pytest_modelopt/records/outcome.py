@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..collect.prompts import PromptError
 from ..graders.base import GraderError
-from ..model.types import ModelCallError
+from ..model.types import AgentError, ModelCallError
 from ..untrusted import one_line as safe_line
 from .models import ErrorRecord
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def error_of(exc: BaseException) -> ErrorRecord | None:
     """Known failures that are *errors* of a case (not grades), as a one-line record."""
-    if isinstance(exc, ModelCallError):
+    if isinstance(exc, ModelCallError | AgentError):
         return ErrorRecord(kind=exc.kind, message=exc.message)
     if isinstance(exc, PromptError):
         return ErrorRecord(kind="prompt", message=str(exc))

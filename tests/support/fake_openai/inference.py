@@ -79,8 +79,9 @@ class _Rule(Match):
     text: ReplyText | None = None
     tool: tuple[str, dict[str, Any]] | None = None
     # a tool call rule that stands aside once the request holds a tool's output, so that
-    # an agent loop (call the tool, then answer from its output) ends
-    until_tool_output: bool = False
+    # an agent loop (call the tool, then answer from its output) ends; a number N: once
+    # it holds N tool outputs (N turns of tool calls before the answer)
+    until_tool_output: bool | int = False
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Inference:
         arguments: dict[str, Any],
         model: str | None,
         contains: str | None,
-        until_tool_output: bool = False,
+        until_tool_output: bool | int = False,
     ) -> None:
         with self._lock:
             self._rules.append(
@@ -274,7 +275,7 @@ class Inference:
         for rule in rules:
             if not rule.matches(model, user_text):
                 continue
-            if rule.until_tool_output and has_tool_output(body):
+            if rule.until_tool_output and tool_outputs(body) >= int(rule.until_tool_output):
                 continue
             if rule.tool is not None:
                 name, arguments = rule.tool
@@ -309,14 +310,14 @@ def fake_embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[fl
     return [v / norm for v in vector]
 
 
-def has_tool_output(body: dict[str, Any]) -> bool:
-    """Whether a request carries a tool's output: a chat ``tool`` message or a Responses
-    ``function_call_output`` input item."""
+def tool_outputs(body: dict[str, Any]) -> int:
+    """How many tools' outputs a request carries: chat ``tool`` messages and Responses
+    ``function_call_output`` input items."""
     messages = body.get("messages")
     input_ = body.get("input")
     items = [*(messages if isinstance(messages, list) else [])]
     items += input_ if isinstance(input_, list) else []
-    return any(
+    return sum(
         isinstance(item, dict)
         and (item.get("role") == "tool" or item.get("type") == "function_call_output")
         for item in items

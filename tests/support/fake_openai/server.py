@@ -203,12 +203,14 @@ class FakeOpenAI(ThreadedServer):
         *,
         model: str | None = None,
         contains: str | None = None,
-        until_tool_output: bool = False,
+        until_tool_output: bool | int = False,
     ) -> None:
         """Answer matching requests with one function tool call ``name(**arguments)``.
 
         ``until_tool_output``: only while the request holds no tool output yet (an agent's
-        first turn); the turn after the tool ran falls through to the other rules."""
+        first turn); the turn after the tool ran falls through to the other rules. A
+        number N: while it holds fewer than N (an older rule with N=2 then answers the
+        second turn)."""
         self._inference.reply_tool_call(name, arguments, model, contains, until_tool_output)
 
     def fault(
