@@ -7,6 +7,7 @@ pytest session (:mod:`pytest_modelopt.reports.write`).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     import argparse
 
     from ..records.models import CaseRecord
+    from ..records.trajectory import Trajectory
 
 
 def _runs_dir() -> Path:
@@ -99,6 +101,23 @@ def _print_case(case: CaseRecord, width: int) -> None:
         mark = "ok  " if grade.passed else "FAIL"
         _say(f"        {mark} {grade.name}: {grade.score:g} {_excerpt(grade.reason, width)}")
     _say(f"        output: {_excerpt(case.output, width)}")
+    if case.trajectory is not None:
+        _say(f"        trajectory: {_excerpt(_steps(case.trajectory), width)}")
+
+
+def _steps(run: Trajectory) -> str:
+    """An agent's run on one line: its model calls, then each tool call (and a raise)."""
+    raised = {i.call_id: i.error for i in run.items if i.kind == "tool_output" and i.error}
+    steps = [f"{run.turns} model calls"]
+    for item in run.items:
+        if item.kind == "tool_call":
+            arguments = item.arguments
+            shown = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            error = raised.get(item.call_id)
+            steps.append(f"{item.name}({shown})" + (f" raised {error}" if error else ""))
+        elif item.kind == "handoff":
+            steps.append(f"handoff to {item.name}")
+    return "; ".join(steps)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -220,17 +220,23 @@ class EvalPlugin:
         evals = [item.nodeid for item in session.items if _param(item) is not None]
         if evals:
             self.run.collected(evals)
-        run, planner = self.run, self.run.planner
         workerinput = getattr(session.config, "workerinput", None)
         worker = None if workerinput is None else Worker.from_workerinput(workerinput)
-        if planner.start_agents(agents, worker) is not None and session.config.get_verbosity() >= 0:
+        if declared:
+            self._start_declared(session, declared, worker)
+        run = self.run
+        started = run.planner.start_agents(agents, worker)
+        if started is not None and session.config.get_verbosity() >= 0:
             _say(
                 session.config,
-                f"running {len(agents)} agent cases ahead of the tests "
-                f"(at most {run.settings.concurrency} at once, record mode {run.settings.record})",
+                f"running {len(agents)} agent cases ahead of the tests (at most "
+                f"{run.settings.concurrency} at once, record mode {run.settings.record})",
             )
-        if not declared:
-            return
+
+    def _start_declared(
+        self, session: pytest.Session, declared: list[Declared], worker: Worker | None
+    ) -> None:
+        run, planner = self.run, self.run.planner
         jobs = planner.jobs(declared)
         if run.settings.batch != "off":
             # the Batch API's code, only with --eval-batch (start-up cost otherwise)

@@ -46,6 +46,10 @@ TEXT_CHARS = 20_000
 
 #: a grade's list, in order (the page turns it back into an object)
 GRADE_FIELDS = ("name", "score", "passed", "reason", "error", "identity")
+#: a trajectory item's list, in order: its kind, agent and name as they are, the rest
+#: (arguments as JSON, a tool's output, the exception a tool raised, a message's text)
+#: as indices into ``strings``
+ITEM_FIELDS = ("kind", "agent", "name", "arguments", "output", "error", "content")
 
 _Key = tuple[str, str, str, int]  # eval, model, case id, sample
 
@@ -147,8 +151,32 @@ def _case(record: CaseRecord, strings: _Strings) -> dict[str, Any]:
         ),
         tokens=[record.usage.prompt_tokens, record.usage.completion_tokens],
         note=record.note,
+        trajectory=_trajectory(record, strings),
+        turns=None if record.trajectory is None else record.trajectory.turns,
     )
     return out
+
+
+def _trajectory(record: CaseRecord, strings: _Strings) -> list[list[Any]] | None:
+    """What the case's agent did, item by item (``ITEM_FIELDS``); None when none ran."""
+    if record.trajectory is None:
+        return None
+    return [
+        [
+            item.kind,
+            item.agent,
+            item.name,
+            strings(None if item.arguments is None else _cut(_arguments(item.arguments))[0]),
+            strings(_cut(item.output)[0]),
+            strings(item.error),
+            strings(_cut(item.content)[0]),
+        ]
+        for item in record.trajectory.items
+    ]
+
+
+def _arguments(value: dict[str, Any] | str) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _change(candidate: CaseRecord, baseline: CaseRecord | None) -> str:

@@ -164,6 +164,11 @@ def test_a_tool_that_raises_is_an_error_on_its_case(
     ]
     assert len(told) == 1
     assert "error" in told[0].lower()
+    shown = project.modelopt("show", "--failed").stdout
+    assert (
+        """trajectory: 2 model calls; lookup_order({"order_id": "BAD"}) raised ValueError"""
+        in shown
+    )
 
 
 def test_max_turns_fails_the_case_and_keeps_its_trajectory(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_modelopt.records.labels import Label, merge_labels, read_labels
 from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
 from pytest_modelopt.records.store import RunWriter, read_cases, read_run_info, write_run_info
+from pytest_modelopt.records.trajectory import Item, Trajectory
 from pytest_modelopt.reports.html import run_headline
 from pytest_modelopt.reports.viewer import script_json
 from pytest_modelopt.reports.write import write_reports
@@ -104,6 +105,29 @@ def _run(runs: Path, run_id: str, records: list[CaseRecord]) -> Path:
     return run_dir
 
 
+#: an agent's run whose every text is hostile: the page shows it as text
+EVIL_RUN = Trajectory(
+    items=[
+        Item(
+            kind="tool_call",
+            agent="support",
+            name="lookup<i>",
+            call_id="c1",
+            arguments={"order_id": EVIL},
+        ),
+        Item(
+            kind="tool_output",
+            agent="support",
+            call_id="c1",
+            output=EVIL,
+            error="ValueError: <b>no</b> order",
+        ),
+        Item(kind="message", agent="support", role="assistant", content=EVIL),
+    ],
+    turns=2,
+    final_output=EVIL,
+)
+
 BASELINE = [
     _case(REPLY, "gpt-4o-mini", "c1-refund", '{"queue": "billing"}', True),
     _case(REPLY, "gpt-4o-mini", "c2-login", '{"queue": "general"}', False),
@@ -114,7 +138,7 @@ CANDIDATE = [
     _case(REPLY, "gpt-4o-mini", "c1-refund", '{"queue": "tier2"}', False),
     _case(REPLY, "gpt-4o-mini", "c2-login", '{"queue": "auth"}', True),
     _case(REPLY, "gpt-4o-mini", "c3-outage", '{"queue": "incident"}', True),
-    _case(REPLY, "gpt-4o-mini", "c4-<b>new</b>", EVIL, False),
+    _case(REPLY, "gpt-4o-mini", "c4-<b>new</b>", EVIL, False, trajectory=EVIL_RUN),
     _case(
         REPLY,
         "gpt-4o-mini",
@@ -256,6 +280,33 @@ def test_viewer_without_a_baseline(tmp_path: Path) -> None:
         assert page.locator("#v-title").inner_text() == "c4-<b>new</b>"
         assert page.locator("#v-detail script, #v-detail img, #v-list b").count() == 0
         assert page.evaluate("document.getElementById('v-output').textContent").find(ESC) > 0
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert problems == []
+
+
+def test_a_case_shows_its_agents_trajectory_as_text(tmp_path: Path) -> None:
+    path, _ = _page_for(tmp_path, baseline=False)
+    with _browser(path) as (context, problems):
+        page = context.new_page()
+        _open(page, path)
+        _select(page, "c1-refund")
+        assert page.locator("#v-trajectory").count() == 0  # no agent ran in this case
+        _select(page, "c4-<b>new</b>")
+        assert "Trajectory (2 model calls)" in page.locator("#v-detail").inner_text()
+        steps = page.locator("#v-trajectory li")
+        assert [steps.nth(i).get_attribute("data-kind") for i in range(3)] == [
+            "tool_call",
+            "tool_output",
+            "message",
+        ]
+        call, output, message = (steps.nth(i).inner_text() for i in range(3))
+        assert call.startswith("tool_call lookup<i> (support)")
+        assert json.dumps({"order_id": EVIL}, ensure_ascii=False) in call
+        assert EVIL in output
+        assert "raised ValueError: <b>no</b> order" in output
+        assert EVIL in message
+        assert page.locator("#v-trajectory script, #v-trajectory img, #v-trajectory b").count() == 0
+        assert page.locator("#v-trajectory i").count() == 0
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert problems == []
 
