@@ -182,6 +182,10 @@ def main() -> int:
             f"{r['limit_s']:>8.2f} {ratio:>7}"
         )
     by_row = {r["row"]: r for r in results}
+    for row in ("warm", "intest-warm"):
+        if row in by_row:
+            sent = by_row[row]["requests"]
+            print(f"requests reaching the server, {row} {sent} target == 0 {_met(sent == 0)}")
     if "cold" in by_row and "intest-cold" in by_row:
         ratio = by_row["intest-cold"]["wall_s"] / by_row["cold"]["wall_s"]
         print(f"intest-cold / cold: {ratio:.1f}")
@@ -189,6 +193,10 @@ def main() -> int:
         settings = {key: str(value) for key, value in vars(args).items()}
         args.json.write_text(json.dumps({"args": settings, "rows": results}, indent=2))
     return 0 if all(r["exit"] == 0 for r in results) else 1
+
+
+def _met(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
 
 
 if __name__ == "__main__":
