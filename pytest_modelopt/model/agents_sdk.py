@@ -175,8 +175,10 @@ class AgentRunner:
         **run_config: Any,
     ) -> AgentRun:
         """``pinned``: model names that keep their own model; ``run_config``: ``RunConfig``
-        fields (tracing stays off unless set). Raises what the run raised (the SDK's
-        ``MaxTurnsExceeded`` included), and ``AgentError`` when a tool raised."""
+        fields (tracing stays off unless set). Raises what stopped the run (the SDK's
+        ``MaxTurnsExceeded`` included); a tool that raised in a run that finished is in
+        its trajectory (the item's ``error``), for the test to judge, unlike in an
+        ``agent=`` eval, where it is the case's error."""
         llm = self.llm
         case = await run_case(
             llm.client,
@@ -190,10 +192,10 @@ class AgentRunner:
         )
         if case.trajectory is not None and self.on_run is not None:
             self.on_run(case.trajectory)
-        if case.error is not None:
+        if case.run is None:  # it did not finish
+            assert case.error is not None
             raise case.error
-        assert case.run is not None
-        return case.run
+        return case.run  # a tool that raised is in its trajectory: the test decides
 
 
 async def run_case(

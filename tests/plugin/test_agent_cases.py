@@ -34,7 +34,7 @@ from pytest_modelopt import graders
 @pytest.mark.eval(
     agent="support_agent:support",
     dataset="data/q.jsonl",
-    graders=[graders.tool_called("lookup_order"), graders.max_turns(2)],
+    graders=[graders.tool_called("lookup_order"), graders.max_turns(2), "looked_up"],
 )
 def test_support(completion, case):
     assert case["order"] in completion.text
@@ -54,6 +54,19 @@ def agent_project(project: Project, server: FakeOpenAI, orders: list[str]) -> No
             "lookup_order", {"order_id": order}, contains=f"order {order}?", until_tool_output=True
         )
     project.file("support_agent.py", AGENT_MODULE)
+    project.file(  # a grader from the configuration grades the trajectory too
+        "pyproject.toml",
+        """
+        [tool.modelopt]
+        models = ["gpt-4.1-mini"]
+        judge_model = "judge-1"
+
+        [tool.modelopt.graders.looked_up]
+        type = "tool_called"
+        tool = "lookup_order"
+        times = 1
+        """,
+    )
     rows = [{"id": order, "input": f"Where is order {order}?", "order": order} for order in orders]
     project.dataset("data/q.jsonl", rows)
 
@@ -96,9 +109,10 @@ def test_agent_cases_record_then_replay_offline(
     for case in cases:
         order = case["case_id"]
         assert case["output"] == f"Your order {order}: shipped."
-        assert [(g["name"], g["passed"]) for g in case["grades"]][:2] == [
+        assert [(g["name"], g["passed"]) for g in case["grades"]] == [
             ("tool_called:lookup_order", True),
             ("max_turns", True),
+            ("looked_up", True),
         ]
         run = case["trajectory"]
         assert run["turns"] == 2
@@ -243,7 +257,6 @@ def test_runs_that_cannot_start_are_errors_that_say_what_to_do(
 def test_run_agent_in_the_body_records_its_trajectory_and_judges_see_it(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:
-    project.config(models=["gpt-4.1-mini"], judge_model="judge-1")
     agent_project(project, server, ["A1"])
     server.reply('{"explanation": "", "label": "good"}', model="judge-1")
     project.test(
