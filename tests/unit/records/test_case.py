@@ -120,3 +120,17 @@ def test_record_fields_are_exactly_the_case_record_dump(tmp_path: Path) -> None:
         for line in lines
     ] == lines
     assert json.loads(lines[0])["item"]["when"] == "2026-01-02"  # exotic values as text
+
+
+def test_the_declared_agent_run_is_the_cases_trajectory_else_the_last(tmp_path: Path) -> None:
+    state = case_states(tmp_path)[-1]
+    first = {"items": [], "turns": 1, "final_output": "first"}
+    state.add_trajectory(first)
+    state.add_trajectory({"items": [], "turns": 2, "final_output": "last"})
+    assert state.trajectory is not None
+    assert state.trajectory.final_output == "last"  # no agent= run: the last one
+
+    state.add_trajectory(Trajectory(turns=3, final_output="declared"), declared=True)
+    state.add_trajectory(first)  # a later run_agent or graded run does not replace it
+    assert state.trajectory.final_output == "declared"
+    assert state.record_fields()["trajectory"]["turns"] == 3
