@@ -10,6 +10,8 @@ from __future__ import annotations
 #: Every keyword the ``eval`` marker takes, with its default as the help shows it.
 MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("prompt", "None"),
+    ("params", "None"),
+    ("sweep", "()"),
     ("agent", "None"),
     ("dataset", "None"),
     ("threshold", "None"),

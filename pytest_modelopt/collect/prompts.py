@@ -12,6 +12,7 @@ string sent to a paying API. A case's values are substituted, never rendered the
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,12 +24,14 @@ from ..templating import render as render_bounded
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Mapping
 
 TEXT_SUFFIXES = {".j2", ".jinja", ".jinja2", ".txt", ".md"}
 YAML_SUFFIXES = {".yaml", ".yml"}
 ROLES = {"system", "developer", "user", "assistant"}
 APIS = {"chat", "responses"}
+
+# request fields whose own fields are separate settings, merged one by one (request_params)
+_MERGED = ("reasoning", "text")
 
 _env = BoundedEnvironment(keep_trailing_newline=False)
 
@@ -59,7 +62,27 @@ class Prompt:
     params: dict[str, Any] = field(default_factory=dict)
     api: str = "chat"
 
-    def render(self, variables: Mapping[str, Any]) -> RenderedPrompt:
+    def request_params(self, overrides: Mapping[str, Any] | None, where: str) -> dict[str, Any]:
+        """The file's parameters with an eval's own (its marker's ``params``, a sweep's
+        value) over them, in the prompt's API's shape. A mapping under ``reasoning`` or
+        ``text`` is merged field by field (a sweep over ``reasoning.effort`` keeps the
+        file's ``reasoning.summary``); any other field is replaced whole."""
+        if not overrides:
+            return dict(self.params)
+        merged = dict(self.params)
+        for key, value in api_params(overrides, self.api, where).items():
+            current = merged.get(key)
+            if key in _MERGED and isinstance(current, Mapping) and isinstance(value, Mapping):
+                value = {**current, **value}
+            merged[key] = value
+        return merged
+
+    def render(
+        self,
+        variables: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None = None,
+        where: str = "eval marker params",
+    ) -> RenderedPrompt:
         context = {**variables, "case": variables}
         messages = []
         for role, template, name in self.messages:
@@ -75,7 +98,8 @@ class Prompt:
             except Exception as exc:
                 raise PromptError(f"{_where(name, exc)}: {type(exc).__name__}: {exc}") from None
             messages.append({"role": role, "content": content})
-        return RenderedPrompt(messages=messages, params=dict(self.params), api=self.api)
+        params = self.request_params(overrides, where)
+        return RenderedPrompt(messages=messages, params=params, api=self.api)
 
 
 def _where(name: str, exc: BaseException) -> str:
@@ -162,4 +186,170 @@ def _parse(path: Path, display: str) -> Prompt:
         if not isinstance(content, str):
             raise PromptError(f"{where}: content must be a string template")
         messages.append((role, _compile(content, where), where))
-    return Prompt(display, messages, params=data, api=api)
+    return Prompt(display, messages, params=api_params(data, api, display), api=api)
+
+
+# Request fields one API has and the other lacks (openai-openapi.yaml's CreateResponse and
+# CreateChatCompletionRequest). Those with a counterpart are translated (``api_params``);
+# the rest are refused by name, never sent to an API that would reject or ignore them.
+CHAT_ONLY = frozenset(
+    {
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "modalities", "n", "prediction", "presence_penalty", "seed", "stop",
+        "web_search_options",
+    }
+)  # fmt: skip
+RESPONSES_ONLY = frozenset(
+    {
+        "background", "context_management", "conversation", "include", "instructions",
+        "max_tool_calls", "previous_response_id", "prompt", "truncation",
+    }
+)  # fmt: skip
+_NESTED_TOOLS = ("function", "custom")  # chat nests these tools' fields under their type
+
+
+def api_params(params: Mapping[str, Any], api: str, where: str) -> dict[str, Any]:
+    """The request parameters in ``api``'s shape, so one prompt file serves both APIs.
+
+    Chat-shaped function tools, ``tool_choice``, ``max_tokens``, ``reasoning_effort`` and
+    ``response_format`` become the Responses API's ``tools``, ``tool_choice``,
+    ``max_output_tokens``, ``reasoning.effort`` and ``text.format`` (and back for chat);
+    a field the other API has no counterpart for is refused, naming ``where`` and the
+    field. Idempotent: parameters already in ``api``'s shape come back equal.
+    """
+    out = dict(params)
+    for key in ("messages", "input", "model", "stream"):
+        if key in out:
+            raise PromptError(f"{where}: {key!r} cannot be set as a parameter ({_OWN[key]})")
+    other, own, say = (
+        (CHAT_ONLY, "Chat Completions", "the Responses API")
+        if api == "responses"
+        else (RESPONSES_ONLY, "the Responses API", "Chat Completions")
+    )
+    foreign = sorted(other & set(out))
+    if foreign:
+        raise PromptError(
+            f"{where}: {', '.join(map(repr, foreign))} belong(s) to {own}, and {say} has no "
+            f"such field: remove it, or set api: {'chat' if api == 'responses' else 'responses'}"
+        )
+    if api == "responses":
+        _move(out, ("max_tokens", "max_completion_tokens"), "max_output_tokens", where)
+        if "reasoning_effort" in out:
+            _nest(out, "reasoning", "effort", out.pop("reasoning_effort"), where)
+        if "response_format" in out:
+            _nest(out, "text", "format", _responses_format(out.pop("response_format")), where)
+    else:
+        _move(out, ("max_output_tokens",), "max_completion_tokens", where)
+        _unnest(out, "reasoning", {"effort": "reasoning_effort"}, where)
+        text = out.get("text")
+        if isinstance(text, Mapping) and isinstance(text.get("format"), Mapping):
+            text = {**text, "format": _chat_format(text["format"])}
+            out["text"] = text
+        _unnest(out, "text", {"format": "response_format", "verbosity": "verbosity"}, where)
+    if "tools" in out:
+        out["tools"] = _tools(out["tools"], api, f"{where}#tools")
+    if isinstance(out.get("tool_choice"), Mapping):
+        out["tool_choice"] = _tool_choice(out["tool_choice"], api)
+    return out
+
+
+_OWN = {
+    "messages": "write the prompt's messages under 'messages'",
+    "input": "write the prompt's messages under 'messages'",
+    "model": "choose models with --eval-models or [tool.modelopt] models",
+    "stream": "pytest-modelopt reads whole responses",
+}
+
+
+def _move(out: dict[str, Any], sources: tuple[str, ...], target: str, where: str) -> None:
+    for source in sources:
+        if source in out:
+            value = out.pop(source)
+            if target in out and out[target] != value:
+                raise PromptError(
+                    f"{where}: {source!r} and {target!r} disagree ({value!r} vs "
+                    f"{out[target]!r}): keep one"
+                )
+            out[target] = value
+
+
+def _nest(out: dict[str, Any], parent: str, key: str, value: Any, where: str) -> None:
+    current = out.get(parent) or {}
+    if not isinstance(current, Mapping):
+        raise PromptError(f"{where}: {parent!r} must be a mapping, got {current!r}")
+    if key in current and current[key] != value:
+        raise PromptError(f"{where}: '{parent}.{key}' is set twice, differently: keep one")
+    out[parent] = {**current, key: value}
+
+
+def _unnest(out: dict[str, Any], parent: str, keys: Mapping[str, str], where: str) -> None:
+    """Chat's flat fields from the Responses API's nested ``parent`` mapping."""
+    if parent not in out:
+        return
+    nested = out.pop(parent)
+    if not isinstance(nested, Mapping):
+        raise PromptError(f"{where}: {parent!r} must be a mapping, got {nested!r}")
+    for key, value in nested.items():
+        if key not in keys:
+            raise PromptError(
+                f"{where}: '{parent}.{key}' belongs to the Responses API, and Chat "
+                "Completions has no such field: remove it, or set api: responses"
+            )
+        out.setdefault(keys[key], value)
+        if out[keys[key]] != value:
+            raise PromptError(f"{where}: '{parent}.{key}' and {keys[key]!r} disagree: keep one")
+
+
+def _responses_format(value: Any) -> Any:
+    """Chat's ``response_format`` as the Responses API's ``text.format``."""
+    if isinstance(value, Mapping) and isinstance(value.get("json_schema"), Mapping):
+        return {"type": value.get("type", "json_schema"), **value["json_schema"]}
+    return value
+
+
+def _chat_format(value: Mapping[str, Any]) -> Any:
+    """The Responses API's ``text.format`` as chat's ``response_format``."""
+    if value.get("type") == "json_schema" and "json_schema" not in value:
+        return {
+            "type": "json_schema",
+            "json_schema": {k: v for k, v in value.items() if k != "type"},
+        }
+    return dict(value)
+
+
+def _tools(tools: Any, api: str, where: str) -> list[Any]:
+    if not isinstance(tools, list):
+        raise PromptError(f"{where}: 'tools' must be a list of tools, got {tools!r}")
+    out = []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, Mapping) or not isinstance(tool.get("type"), str):
+            raise PromptError(f"{where}[{index}]: each tool is a mapping with a 'type'")
+        kind = tool["type"]
+        nested = tool.get(kind)
+        if kind in _NESTED_TOOLS and isinstance(nested, Mapping):  # chat's shape
+            if api == "responses":
+                flat = {"type": kind, **nested}
+                if kind == "function":  # the Responses API requires both; chat's defaults
+                    flat.setdefault("strict", False)
+                    flat.setdefault("parameters", {"type": "object", "properties": {}})
+                tool = flat
+        elif kind in _NESTED_TOOLS and "name" in tool:  # the Responses API's shape
+            if api == "chat":
+                tool = {"type": kind, kind: {k: v for k, v in tool.items() if k != "type"}}
+        elif api == "chat":
+            raise PromptError(
+                f"{where}[{index}]: a {kind!r} tool is one of the Responses API's built-in "
+                "tools; Chat Completions takes function tools only: set api: responses"
+            )
+        out.append(dict(tool))
+    return out
+
+
+def _tool_choice(choice: Mapping[str, Any], api: str) -> dict[str, Any]:
+    kind = choice.get("type")
+    nested = choice.get(kind) if isinstance(kind, str) else None
+    if kind in _NESTED_TOOLS and isinstance(nested, Mapping) and api == "responses":
+        return {"type": kind, "name": nested.get("name")}
+    if kind in _NESTED_TOOLS and "name" in choice and api == "chat":
+        return {"type": kind, kind: {"name": choice["name"]}}
+    return dict(choice)

@@ -104,7 +104,9 @@ def declared_request(
     """Render the eval's prompt for this case into the request it sends (hook applied)."""
     spec = param.spec
     assert spec.prompt_path is not None
-    rendered = prompt(spec.prompt_path, spec.prompt).render(case)
+    rendered = prompt(spec.prompt_path, spec.prompt).render(
+        case, spec.params, f"eval {spec.name} params"
+    )
     context = CallContext(
         endpoint=rendered.api,
         model=param.model,

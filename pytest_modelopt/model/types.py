@@ -54,6 +54,22 @@ class Completion:
     # sample.trajectory); None for a single call
     trajectory: dict[str, Any] | None = field(default=None, repr=False)
 
+    @property
+    def incomplete(self) -> str | None:
+        """Why the answer stopped short, or None when it is whole: a Responses API
+        ``status: incomplete`` (``max_output_tokens``, ``content_filter``) or a chat choice
+        that finished on ``length`` or ``content_filter``. Such an answer is still graded
+        (a cut-short answer is the model's, under the eval's settings); the case notes it."""
+        data = self.response or {}
+        if data.get("status") == "incomplete":
+            details = data.get("incomplete_details") or {}
+            return str(details.get("reason") or "incomplete")
+        choices = data.get("choices") or []
+        finish = (
+            choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
+        )
+        return str(finish) if finish in ("length", "content_filter") else None
+
     @functools.cached_property
     def json(self) -> Any:
         """The output parsed as JSON (also inside a ``` fence), or None when it isn't JSON."""

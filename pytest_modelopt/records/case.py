@@ -54,6 +54,9 @@ class CaseState:
         self.calls.append(completion)
         if declared or not self.declared:
             self.input, self.output = input, completion.text
+            reason = completion.incomplete
+            if reason is not None:
+                self.note = f"the answer is incomplete ({reason}): graded as it came, cut short"
             response_id = (completion.response or {}).get("id")
             self.completion_id = str(response_id) if response_id else None
             metadata = completion.request.get("metadata") if completion.request else None
