@@ -10,8 +10,6 @@ from __future__ import annotations
 #: Every keyword the ``eval`` marker takes, with its default as the help shows it.
 MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("prompt", "None"),
-    ("params", "None"),
-    ("sweep", "()"),
     ("agent", "None"),
     ("dataset", "None"),
     ("threshold", "None"),
@@ -23,6 +21,8 @@ MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("fail_on", "()"),
     ("strict", "False"),
     ("calibration", "None"),
+    ("params", "None"),
+    ("sweep", "()"),
 )
 
 MARKER_KEYS = tuple(name for name, _ in MARKER_ARGUMENTS)

@@ -180,10 +180,10 @@ def build_spec(
     except GateError as exc:
         raise EvalSpecError(str(exc)) from None
     params, sweep = _params(kwargs.get("params"), kwargs.get("sweep"))
-    if (params or sweep) and prompt is None:
+    if (params or sweep) and (prompt is None or agent is not None):
         raise EvalSpecError(
             "params= and sweep= shape the declared prompt's request: add prompt=... (an "
-            "agent's model settings are the agent's own)"
+            "agent= eval's model settings are the agent's own: set them on the agent)"
         )
     if graders and prompt is None and agent is None:
         raise EvalSpecError(
