@@ -40,6 +40,8 @@ from agents.items import (
 from openai import AsyncOpenAI, NotGiven, Omit
 from openai.types.responses import Response
 
+from .tools import arguments_of as _arguments
+from .tools import as_text as _text
 from .types import CallContext, Completion, ModelCallError, Usage
 
 if TYPE_CHECKING:
@@ -403,25 +405,3 @@ def _guardrail(name: str, output: Any, agent: str | None) -> dict[str, Any]:
 
 def _get(raw: Any, key: str) -> Any:
     return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
-
-
-def _arguments(raw: Any) -> dict[str, Any] | str | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return raw
-    return parsed if isinstance(parsed, dict) else raw
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        value = dump(mode="json")
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(value)

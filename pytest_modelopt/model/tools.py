@@ -190,7 +190,7 @@ def _responses_turn(
         elif kind == "function_call":
             call_id, name = str(item.get("call_id")), str(item.get("name"))
             arguments = str(item.get("arguments") or "")
-            run.item("tool_call", name=name, call_id=call_id, arguments=_arguments(arguments))
+            run.item("tool_call", name=name, call_id=call_id, arguments=arguments_of(arguments))
             history.append(
                 {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
             )
@@ -210,7 +210,7 @@ def _chat_turn(
         function = call.get("function") or {}
         call_id, name = str(call.get("id")), str(function.get("name"))
         arguments = str(function.get("arguments") or "")
-        run.item("tool_call", name=name, call_id=call_id, arguments=_arguments(arguments))
+        run.item("tool_call", name=name, call_id=call_id, arguments=arguments_of(arguments))
         calls.append((call_id, name, arguments))
     if calls:
         message["tool_calls"] = [
@@ -232,7 +232,7 @@ async def _call(
     """Run one tool call; its output as the model reads it (also recorded as an item)."""
     record = run.item("tool_output", name=name, call_id=call_id)
     tool = known.get(name)
-    parsed = _arguments(arguments)
+    parsed = arguments_of(arguments)
     error: str | None = None
     if tool is None:
         error = f"no tool named {name!r}; the tools are: {', '.join(known) or 'none'}"
@@ -250,7 +250,7 @@ async def _call(
                 raise ToolError(name, exc) from exc
             error = f"{type(exc).__name__}: {exc}"
         else:
-            output = _text(result)
+            output = as_text(result)
             record["output"] = output
             return output
     record["error"] = error
@@ -258,7 +258,11 @@ async def _call(
     return f"error: {error}"
 
 
-def _arguments(raw: str) -> dict[str, Any] | str:
+def arguments_of(raw: Any) -> dict[str, Any] | str | None:
+    """Tool-call arguments as a trajectory keeps them: the JSON object when they parse to
+    one, else the raw string (None when they are not a string at all)."""
+    if not isinstance(raw, str):
+        return None
     try:
         parsed = json.loads(raw)
     except ValueError:
@@ -266,13 +270,16 @@ def _arguments(raw: str) -> dict[str, Any] | str:
     return parsed if isinstance(parsed, dict) else raw
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """A tool's (or agent's) output as the text a model and a trajectory read: a string as
+    it is, a pydantic object or any JSON value as sorted JSON, else its ``str``."""
     if isinstance(value, str):
         return value
-    if isinstance(value, pydantic.BaseModel):
-        return value.model_dump_json()
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        value = dump(mode="json")
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError):
         return str(value)
 
