@@ -1,12 +1,15 @@
 """Prompt files: jinja2 templates rendered with each case, in a sandbox.
 
 A ``.j2`` / ``.txt`` / ``.md`` file is one user message. A ``.yaml`` / ``.yml`` file holds
-``messages`` (each ``content`` a template) and, beside it, model parameters
+``messages`` (each ``content`` a template, or a list of text and image parts whose text
+and URLs are templates) and, beside it, model parameters
 (temperature, max_tokens, response_format, tools, ...) plus an optional ``api``
-(``chat``, the default, or ``responses``). Dataset rows are untrusted data, so templates
-run in jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``, within bounds of time and
-size (``templating.py``): a missing field is an error that names itself, never an empty
-string sent to a paying API. A case's values are substituted, never rendered themselves.
+(``chat``, the default, or ``responses``); parameters written in either API's shape are
+sent in the shape of the file's ``api`` (``api_params``). Dataset rows are untrusted data,
+so templates run in jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``, within
+bounds of time and size (``templating.py``): a missing field is an error that names
+itself, never an empty string sent to a paying API. A case's values are substituted,
+never rendered themselves.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ _MERGED = ("reasoning", "text")
 _env = BoundedEnvironment(keep_trailing_newline=False)
 
 
+# a content part of a message: ("text" or "image", its text or URL template, extra fields)
+Part = tuple[str, jinja2.Template, dict[str, Any]]
+
+
 class PromptError(Exception):
     """A prompt that cannot be loaded or rendered; the message names file, line and field."""
 
@@ -58,7 +65,8 @@ class Prompt:
     """A loaded prompt file; templates are compiled once and rendered per case."""
 
     display: str
-    messages: list[tuple[str, jinja2.Template, str]]  # (role, template, template name)
+    # (role, template or content parts, template name)
+    messages: list[tuple[str, jinja2.Template | list[Part], str]]
     params: dict[str, Any] = field(default_factory=dict)
     api: str = "chat"
 
@@ -85,21 +93,69 @@ class Prompt:
     ) -> RenderedPrompt:
         context = {**variables, "case": variables}
         messages = []
-        for role, template, name in self.messages:
-            try:
-                content = render_bounded(template, context)
-            except jinja2.UndefinedError as exc:
-                fields = ", ".join(sorted(str(k) for k in variables)) or "none"
-                raise PromptError(
-                    f"{_where(name, exc)}: {exc.message}; the case's fields are: {fields}"
-                ) from None
-            except jinja2.TemplateError as exc:
-                raise PromptError(f"{_where(name, exc)}: {exc}") from None
-            except Exception as exc:
-                raise PromptError(f"{_where(name, exc)}: {type(exc).__name__}: {exc}") from None
-            messages.append({"role": role, "content": content})
+        for role, content, name in self.messages:
+            if isinstance(content, list):
+                parts = [_part(kind, _render(t, context, variables, name), extra, self.api)
+                         for kind, t, extra in content]  # fmt: skip
+                messages.append({"role": role, "content": parts})
+            else:
+                messages.append(
+                    {"role": role, "content": _render(content, context, variables, name)}
+                )
         params = self.request_params(overrides, where)
         return RenderedPrompt(messages=messages, params=params, api=self.api)
+
+
+def _render(
+    template: jinja2.Template, context: Mapping[str, Any], variables: Mapping[str, Any], name: str
+) -> str:
+    try:
+        return render_bounded(template, context)
+    except jinja2.UndefinedError as exc:
+        fields = ", ".join(sorted(str(k) for k in variables)) or "none"
+        raise PromptError(
+            f"{_where(name, exc)}: {exc.message}; the case's fields are: {fields}"
+        ) from None
+    except jinja2.TemplateError as exc:
+        raise PromptError(f"{_where(name, exc)}: {exc}") from None
+    except Exception as exc:
+        raise PromptError(f"{_where(name, exc)}: {type(exc).__name__}: {exc}") from None
+
+
+def _part(kind: str, value: str, extra: Mapping[str, Any], api: str) -> dict[str, Any]:
+    """A rendered content part in ``api``'s shape."""
+    if kind == "text":
+        return {"type": "input_text" if api == "responses" else "text", "text": value}
+    if api == "responses":  # the Responses API requires the detail
+        return {"type": "input_image", "image_url": value, "detail": extra.get("detail", "auto")}
+    return {"type": "image_url", "image_url": {"url": value, **extra}}
+
+
+def _parts(content: list[Any], role: str, where: str) -> list[Part]:
+    """A message's list of content parts, in either API's shape: text and images, each
+    text and image URL a template."""
+    if role == "assistant":
+        raise PromptError(f"{where}: an assistant message's content must be a string template")
+    parts: list[Part] = []
+    for index, part in enumerate(content):
+        at = f"{where}.content[{index}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        image = part.get("image_url") if isinstance(part, dict) else None
+        if kind in ("text", "input_text") and isinstance(part.get("text"), str):
+            parts.append(("text", _compile(part["text"], at), {}))
+        elif kind == "image_url" and isinstance(image, dict) and isinstance(image.get("url"), str):
+            detail = {"detail": image["detail"]} if "detail" in image else {}
+            parts.append(("image", _compile(image["url"], at), detail))
+        elif kind == "input_image" and isinstance(image, str):
+            detail = {"detail": part["detail"]} if "detail" in part else {}
+            parts.append(("image", _compile(image, at), detail))
+        else:
+            raise PromptError(
+                f"{at}: a content part is {{type: text, text: ...}} or an image "
+                "({type: image_url, image_url: {url: ...}} or {type: input_image, "
+                f"image_url: ...}}), got {part!r}"
+            )
+    return parts
 
 
 def _where(name: str, exc: BaseException) -> str:
@@ -175,7 +231,7 @@ def _parse(path: Path, display: str) -> Prompt:
         )
     if not isinstance(raw_messages, list) or not raw_messages:
         raise PromptError(f"{display}: 'messages' must be a non-empty list of {{role, content}}")
-    messages = []
+    messages: list[tuple[str, jinja2.Template | list[Part], str]] = []
     for index, message in enumerate(raw_messages):
         where = f"{display}#messages[{index}]"
         if not isinstance(message, dict) or set(message) - {"role", "content"}:
@@ -183,8 +239,13 @@ def _parse(path: Path, display: str) -> Prompt:
         role, content = message.get("role"), message.get("content")
         if role not in ROLES:
             raise PromptError(f"{where}: role must be one of {sorted(ROLES)}, got {role!r}")
+        if isinstance(content, list) and content:
+            messages.append((role, _parts(content, role, where), where))
+            continue
         if not isinstance(content, str):
-            raise PromptError(f"{where}: content must be a string template")
+            raise PromptError(
+                f"{where}: content must be a string template or a list of content parts"
+            )
         messages.append((role, _compile(content, where), where))
     return Prompt(display, messages, params=api_params(data, api, display), api=api)
 

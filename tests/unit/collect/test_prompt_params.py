@@ -151,3 +151,53 @@ def test_an_evals_params_merge_over_the_files(tmp_path: Path) -> None:
     assert prompt.params["temperature"] == 0  # the loaded prompt is not changed
     with pytest.raises(PromptError, match=r"^eval e params: 'stop' belong"):
         prompt.render({}, {"stop": ["\n"]}, "eval e params")
+
+
+def test_a_message_may_be_text_and_image_parts_in_either_apis_shape(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    messages = (
+        "messages:\n"
+        "  - role: user\n"
+        "    content:\n"
+        "      - {type: text, text: 'What is in {{ name }}?'}\n"
+        "      - {type: image_url, image_url: {url: '{{ url }}', detail: low}}\n"
+        "      - {type: input_image, image_url: 'https://x.test/b.png'}\n"
+    )
+    case = {"name": "the photo", "url": "https://x.test/a.png"}
+    sent: dict[str, Any] = {}
+    for api, endpoint in (("chat", "/chat/completions"), ("responses", "/responses")):
+        path.write_text(f"api: {api}\n{messages}")
+        rendered = load_prompt(path).render(case)
+        sent[api] = rendered.messages[0]["content"]
+        key = "input" if api == "responses" else "messages"
+        if openapi.spec_available():
+            body = {"model": "gpt-4.1-mini", key: rendered.messages}
+            openapi.validate_request(endpoint, body)
+    assert sent["chat"] == [
+        {"type": "text", "text": "What is in the photo?"},
+        {"type": "image_url", "image_url": {"url": "https://x.test/a.png", "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": "https://x.test/b.png"}},
+    ]
+    assert sent["responses"] == [
+        {"type": "input_text", "text": "What is in the photo?"},
+        {"type": "input_image", "image_url": "https://x.test/a.png", "detail": "low"},
+        {"type": "input_image", "image_url": "https://x.test/b.png", "detail": "auto"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[{type: audio, data: x}]", "p.yaml#messages[0].content[0]: a content part is"),
+        ("7", "p.yaml#messages[0]: content must be a string template or a list of content"),
+    ],
+)
+def test_a_bad_content_part_is_refused_by_place(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(f"messages:\n  - role: user\n    content: {content}\n")
+    with pytest.raises(PromptError) as info:
+        load_prompt(path, display="p.yaml")
+    assert str(info.value).startswith(message)
+    path.write_text("messages:\n  - role: assistant\n    content: [{type: text, text: a}]\n")
+    with pytest.raises(PromptError, match="an assistant message's content must be a string"):
+        load_prompt(path, display="p.yaml")
