@@ -70,6 +70,17 @@ class Completion:
         )
         return str(finish) if finish in ("length", "content_filter") else None
 
+    @property
+    def reasoning(self) -> list[str]:
+        """The summaries of a Responses API answer's reasoning items, in order (empty when
+        the model gave none: ask with ``reasoning={"summary": "auto"}``); the tokens spent
+        are ``usage.reasoning_tokens`` either way."""
+        return [
+            "\n".join(str(s.get("text") or "") for s in item.get("summary") or [])
+            for item in (self.response or {}).get("output") or []
+            if isinstance(item, dict) and item.get("type") == "reasoning"
+        ]
+
     @functools.cached_property
     def json(self) -> Any:
         """The output parsed as JSON (also inside a ``` fence), or None when it isn't JSON."""

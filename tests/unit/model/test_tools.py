@@ -181,6 +181,7 @@ def test_the_async_loop_and_reasoning_items(server: FakeOpenAI, tmp_path: Path) 
     kinds = [(i["kind"], i["content"]) for i in done.trajectory["items"]]
     assert kinds[0] == ("reasoning", "thought for 5 tokens")
     assert kinds.count(("reasoning", "thought for 5 tokens")) == 2  # one per turn
+    assert done.reasoning == ["thought for 5 tokens"]  # the last answer's summaries
     assert done.usage.reasoning_tokens == 10
     assert done.usage.cached_tokens == 2
     # reasoning items without encrypted_content are not sent back (store is false)
