@@ -245,6 +245,10 @@ def _params(
             raise EvalSpecError(f"sweep cannot vary {path!r}: the prompt and run set it")
         if not isinstance(values, (list, tuple)) or not values:
             raise EvalSpecError(f"sweep[{path!r}] must be a non-empty list of values")
+        labels = [_label(value, index) for index, value in enumerate(values)]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise EvalSpecError(f"sweep[{path!r}] lists {', '.join(twice)} more than once")
         out.append((path, tuple(values)))
     return (dict(params) if params else None), tuple(out)
 

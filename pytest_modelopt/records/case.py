@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from .trajectory import Trajectory
 
 
+_INCOMPLETE = "the answer is incomplete"
+
+
 @dataclass
 class CaseState:
     """What happened to one test item so far; becomes its CaseRecord at teardown."""
@@ -56,7 +59,9 @@ class CaseState:
             self.input, self.output = input, completion.text
             reason = completion.incomplete
             if reason is not None:
-                self.note = f"the answer is incomplete ({reason}): graded as it came, cut short"
+                self.note = f"{_INCOMPLETE} ({reason}): graded as it came, cut short"
+            elif self.note is not None and self.note.startswith(_INCOMPLETE):
+                self.note = None  # a later, whole answer is the case's output now
             response_id = (completion.response or {}).get("id")
             self.completion_id = str(response_id) if response_id else None
             metadata = completion.request.get("metadata") if completion.request else None

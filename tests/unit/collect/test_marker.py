@@ -113,6 +113,7 @@ def test_a_sweep_is_one_spec_per_combination_with_its_own_name(tmp_path: Path) -
         ({"prompt": "p.yaml", "sweep": {"input": ["a"]}}, "sweep cannot vary 'input'"),
         ({"prompt": "p.yaml", "sweep": {"a..b": [1]}}, "is not a request path"),
         ({"prompt": "p.yaml", "sweep": ["low"]}, "sweep must map request paths"),
+        ({"prompt": "p.yaml", "sweep": {"t": [0, 1, 0]}}, r"sweep\['t'\] lists 0 more than once"),
         ({"params": {"temperature": 0}}, "params= and sweep= shape the declared prompt"),
         ({"prompt": "p.yaml", "agent": "a:b", "sweep": {"t": [0]}}, "the agent's own"),
     ],
