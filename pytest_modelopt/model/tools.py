@@ -134,7 +134,11 @@ async def run_tools(
         raise ValueError(f"tool_errors must be 'raise' or 'send', got {tool_errors!r}")
     if "tools" in params:
         raise TypeError("run_tools takes the tools' functions as tools=[...], not schemas")
-    known = {tool.name: tool for tool in map(Tool.of, tools)}
+    known: dict[str, Tool] = {}
+    for tool in map(Tool.of, tools):
+        if tool.name in known:
+            raise TypeError(f"two tools are named {tool.name!r}: the model calls tools by name")
+        known[tool.name] = tool
     schemas = [tool.schema(api) for tool in known.values()]
     history: list[dict[str, Any]] = (
         [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
@@ -309,9 +313,11 @@ def run_tools_sync(llm: BoundModel, *args: Any, **kwargs: Any) -> Completion:
     """``run_tools`` from synchronous code (a test body); from a coroutine, await it."""
     try:
         asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(run_tools(llm, *args, **kwargs))
-    raise RuntimeError(
-        "llm.run_tools(...) was called inside a running event loop: "
-        "use `await llm.arun_tools(...)` there"
-    )
+    except RuntimeError:  # none: run one (outside the except, so no chained traceback)
+        pass
+    else:
+        raise RuntimeError(
+            "llm.run_tools(...) was called inside a running event loop: "
+            "use `await llm.arun_tools(...)` there"
+        )
+    return asyncio.run(run_tools(llm, *args, **kwargs))

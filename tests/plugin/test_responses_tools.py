@@ -245,3 +245,27 @@ def test_the_tool_loop_records_and_replays_with_no_key(
         c["case_id"]: [(g["name"], g["passed"]) for g in c["grades"]] for c in project.cases()
     }
     assert replayed == graded
+
+
+def test_a_tool_that_raises_is_an_error_of_its_case(project: Project, server: FakeOpenAI) -> None:
+    server.reply_tool_call("lookup_order", {"order_id": "Z9"}, until_tool_output=True)
+    project.test(
+        """
+        import pytest
+
+        def lookup_order(order_id: str) -> str:
+            \"\"\"Look up an order.\"\"\"
+            raise LookupError(order_id)
+
+        @pytest.mark.eval(models=["gpt-4.1-mini"])
+        def test_support(llm):
+            llm.run_tools("where is Z9?", tools=[lookup_order])
+        """
+    )
+    project.run("-p", "no:xdist").assert_outcomes(failed=1)
+    (case,) = project.cases()
+    assert case["status"] == "error"
+    assert case["error"]["message"].startswith(
+        "ToolError: tool 'lookup_order' raised LookupError: Z9 (pass tool_errors='send'"
+    )
+    assert case["calls"] == 1

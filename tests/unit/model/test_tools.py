@@ -210,3 +210,21 @@ def test_tool_schemas_come_from_the_signature() -> None:
     assert tool.schema("chat")["function"]["name"] == "refund_policy"
     with pytest.raises(TypeError, match="a tool must be a named function"):
         Tool.of(lambda: None)
+
+
+def test_two_tools_of_one_name_are_refused(server: FakeOpenAI, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="two tools are named 'lookup_order'"):
+        llm_for(server, tmp_path).run_tools("?", tools=[lookup_order, lookup_order])
+    assert server.requests == []  # refused before any call
+
+
+def test_the_sync_loop_inside_a_running_loop_says_to_await(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    llm = llm_for(server, tmp_path)
+
+    async def inside() -> None:
+        llm.run_tools("?", tools=[lookup_order])
+
+    with pytest.raises(RuntimeError, match=r"use `await llm.arun_tools\(...\)` there"):
+        asyncio.run(inside())
