@@ -88,7 +88,9 @@ def test_one_prompt_file_declares_tools_for_either_api(
             assert "store" not in body
 
 
-def test_a_sweep_is_one_result_per_value(project: Project, server: FakeOpenAI) -> None:
+def test_a_sweep_is_one_result_per_value(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
     formats = [{"type": "text"}, {"type": "json_schema", "name": "answer", "schema": schema}]
     project.dataset("d.jsonl", [{"id": "x", "q": "one"}, {"id": "y", "q": "two"}])
@@ -110,7 +112,7 @@ def test_a_sweep_is_one_result_per_value(project: Project, server: FakeOpenAI) -
             assert completion.text
         """
     )
-    result = project.run("-p", "no:xdist")
+    result = project.run(*mode)
     result.assert_outcomes(passed=8)
     variants = [
         "reasoning.effort=low,text.format=text#0",
