@@ -13,6 +13,7 @@ from pytest_modelopt.model.agents_sdk import (
     AgentCalls,
     AgentRunner,
     LayerProvider,
+    as_completion,
     check_agents,
     trajectory,
 )
@@ -21,6 +22,7 @@ from pytest_modelopt.model.cache import ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
 from pytest_modelopt.secrets import known_secrets
+from tests.support import openapi
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -216,3 +218,79 @@ def test_a_handoff_and_a_guardrail_in_the_trajectory(server: FakeOpenAI) -> None
         ("message", "billing", None, "Refund approved.", None),
     ]
     assert (run.trajectory["turns"], run.final_output) == (2, "Refund approved.")
+
+
+def answer_from_chat_tool(body: dict[str, Any]) -> str:
+    """The fake model's second Chat Completions turn: it reads the tool message back."""
+    outputs = [m["content"] for m in body["messages"] if m.get("role") == "tool"]
+    return f"It is {outputs[-1]}."
+
+
+def run_on(client: ModelClient, api: str) -> Any:
+    agent = Agent(name="forecaster", instructions="Answer with the tool.", tools=[get_weather])
+    return AgentRunner(BoundModel(client, "gpt-4.1-mini"))(agent, "Weather in Paris?", api=api)
+
+
+def shape(run: Any) -> list[tuple[Any, ...]]:
+    """The trajectory without its call ids (each API makes up its own)."""
+    return [tuple(v for k, v in item.items() if k != "call_id") for item in run.trajectory["items"]]
+
+
+def test_the_chat_path_records_replays_and_gives_the_same_trajectory(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    """llama.cpp's server has no Responses API: an agent run over Chat Completions goes
+    through the same cache, and its trajectory is the Responses path's, item for item."""
+    server.reply(
+        lambda body: (answer_from_chat_tool if "messages" in body else answer_from_tool)(body)
+    )
+    server.reply_tool_call("get_weather", {"city": "Paris"}, until_tool_output=True)
+    record = ModelClient(
+        base_url=server.base_url,
+        timeout=5.0,
+        max_retries=0,
+        cache=ResponseCache(tmp_path / "cache", "new"),
+    )
+    over_chat = run_on(record, "chat")
+    over_responses = run_on(record, "responses")
+
+    sent = [r.body for r in server.requests if r.path == "/v1/chat/completions"]
+    assert len(sent) == 2
+    first, second = sent
+    # the SDK's own chat request (an agent without a model gets the SDK's default
+    # settings: reasoning effort and verbosity), nothing unset (store, stream, metadata...)
+    assert sorted(first) == ["messages", "model", "reasoning_effort", "tools", "verbosity"]
+    assert first["messages"] == [
+        {"role": "system", "content": "Answer with the tool."},
+        {"role": "user", "content": "Weather in Paris?"},
+    ]
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+    if openapi.spec_available():
+        for body in sent:
+            openapi.validate_request("/chat/completions", body)
+    assert over_chat.api == "chat"
+    assert over_chat.final_output == "It is sunny in Paris."
+    assert over_chat.trajectory["turns"] == 2
+    assert shape(over_chat) == shape(over_responses)
+    completion = as_completion(over_chat)
+    assert (completion.api, completion.text) == ("chat", "It is sunny in Paris.")
+    assert completion.tool_calls[0]["function"]["name"] == "get_weather"
+
+    # --eval-record none: the same run from the recordings alone
+    before = len(server.requests)
+    replay = ModelClient(
+        base_url="http://127.0.0.1:9",  # nothing listens there: a live call would fail
+        timeout=5.0,
+        max_retries=0,
+        cache=ResponseCache(tmp_path / "cache", "none"),
+    )
+    replayed = run_on(replay, "chat")
+    assert len(server.requests) == before
+    assert all(c.cached for c in replayed.calls)
+    assert replayed.trajectory == over_chat.trajectory
+
+
+def test_an_unknown_agent_api_is_refused() -> None:
+    client = ModelClient(base_url="http://127.0.0.1:9", timeout=5.0, max_retries=0)
+    with pytest.raises(ValueError, match="api must be one of responses, chat, got 'chat2'"):
+        LayerProvider(client, "gpt-4.1-mini", api="chat2")
