@@ -201,6 +201,8 @@ class _Endpoint:
             k: v for k, v in kwargs.items() if not isinstance(v, Omit | NotGiven) and v is not None
         }
         body.update(extra_body)
+        if self._api == "chat":
+            body = _chat_body(body)
         context = CallContext(
             endpoint=ENDPOINTS[self._api],
             model=str(body.get("model")),
@@ -211,6 +213,26 @@ class _Endpoint:
         completion = await self._client.acall(self._api, body, context, headers=headers)
         self._calls.add(completion)
         return self._parse(completion.response or {})
+
+
+def _chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's chat request with an assistant message that only calls tools given
+    ``content: ""`` instead of null: llama.cpp's server (llama-cpp-python 0.3.36, what
+    ``modelopt serve-local`` runs) answers null with HTTP 500, and OpenAI's API takes both
+    (``ChatCompletionRequestAssistantMessage.content`` is a nullable string)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return body
+    fixed = [
+        {**m, "content": ""}
+        if isinstance(m, dict)
+        and m.get("role") == "assistant"
+        and m.get("tool_calls")
+        and m.get("content") is None
+        else m
+        for m in messages
+    ]
+    return {**body, "messages": fixed}
 
 
 class _Chat:
