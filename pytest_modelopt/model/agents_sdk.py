@@ -100,6 +100,13 @@ class AgentRun:
     def final_output(self) -> Any:
         return self.result.final_output
 
+    @property
+    def text(self) -> str:
+        """The final output as text: ``grade(run, grader)`` grades the run like a
+        completion (``sample.output_text``, and ``sample.trajectory`` for tool graders)."""
+        final: str | None = self.trajectory["final_output"]
+        return final or ""
+
 
 class AgentRunner:
     """The ``run_agent`` fixture: runs an agent on the model under test (the ``llm``

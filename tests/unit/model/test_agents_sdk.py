@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from agents import Agent, GuardrailFunctionOutput, Runner, function_tool, input_guardrail
 
+from pytest_modelopt import graders
 from pytest_modelopt.model.agents_sdk import (
     AgentCalls,
     AgentRunner,
@@ -276,6 +277,9 @@ def test_the_chat_path_records_replays_and_gives_the_same_trajectory(
     assert over_chat.final_output == "It is sunny in Paris."
     assert over_chat.trajectory["turns"] == 2
     assert shape(over_chat) == shape(over_responses)
+    # a run grades like a completion: its text and its trajectory
+    assert graders.tool_called("get_weather", {"city": "Paris"}).grade(over_chat).passed
+    assert graders.contains_all(["sunny"]).grade(over_chat).passed
     completion = as_completion(over_chat)
     assert (completion.api, completion.text) == ("chat", "It is sunny in Paris.")
     assert completion.tool_calls[0]["function"]["name"] == "get_weather"
