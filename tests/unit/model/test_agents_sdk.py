@@ -19,11 +19,12 @@ from pytest_modelopt.model.agents_sdk import (
     trajectory,
 )
 from pytest_modelopt.model.bound import BoundModel
-from pytest_modelopt.model.cache import ResponseCache
+from pytest_modelopt.model.cache import RecordMode, ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
 from pytest_modelopt.secrets import known_secrets
 from tests.support import openapi
+from tests.support.agent_turns import answer_from_tool
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,12 +38,6 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def answer_from_tool(body: dict[str, Any]) -> str:
-    """The fake model's second turn: it reads the tool's output back."""
-    outputs = [i["output"] for i in body["input"] if i.get("type") == "function_call_output"]
-    return f"It is {outputs[-1]}."
-
-
 def run(client: ModelClient, agent: Agent[Any], question: str) -> tuple[Any, AgentCalls]:
     provider = LayerProvider(
         client,
@@ -51,6 +46,16 @@ def run(client: ModelClient, agent: Agent[Any], question: str) -> tuple[Any, Age
     )
     result = asyncio.run(Runner.run(agent, question, run_config=provider.run_config()))
     return result, provider.calls
+
+
+def cached_client(base_url: str, tmp_path: Path, mode: RecordMode) -> ModelClient:
+    """A client whose response cache is ``tmp_path/cache`` in record mode ``mode``."""
+    return ModelClient(
+        base_url=base_url,
+        timeout=5.0,
+        max_retries=0,
+        cache=ResponseCache(tmp_path / "cache", mode),
+    )
 
 
 def responses_posts(server: FakeOpenAI) -> list[dict[str, Any]]:
@@ -66,12 +71,7 @@ def test_an_agent_with_a_tool_is_recorded_then_replayed_offline(
     # the agent names another model: the eval's model replaces it
     agent = Agent(name="forecaster", instructions="Answer with the tool.", model="gpt-5-pro")
     agent.tools.append(get_weather)
-    record = ModelClient(
-        base_url=server.base_url,
-        timeout=5.0,
-        max_retries=0,
-        cache=ResponseCache(tmp_path / "cache", "new"),
-    )
+    record = cached_client(server.base_url, tmp_path, "new")
     result, calls = run(record, agent, "Weather in Paris?")
 
     assert result.final_output == "It is sunny in Paris."
@@ -130,12 +130,7 @@ def test_an_agent_with_a_tool_is_recorded_then_replayed_offline(
 
     # --eval-record none: the same run from the recordings alone; the server is never asked
     before = len(server.requests)
-    replay = ModelClient(
-        base_url="http://127.0.0.1:9",  # nothing listens there: a live call would fail
-        timeout=5.0,
-        max_retries=0,
-        cache=ResponseCache(tmp_path / "cache", "none"),
-    )
+    replay = cached_client("http://127.0.0.1:9", tmp_path, "none")  # nothing listens there
     replayed, replayed_calls = run(replay, agent, "Weather in Paris?")
     assert len(server.requests) == before
     assert replayed.final_output == "It is sunny in Paris."
@@ -221,12 +216,6 @@ def test_a_handoff_and_a_guardrail_in_the_trajectory(server: FakeOpenAI) -> None
     assert (run.trajectory["turns"], run.final_output) == (2, "Refund approved.")
 
 
-def answer_from_chat_tool(body: dict[str, Any]) -> str:
-    """The fake model's second Chat Completions turn: it reads the tool message back."""
-    outputs = [m["content"] for m in body["messages"] if m.get("role") == "tool"]
-    return f"It is {outputs[-1]}."
-
-
 def run_on(client: ModelClient, api: str) -> Any:
     agent = Agent(name="forecaster", instructions="Answer with the tool.", tools=[get_weather])
     return AgentRunner(BoundModel(client, "gpt-4.1-mini"))(agent, "Weather in Paris?", api=api)
@@ -242,16 +231,9 @@ def test_the_chat_path_records_replays_and_gives_the_same_trajectory(
 ) -> None:
     """llama.cpp's server has no Responses API: an agent run over Chat Completions goes
     through the same cache, and its trajectory is the Responses path's, item for item."""
-    server.reply(
-        lambda body: (answer_from_chat_tool if "messages" in body else answer_from_tool)(body)
-    )
+    server.reply(answer_from_tool)
     server.reply_tool_call("get_weather", {"city": "Paris"}, until_tool_output=True)
-    record = ModelClient(
-        base_url=server.base_url,
-        timeout=5.0,
-        max_retries=0,
-        cache=ResponseCache(tmp_path / "cache", "new"),
-    )
+    record = cached_client(server.base_url, tmp_path, "new")
     over_chat = run_on(record, "chat")
     over_responses = run_on(record, "responses")
 
@@ -286,12 +268,7 @@ def test_the_chat_path_records_replays_and_gives_the_same_trajectory(
 
     # --eval-record none: the same run from the recordings alone
     before = len(server.requests)
-    replay = ModelClient(
-        base_url="http://127.0.0.1:9",  # nothing listens there: a live call would fail
-        timeout=5.0,
-        max_retries=0,
-        cache=ResponseCache(tmp_path / "cache", "none"),
-    )
+    replay = cached_client("http://127.0.0.1:9", tmp_path, "none")  # nothing listens there
     replayed = run_on(replay, "chat")
     assert len(server.requests) == before
     assert all(c.cached for c in replayed.calls)
