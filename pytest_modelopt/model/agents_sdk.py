@@ -66,6 +66,11 @@ if TYPE_CHECKING:
 AGENT_APIS = ("responses", "chat")
 
 
+def _check_api(api: str) -> None:
+    if api not in AGENT_APIS:
+        raise ValueError(f"api must be one of {', '.join(AGENT_APIS)}, got {api!r}")
+
+
 @dataclass
 class AgentCalls:
     """The model calls one agent run made, in order: what records, usage and cost read.
@@ -145,6 +150,7 @@ class AgentRunner:
         "chat" (Chat Completions, for servers without the Responses API, such as
         llama.cpp's); ``run_config``: ``RunConfig`` fields (tracing stays off unless set)."""
         check_agents(agent)
+        _check_api(api)
         llm = self.llm
         calls = AgentCalls(on_call=lambda completion: llm.seen(completion, input))
         provider = LayerProvider(
@@ -284,8 +290,7 @@ class LayerProvider(ModelProvider):
         calls: AgentCalls | None = None,
         api: str = "responses",
     ) -> None:
-        if api not in AGENT_APIS:
-            raise ValueError(f"api must be one of {', '.join(AGENT_APIS)}, got {api!r}")
+        _check_api(api)
         self.model = model
         self.api = api
         self.pinned = frozenset(pinned)

@@ -279,3 +279,6 @@ def test_an_unknown_agent_api_is_refused() -> None:
     client = ModelClient(base_url="http://127.0.0.1:9", timeout=5.0, max_retries=0)
     with pytest.raises(ValueError, match="api must be one of responses, chat, got 'chat2'"):
         LayerProvider(client, "gpt-4.1-mini", api="chat2")
+    runner = AgentRunner(BoundModel(client, "gpt-4.1-mini"))
+    with pytest.raises(ValueError, match="api must be one of responses, chat, got 'chat2'"):
+        runner(Agent(name="a"), "hi", api="chat2")
