@@ -259,6 +259,12 @@ def test_the_chat_path_records_replays_and_gives_the_same_trajectory(
     assert over_chat.final_output == "It is sunny in Paris."
     assert over_chat.trajectory["turns"] == 2
     assert shape(over_chat) == shape(over_responses)
+    # a conversation goes on from a run's items (the docs' follow-up example)
+    agent = Agent(name="forecaster", instructions="Answer with the tool.", tools=[get_weather])
+    follow_up = [*over_chat.result.to_input_list(), {"role": "user", "content": "Tomorrow?"}]
+    second = AgentRunner(BoundModel(record, "gpt-4.1-mini"))(agent, follow_up, api="chat")
+    assert (second.trajectory["turns"], second.text) == (1, "It is sunny in Paris.")
+    assert graders.max_tool_calls(0).grade(second).passed
     # a run grades like a completion: its text and its trajectory
     assert graders.tool_called("get_weather", {"city": "Paris"}).grade(over_chat).passed
     assert graders.contains_all(["sunny"]).grade(over_chat).passed
