@@ -11,6 +11,7 @@ from __future__ import annotations
 MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("prompt", "None"),
     ("agent", "None"),
+    ("agent_api", "'responses'"),
     ("dataset", "None"),
     ("threshold", "None"),
     ("samples", "1"),

@@ -46,6 +46,9 @@ class EvalSpec:
     prompt_path: Path | None = None
     # an Agents SDK agent as "package.module:name": the test's completion is its run
     agent: str | None = None
+    # the API the agent's model calls go to: "responses", or "chat" (Chat Completions, for
+    # servers without the Responses API such as llama.cpp's)
+    agent_api: str = "responses"
     dataset: str | None = None
     dataset_path: Path | None = None
     threshold: float | None = None
@@ -153,6 +156,11 @@ def build_spec(
         raise EvalSpecError(
             f"agent must name an Agents SDK agent as 'package.module:name', got {agent!r}"
         )
+    agent_api = kwargs.get("agent_api", "responses")
+    if agent_api not in ("responses", "chat"):
+        raise EvalSpecError(f"agent_api must be 'responses' or 'chat', got {agent_api!r}")
+    if "agent_api" in kwargs and agent is None:
+        raise EvalSpecError("agent_api= chooses the API of an agent= eval: add agent=...")
     schema = kwargs.get("schema")
     if schema is not None and not hasattr(schema, "model_validate"):
         raise EvalSpecError(f"schema must be a pydantic model class, got {schema!r}")
@@ -195,6 +203,7 @@ def build_spec(
         models=models,
         prompt=None if prompt is None else os.fspath(prompt),
         agent=agent,
+        agent_api=agent_api,
         prompt_path=None if prompt is None else resolve_path(os.fspath(prompt), test_dir, rootdir),
         dataset=None if dataset is None else os.fspath(dataset),
         dataset_path=(

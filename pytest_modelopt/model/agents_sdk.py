@@ -2,9 +2,11 @@
 
 The SDK asks a ``ModelProvider`` (``RunConfig(model_provider=...)``) for each agent's
 ``Model`` by name. ``LayerProvider`` answers with the SDK's own ``OpenAIResponsesModel``
-(so the SDK keeps converting tools, handoffs and output schemas to the Responses API
-itself), given a client whose one method the SDK calls, ``responses.create``, sends the
-request body through ``ModelClient.acall``: the response cache (record / replay / none),
+or, for servers without the Responses API (llama.cpp's, which ``modelopt serve-local``
+runs), its ``OpenAIChatCompletionsModel`` (so the SDK keeps converting tools, handoffs and
+output schemas to the API itself), given a client whose one method the SDK calls,
+``responses.create`` or ``chat.completions.create``, sends the request body through
+``ModelClient.acall``: the response cache (record / replay / none),
 the concurrency limiter, retries, usage, cost and latency apply to every agent turn as to
 any other eval call. Nothing of the SDK is patched.
 
@@ -28,7 +30,15 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from agents import Agent, Model, ModelProvider, OpenAIResponsesModel, RunConfig, Runner
+from agents import (
+    Agent,
+    Model,
+    ModelProvider,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    RunConfig,
+    Runner,
+)
 from agents.items import (
     HandoffCallItem,
     HandoffOutputItem,
@@ -38,11 +48,13 @@ from agents.items import (
     ToolCallOutputItem,
 )
 from openai import AsyncOpenAI, NotGiven, Omit
+from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
 from .tools import arguments_of as _arguments
 from .tools import as_text as _text
 from .types import CallContext, Completion, ModelCallError, Usage
+from .wire import ENDPOINTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -51,6 +63,14 @@ if TYPE_CHECKING:
 
     from .bound import BoundModel
     from .client import ModelClient
+
+#: the APIs an agent's model calls can go to (the ``agent_api`` marker keyword's values)
+AGENT_APIS = ("responses", "chat")
+
+
+def _check_api(api: str) -> None:
+    if api not in AGENT_APIS:
+        raise ValueError(f"api must be one of {', '.join(AGENT_APIS)}, got {api!r}")
 
 
 @dataclass
@@ -81,10 +101,18 @@ class AgentRun:
     result: RunResult
     trajectory: dict[str, Any]
     calls: list[Completion]
+    api: str = "responses"  # the API its model calls went to: "responses" or "chat"
 
     @property
     def final_output(self) -> Any:
         return self.result.final_output
+
+    @property
+    def text(self) -> str:
+        """The final output as text: ``grade(run, grader)`` grades the run like a
+        completion (``sample.output_text``, and ``sample.trajectory`` for tool graders)."""
+        final: str | None = self.trajectory["final_output"]
+        return final or ""
 
 
 class AgentRunner:
@@ -117,32 +145,47 @@ class AgentRunner:
         *,
         pinned: Iterable[str] = (),
         max_turns: int = 10,
+        api: str = "responses",
         **run_config: Any,
     ) -> AgentRun:
-        """``pinned``: model names that keep their own model; ``run_config``: ``RunConfig``
-        fields (tracing stays off unless set)."""
+        """``pinned``: model names that keep their own model; ``api``: "responses" or
+        "chat" (Chat Completions, for servers without the Responses API, such as
+        llama.cpp's); ``run_config``: ``RunConfig`` fields (tracing stays off unless set)."""
         check_agents(agent)
+        _check_api(api)
         llm = self.llm
         calls = AgentCalls(on_call=lambda completion: llm.seen(completion, input))
         provider = LayerProvider(
-            llm.client, llm.name, context=llm.context("responses"), pinned=pinned, calls=calls
+            llm.client, llm.name, context=llm.context(api), pinned=pinned, calls=calls, api=api
         )
         result = await Runner.run(
             agent, input, max_turns=max_turns, run_config=provider.run_config(**run_config)
         )
         run = trajectory(result, calls.turns, calls.tool_errors)
-        return AgentRun(result, run, list(calls.completions))
+        return AgentRun(result, run, list(calls.completions), api)
 
 
-class _Responses:
-    """``client.responses`` for the SDK: ``create`` goes through the model layer."""
+class _Endpoint:
+    """One endpoint of the client the SDK holds: ``create`` goes through the model layer.
 
-    def __init__(self, client: ModelClient, context: CallContext, calls: AgentCalls) -> None:
+    ``api`` is the model layer's name for it ("responses" or "chat"); ``parse`` turns the
+    response body into the SDK's type for it (``Response`` or ``ChatCompletion``)."""
+
+    def __init__(
+        self,
+        api: str,
+        parse: Callable[[dict[str, Any]], Any],
+        client: ModelClient,
+        context: CallContext,
+        calls: AgentCalls,
+    ) -> None:
+        self._api = api
+        self._parse = parse
         self._client = client
         self._context = context
         self._calls = calls
 
-    async def create(self, **kwargs: Any) -> Response:
+    async def create(self, **kwargs: Any) -> Any:
         """One agent turn: the SDK's request, sent (or replayed) by ``ModelClient.acall``."""
         if kwargs.get("stream") is True:
             raise ModelCallError(
@@ -167,39 +210,77 @@ class _Responses:
                 model=str(kwargs.get("model")),
             )
         extra_body = kwargs.pop("extra_body", None) or {}
+        # the SDK passes every parameter, unset ones as omit/None: only set ones are sent,
+        # so the body (and its cache key) is what the agent's settings say
         body = {
             k: v for k, v in kwargs.items() if not isinstance(v, Omit | NotGiven) and v is not None
         }
         body.update(extra_body)
+        if self._api == "chat":
+            body = _chat_body(body)
         context = CallContext(
-            endpoint=self._context.endpoint,
+            endpoint=ENDPOINTS[self._api],
             model=str(body.get("model")),
             sample=self._context.sample,
             eval=self._context.eval,
             case_id=self._context.case_id,
         )
-        completion = await self._client.acall("responses", body, context, headers=headers)
+        completion = await self._client.acall(self._api, body, context, headers=headers)
         self._calls.add(completion)
-        return Response.model_validate(completion.response or {})
+        return self._parse(completion.response or {})
+
+
+def _chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's chat request with an assistant message that only calls tools given
+    ``content: ""`` instead of null: llama.cpp's server (llama-cpp-python 0.3.36, what
+    ``modelopt serve-local`` runs) answers null with HTTP 500, and OpenAI's API takes both
+    (``ChatCompletionRequestAssistantMessage.content`` is a nullable string)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return body
+    fixed = [
+        {**m, "content": ""}
+        if isinstance(m, dict)
+        and m.get("role") == "assistant"
+        and m.get("tool_calls")
+        and m.get("content") is None
+        else m
+        for m in messages
+    ]
+    return {**body, "messages": fixed}
+
+
+class _Chat:
+    """``client.chat``: the SDK's Chat Completions model calls ``chat.completions.create``."""
+
+    def __init__(self, completions: _Endpoint) -> None:
+        self.completions = completions
 
 
 class _LayerClient:
-    """The part of ``AsyncOpenAI`` that ``OpenAIResponsesModel`` calls on a plain run.
+    """The part of ``AsyncOpenAI`` that the SDK's models call on a plain run:
+    ``responses.create`` (``OpenAIResponsesModel``) and ``chat.completions.create``
+    (``OpenAIChatCompletionsModel``).
 
     ``base_url`` is None so the SDK treats it as a non-OpenAI endpoint and adds no
-    OpenAI-only defaults (prompt cache keys) that would change the cached body."""
+    OpenAI-only defaults (prompt cache keys, ``store``) that would change the cached body."""
 
     base_url = None
 
-    def __init__(self, responses: _Responses) -> None:
-        self.responses = responses
+    def __init__(self, client: ModelClient, context: CallContext, calls: AgentCalls) -> None:
+        self.responses = _Endpoint("responses", Response.model_validate, client, context, calls)
+        self.chat = _Chat(_Endpoint("chat", ChatCompletion.model_validate, client, context, calls))
 
     def with_options(self, **_: Any) -> _LayerClient:
         return self  # max_retries=0 from the SDK: our layer retries, the SDK never does
 
 
 class LayerProvider(ModelProvider):
-    """Every agent's model, by name, as the eval's model sent through our model layer."""
+    """Every agent's model, by name, as the eval's model sent through our model layer.
+
+    ``api``: "responses" hands out the SDK's ``OpenAIResponsesModel``, "chat" its
+    ``OpenAIChatCompletionsModel`` (the SDK converts the run to messages and the answers
+    back to the same run items, so the trajectory has the same shape either way)."""
 
     def __init__(
         self,
@@ -209,16 +290,22 @@ class LayerProvider(ModelProvider):
         context: CallContext | None = None,
         pinned: Iterable[str] = (),
         calls: AgentCalls | None = None,
+        api: str = "responses",
     ) -> None:
+        _check_api(api)
         self.model = model
+        self.api = api
         self.pinned = frozenset(pinned)
         self.calls = calls if calls is not None else AgentCalls()
-        context = context or CallContext(endpoint="/responses", model=model)
-        self._client = _LayerClient(_Responses(client, context, self.calls))
+        context = context or CallContext(endpoint=ENDPOINTS[api], model=model)
+        self._client = _LayerClient(client, context, self.calls)
 
     def get_model(self, model_name: str | None) -> Model:
         name = model_name if model_name in self.pinned and model_name else self.model
-        return OpenAIResponsesModel(model=name, openai_client=cast("AsyncOpenAI", self._client))
+        client = cast("AsyncOpenAI", self._client)
+        if self.api == "chat":
+            return OpenAIChatCompletionsModel(model=name, openai_client=client)
+        return OpenAIResponsesModel(model=name, openai_client=client)
 
     def run_config(self, **settings: Any) -> RunConfig:
         """A ``RunConfig`` that uses this provider, with tracing off: an eval sends nothing
@@ -283,7 +370,7 @@ def as_completion(run: AgentRun) -> Completion:
     return Completion(
         text="" if final is None else _text(final),
         model=last.model if last else "",
-        api="responses",
+        api=run.api,
         tool_calls=tool_calls,
         usage=usage,
         cost=None if None in costs else sum(c for c in costs if c is not None),

@@ -344,7 +344,7 @@ class EvalPlugin:
             case_id=state.case_id,
             on_call=lambda call, _: state.add_call(call, agent_input, declared=True),
         )
-        return as_completion(AgentRunner(model)(agent, agent_input))
+        return as_completion(AgentRunner(model)(agent, agent_input, api=spec.agent_api))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

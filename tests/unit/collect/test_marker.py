@@ -123,3 +123,36 @@ def test_bad_params_and_sweeps_are_refused(
 ) -> None:
     with pytest.raises(EvalSpecError, match=message):
         _spec(tmp_path, **kwargs)
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"agent": "app:a", "agent_api": "completions"}, "agent_api must be 'responses' or 'chat'"),
+        ({"prompt": "p.yaml", "agent_api": "chat"}, "agent_api= chooses the API of an agent="),
+    ],
+)
+def test_agent_api_is_checked(tmp_path: Path, kwargs: dict[str, str], message: str) -> None:
+    with pytest.raises(EvalSpecError, match=message):
+        build_spec(
+            kwargs,
+            default_name="test_x",
+            selected_models=["m"],
+            test_dir=tmp_path,
+            rootdir=tmp_path,
+        )
+    ok = build_spec(
+        {"agent": "app:a", "agent_api": "chat"},
+        default_name="test_x",
+        selected_models=["m"],
+        test_dir=tmp_path,
+        rootdir=tmp_path,
+    )
+    assert (
+        ok.agent_api,
+        build_spec(
+            {"agent": "app:a"},
+            default_name="t",
+            selected_models=["m"],
+            test_dir=tmp_path,
+            rootdir=tmp_path,
+        ).agent_api,
+    ) == ("chat", "responses")
