@@ -11,6 +11,7 @@ from __future__ import annotations
 MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("prompt", "None"),
     ("agent", "None"),
+    ("agent_api", "'responses'"),
     ("dataset", "None"),
     ("threshold", "None"),
     ("samples", "1"),
@@ -21,6 +22,8 @@ MARKER_ARGUMENTS: tuple[tuple[str, str], ...] = (
     ("fail_on", "()"),
     ("strict", "False"),
     ("calibration", "None"),
+    ("params", "None"),
+    ("sweep", "()"),
 )
 
 MARKER_KEYS = tuple(name for name, _ in MARKER_ARGUMENTS)

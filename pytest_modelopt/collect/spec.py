@@ -6,11 +6,14 @@ Pure logic; the plugin feeds it marker kwargs and gets plain data back: one
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +23,7 @@ from ..verdict.gates import GateError, calibration_policy, parse_gate
 from .marker import MARKER_KEYS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from pydantic import BaseModel
 
@@ -43,6 +46,9 @@ class EvalSpec:
     prompt_path: Path | None = None
     # an Agents SDK agent as "package.module:name": the test's completion is its run
     agent: str | None = None
+    # the API the agent's model calls go to: "responses", or "chat" (Chat Completions, for
+    # servers without the Responses API such as llama.cpp's)
+    agent_api: str = "responses"
     dataset: str | None = None
     dataset_path: Path | None = None
     threshold: float | None = None
@@ -54,6 +60,12 @@ class EvalSpec:
     strict: bool = False
     # the marker's calibration policy, as recorded on each case (None: the config's)
     calibration: dict[str, float] | None = None
+    # request parameters over the prompt file's (the marker's params=, a sweep's value)
+    params: dict[str, Any] | None = None
+    # the marker's sweep= (dotted parameter path -> values); each value is a variant
+    sweep: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    # which sweep value this spec is ("reasoning.effort=low"); "" when not swept
+    variant: str = ""
 
     @functools.cached_property
     def fingerprint(self) -> dict[str, str]:
@@ -62,6 +74,10 @@ class EvalSpec:
         for key, path in (("prompt", self.prompt_path), ("dataset", self.dataset_path)):
             if path is not None and path.is_file():
                 out[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        if self.params:
+            out["params"] = hashlib.sha256(
+                json.dumps(self.params, sort_keys=True, default=str).encode()
+            ).hexdigest()[:12]
         if self.graders:
             described = [_describe(g) for g in self.graders]
             out["graders"] = hashlib.sha256(
@@ -140,6 +156,11 @@ def build_spec(
         raise EvalSpecError(
             f"agent must name an Agents SDK agent as 'package.module:name', got {agent!r}"
         )
+    agent_api = kwargs.get("agent_api", "responses")
+    if agent_api not in ("responses", "chat"):
+        raise EvalSpecError(f"agent_api must be 'responses' or 'chat', got {agent_api!r}")
+    if "agent_api" in kwargs and agent is None:
+        raise EvalSpecError("agent_api= chooses the API of an agent= eval: add agent=...")
     schema = kwargs.get("schema")
     if schema is not None and not hasattr(schema, "model_validate"):
         raise EvalSpecError(f"schema must be a pydantic model class, got {schema!r}")
@@ -166,6 +187,12 @@ def build_spec(
         policy = calibration_policy(kwargs.get("calibration"), "eval marker")
     except GateError as exc:
         raise EvalSpecError(str(exc)) from None
+    params, sweep = _params(kwargs.get("params"), kwargs.get("sweep"))
+    if (params or sweep) and (prompt is None or agent is not None):
+        raise EvalSpecError(
+            "params= and sweep= shape the declared prompt's request: add prompt=... (an "
+            "agent= eval's model settings are the agent's own: set them on the agent)"
+        )
     if graders and prompt is None and agent is None:
         raise EvalSpecError(
             "graders= grade the declared prompt's (or agent's) completion: add prompt=... "
@@ -176,6 +203,7 @@ def build_spec(
         models=models,
         prompt=None if prompt is None else os.fspath(prompt),
         agent=agent,
+        agent_api=agent_api,
         prompt_path=None if prompt is None else resolve_path(os.fspath(prompt), test_dir, rootdir),
         dataset=None if dataset is None else os.fspath(dataset),
         dataset_path=(
@@ -191,7 +219,97 @@ def build_spec(
         calibration=(
             None if policy is None else {k: float(v) for k, v in policy.model_dump().items()}
         ),
+        params=params,
+        sweep=sweep,
     )
+
+
+# fields of the request a marker cannot set: the prompt file and the run choose them
+_NOT_PARAMS = frozenset({"model", "messages", "input", "stream"})
+
+
+def _params(
+    params: Any, sweep: Any
+) -> tuple[dict[str, Any] | None, tuple[tuple[str, tuple[Any, ...]], ...]]:
+    """The marker's ``params`` (a mapping of request fields) and ``sweep`` (a mapping of
+    dotted request paths, such as ``reasoning.effort``, to the values to run)."""
+    if params is not None:
+        if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+            raise EvalSpecError(f"params must be a mapping of request fields, got {params!r}")
+        bad = sorted(_NOT_PARAMS & set(params))
+        if bad:
+            raise EvalSpecError(f"params cannot set {', '.join(bad)}: the prompt and run do")
+    if sweep is None or (isinstance(sweep, (tuple, list, Mapping)) and not sweep):
+        return (dict(params) if params else None), ()
+    if not isinstance(sweep, Mapping):
+        raise EvalSpecError(
+            "sweep must map request paths to the values to run, e.g. "
+            f"sweep={{'reasoning.effort': ['low', 'high']}}, got {sweep!r}"
+        )
+    out = []
+    for path, values in sweep.items():
+        if not isinstance(path, str) or not all(path.split(".")):
+            raise EvalSpecError(f"sweep: {path!r} is not a request path like 'reasoning.effort'")
+        if path.split(".")[0] in _NOT_PARAMS:
+            raise EvalSpecError(f"sweep cannot vary {path!r}: the prompt and run set it")
+        if not isinstance(values, (list, tuple)) or not values:
+            raise EvalSpecError(f"sweep[{path!r}] must be a non-empty list of values")
+        labels = [_label(value, index) for index, value in enumerate(values)]
+        twice = sorted({label for label in labels if labels.count(label) > 1})
+        if twice:
+            raise EvalSpecError(f"sweep[{path!r}] lists {', '.join(twice)} more than once")
+        out.append((path, tuple(values)))
+    return (dict(params) if params else None), tuple(out)
+
+
+def variants(spec: EvalSpec) -> list[EvalSpec]:
+    """One spec per combination of the sweep's values (the spec itself when it sweeps
+    nothing), each its own eval named ``name[path=value]``: an eval's summary row, verdict
+    and comparison are then one per value, as the sweep asks."""
+    if not spec.sweep:
+        return [spec]
+    labelled = [
+        [(path, value, _label(value, index)) for index, value in enumerate(values)]
+        for path, values in spec.sweep
+    ]
+    out = []
+    for combination in itertools.product(*labelled):
+        params = dict(spec.params or {})
+        for path, value, _ in combination:
+            _set_path(params, path.split("."), value)
+        variant = ",".join(f"{path}={label}" for path, _, label in combination)
+        out.append(
+            dataclasses.replace(
+                spec, name=f"{spec.name}[{variant}]", params=params, variant=variant
+            )
+        )
+    return out
+
+
+def _label(value: Any, index: int) -> str:
+    """A sweep value as it names its variant: itself when short and plain, a mapping's
+    ``name`` or ``type`` (a ``text.format``), else its position."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = json.dumps(value) if not isinstance(value, str) else value
+        if len(text) <= 40 and all(c.isalnum() or c in "-_.:" for c in text):
+            return text
+    if isinstance(value, Mapping):
+        for key in ("name", "type"):
+            if isinstance(value.get(key), str):
+                return f"{value[key]}#{index}"
+    return f"#{index}"
+
+
+def _set_path(params: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``value`` at a dotted path, copying the mappings on the way (not sharing them)."""
+    head, *rest = path
+    if not rest:
+        params[head] = value
+        return
+    child = params.get(head)
+    child = dict(child) if isinstance(child, Mapping) else {}
+    params[head] = child
+    _set_path(child, rest, value)
 
 
 def _models(marker_models: Any, selected: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -227,6 +345,8 @@ class EvalParam:
     @property
     def id(self) -> str:
         parts = [self.model]
+        if self.spec.variant:
+            parts.append(self.spec.variant)
         if self.case is not None:
             parts.append(self.case.id)
         if self.spec.samples > 1:

@@ -123,7 +123,8 @@ def agent_run(
     spec = param.spec
     assert spec.agent is not None
     agent = spec.agent
-    context = CallContext(ENDPOINTS["responses"], param.model, param.sample, spec.name, case_id)
+    api = spec.agent_api
+    context = CallContext(ENDPOINTS[api], param.model, param.sample, spec.name, case_id)
 
     async def run() -> CaseRun:
         # the Agents SDK (and openai, ~1 s): only once an agent case runs
@@ -144,7 +145,7 @@ def agent_run(
                 )
         except Exception as exc:  # a prompt that does not render: that case's error
             return CaseRun(None, [], None, exc)
-        return await run_case(client, context, agent, agent_input)
+        return await run_case(client, context, agent, agent_input, api=api)
 
     return run
 
@@ -159,7 +160,9 @@ def declared_request(
     """Render the eval's prompt for this case into the request it sends (hook applied)."""
     spec = param.spec
     assert spec.prompt_path is not None
-    rendered = prompt(spec.prompt_path, spec.prompt).render(case)
+    rendered = prompt(spec.prompt_path, spec.prompt).render(
+        case, spec.params, f"eval {spec.name} params"
+    )
     context = CallContext(
         endpoint=rendered.api,
         model=param.model,

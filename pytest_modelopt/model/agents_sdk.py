@@ -2,9 +2,11 @@
 
 The SDK asks a ``ModelProvider`` (``RunConfig(model_provider=...)``) for each agent's
 ``Model`` by name. ``LayerProvider`` answers with the SDK's own ``OpenAIResponsesModel``
-(so the SDK keeps converting tools, handoffs and output schemas to the Responses API
-itself), given a client whose one method the SDK calls, ``responses.create``, sends the
-request body through ``ModelClient.acall``: the response cache (record / replay / none),
+or, for servers without the Responses API (llama.cpp's, which ``modelopt serve-local``
+runs), its ``OpenAIChatCompletionsModel`` (so the SDK keeps converting tools, handoffs and
+output schemas to the API itself), given a client whose one method the SDK calls,
+``responses.create`` or ``chat.completions.create``, sends the request body through
+``ModelClient.acall``: the response cache (record / replay / none),
 the concurrency limiter, retries, usage, cost and latency apply to every agent turn as to
 any other eval call. Nothing of the SDK is patched.
 
@@ -28,7 +30,15 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from agents import Agent, Model, ModelProvider, OpenAIResponsesModel, RunConfig, Runner
+from agents import (
+    Agent,
+    Model,
+    ModelProvider,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    RunConfig,
+    Runner,
+)
 from agents.exceptions import AgentsException, MaxTurnsExceeded, ModelBehaviorError
 from agents.items import (
     HandoffCallItem,
@@ -39,9 +49,13 @@ from agents.items import (
     ToolCallOutputItem,
 )
 from openai import AsyncOpenAI, NotGiven, Omit
+from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
+from .tools import arguments_of as _arguments
+from .tools import as_text as _text
 from .types import AgentError, CallContext, Completion, ModelCallError, Usage
+from .wire import ENDPOINTS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -51,6 +65,14 @@ if TYPE_CHECKING:
 
     from .bound import BoundModel
     from .client import ModelClient
+
+#: the APIs an agent's model calls can go to (the ``agent_api`` marker keyword's values)
+AGENT_APIS = ("responses", "chat")
+
+
+def _check_api(api: str) -> None:
+    if api not in AGENT_APIS:
+        raise ValueError(f"api must be one of {', '.join(AGENT_APIS)}, got {api!r}")
 
 
 @dataclass
@@ -81,10 +103,18 @@ class AgentRun:
     result: RunResult
     trajectory: dict[str, Any]
     calls: list[Completion]
+    api: str = "responses"  # the API its model calls went to: "responses" or "chat"
 
     @property
     def final_output(self) -> Any:
         return self.result.final_output
+
+    @property
+    def text(self) -> str:
+        """The final output as text: ``grade(run, grader)`` grades the run like a
+        completion (``sample.output_text``, and ``sample.trajectory`` for tool graders)."""
+        final: str | None = self.trajectory["final_output"]
+        return final or ""
 
     @property
     def completion(self) -> Completion:
@@ -109,6 +139,7 @@ class CaseRun:
     trajectory: dict[str, Any] | None
     error: BaseException | None = None
     input: Any = None  # what the agent was given
+    api: str = "responses"  # the API its model calls went to
 
     def completion(self) -> Completion:
         """The run as the ``completion`` a test and its graders read (see
@@ -116,7 +147,7 @@ class CaseRun:
         if self.run is not None:
             return as_completion(self.run)
         empty = {"items": [], "turns": len(self.calls), "final_output": None}
-        return _completion(self.calls, self.trajectory or empty, None)
+        return _completion(self.calls, self.trajectory or empty, None, self.api)
 
     def model_behaviour(self) -> str | None:
         """The error as a failed case's reason when it is what the model did (it kept
@@ -172,21 +203,25 @@ class AgentRunner:
         *,
         pinned: Iterable[str] = (),
         max_turns: int = DEFAULT_MAX_TURNS,
+        api: str = "responses",
         **run_config: Any,
     ) -> AgentRun:
-        """``pinned``: model names that keep their own model; ``run_config``: ``RunConfig``
-        fields (tracing stays off unless set). Raises what stopped the run (the SDK's
-        ``MaxTurnsExceeded`` included); a tool that raised in a run that finished is in
-        its trajectory (the item's ``error``), for the test to judge, unlike in an
-        ``agent=`` eval, where it is the case's error."""
+        """``pinned``: model names that keep their own model; ``api``: "responses" or
+        "chat" (Chat Completions, for servers without the Responses API, such as
+        llama.cpp's); ``run_config``: ``RunConfig`` fields (tracing stays off unless set).
+        Raises what stopped the run (the SDK's ``MaxTurnsExceeded`` included); a tool that
+        raised in a run that finished is in its trajectory (the item's ``error``), for the
+        test to judge, unlike in an ``agent=`` eval, where it is the case's error."""
+        _check_api(api)
         llm = self.llm
         case = await run_case(
             llm.client,
-            llm.context("responses"),
+            llm.context(api),
             agent,
             input,
             pinned=pinned,
             max_turns=max_turns,
+            api=api,
             on_call=lambda completion: llm.seen(completion, input),
             **run_config,
         )
@@ -206,19 +241,22 @@ async def run_case(
     *,
     pinned: Iterable[str] = (),
     max_turns: int = DEFAULT_MAX_TURNS,
+    api: str = "responses",
     on_call: Callable[[Completion], object] | None = None,
     **run_config: Any,
 ) -> CaseRun:
     """Run ``agent`` (or the ``"package.module:name"`` it names) on ``context``'s model
-    and case. Never raises for the run's own failures: they come back as ``error``, with
-    the calls made and the trajectory so far, for the case to record."""
+    and case, over ``api``. Never raises for the run's own failures: they come back as
+    ``error``, with the calls made and the trajectory so far, for the case to record."""
     calls = AgentCalls(on_call=on_call)
     try:
         found = load_agent(agent) if isinstance(agent, str) else agent
         check_agents(found)
     except ValueError as exc:
-        return CaseRun(None, [], None, AgentError("agent", str(exc)), input)
-    provider = LayerProvider(client, context.model, context=context, pinned=pinned, calls=calls)
+        return CaseRun(None, [], None, AgentError("agent", str(exc)), input, api)
+    provider = LayerProvider(
+        client, context.model, context=context, pinned=pinned, calls=calls, api=api
+    )
     try:
         result = await Runner.run(
             found, input, max_turns=max_turns, run_config=provider.run_config(**run_config)
@@ -226,11 +264,12 @@ async def run_case(
     except AgentsException as exc:  # MaxTurnsExceeded, ModelBehaviorError, UserError...
         data = exc.run_data
         so_far = None if data is None else trajectory(data, calls.turns, calls.tool_errors)
-        return CaseRun(None, list(calls.completions), so_far, exc, input)
+        return CaseRun(None, list(calls.completions), so_far, exc, input, api)
     except Exception as exc:  # a model call that failed for good (ModelCallError), a bug
-        return CaseRun(None, list(calls.completions), None, exc, input)
-    run = AgentRun(result, trajectory(result, calls.turns, calls.tool_errors), calls.completions)
-    return CaseRun(run, run.calls, run.trajectory, _tool_error(run.trajectory), input)
+        return CaseRun(None, list(calls.completions), None, exc, input, api)
+    made = trajectory(result, calls.turns, calls.tool_errors)
+    run = AgentRun(result, made, calls.completions, api)
+    return CaseRun(run, run.calls, run.trajectory, _tool_error(run.trajectory), input, api)
 
 
 def _tool_error(run: Mapping[str, Any]) -> AgentError | None:
@@ -250,15 +289,27 @@ def _tool_error(run: Mapping[str, Any]) -> AgentError | None:
     return None
 
 
-class _Responses:
-    """``client.responses`` for the SDK: ``create`` goes through the model layer."""
+class _Endpoint:
+    """One endpoint of the client the SDK holds: ``create`` goes through the model layer.
 
-    def __init__(self, client: ModelClient, context: CallContext, calls: AgentCalls) -> None:
+    ``api`` is the model layer's name for it ("responses" or "chat"); ``parse`` turns the
+    response body into the SDK's type for it (``Response`` or ``ChatCompletion``)."""
+
+    def __init__(
+        self,
+        api: str,
+        parse: Callable[[dict[str, Any]], Any],
+        client: ModelClient,
+        context: CallContext,
+        calls: AgentCalls,
+    ) -> None:
+        self._api = api
+        self._parse = parse
         self._client = client
         self._context = context
         self._calls = calls
 
-    async def create(self, **kwargs: Any) -> Response:
+    async def create(self, **kwargs: Any) -> Any:
         """One agent turn: the SDK's request, sent (or replayed) by ``ModelClient.acall``."""
         if kwargs.get("stream") is True:
             raise ModelCallError(
@@ -283,39 +334,77 @@ class _Responses:
                 model=str(kwargs.get("model")),
             )
         extra_body = kwargs.pop("extra_body", None) or {}
+        # the SDK passes every parameter, unset ones as omit/None: only set ones are sent,
+        # so the body (and its cache key) is what the agent's settings say
         body = {
             k: v for k, v in kwargs.items() if not isinstance(v, Omit | NotGiven) and v is not None
         }
         body.update(extra_body)
+        if self._api == "chat":
+            body = _chat_body(body)
         context = CallContext(
-            endpoint=self._context.endpoint,
+            endpoint=ENDPOINTS[self._api],
             model=str(body.get("model")),
             sample=self._context.sample,
             eval=self._context.eval,
             case_id=self._context.case_id,
         )
-        completion = await self._client.acall("responses", body, context, headers=headers)
+        completion = await self._client.acall(self._api, body, context, headers=headers)
         self._calls.add(completion)
-        return Response.model_validate(completion.response or {})
+        return self._parse(completion.response or {})
+
+
+def _chat_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The SDK's chat request with an assistant message that only calls tools given
+    ``content: ""`` instead of null: llama.cpp's server (llama-cpp-python 0.3.36, what
+    ``modelopt serve-local`` runs) answers null with HTTP 500, and OpenAI's API takes both
+    (``ChatCompletionRequestAssistantMessage.content`` is a nullable string)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return body
+    fixed = [
+        {**m, "content": ""}
+        if isinstance(m, dict)
+        and m.get("role") == "assistant"
+        and m.get("tool_calls")
+        and m.get("content") is None
+        else m
+        for m in messages
+    ]
+    return {**body, "messages": fixed}
+
+
+class _Chat:
+    """``client.chat``: the SDK's Chat Completions model calls ``chat.completions.create``."""
+
+    def __init__(self, completions: _Endpoint) -> None:
+        self.completions = completions
 
 
 class _LayerClient:
-    """The part of ``AsyncOpenAI`` that ``OpenAIResponsesModel`` calls on a plain run.
+    """The part of ``AsyncOpenAI`` that the SDK's models call on a plain run:
+    ``responses.create`` (``OpenAIResponsesModel``) and ``chat.completions.create``
+    (``OpenAIChatCompletionsModel``).
 
     ``base_url`` is None so the SDK treats it as a non-OpenAI endpoint and adds no
-    OpenAI-only defaults (prompt cache keys) that would change the cached body."""
+    OpenAI-only defaults (prompt cache keys, ``store``) that would change the cached body."""
 
     base_url = None
 
-    def __init__(self, responses: _Responses) -> None:
-        self.responses = responses
+    def __init__(self, client: ModelClient, context: CallContext, calls: AgentCalls) -> None:
+        self.responses = _Endpoint("responses", Response.model_validate, client, context, calls)
+        self.chat = _Chat(_Endpoint("chat", ChatCompletion.model_validate, client, context, calls))
 
     def with_options(self, **_: Any) -> _LayerClient:
         return self  # max_retries=0 from the SDK: our layer retries, the SDK never does
 
 
 class LayerProvider(ModelProvider):
-    """Every agent's model, by name, as the eval's model sent through our model layer."""
+    """Every agent's model, by name, as the eval's model sent through our model layer.
+
+    ``api``: "responses" hands out the SDK's ``OpenAIResponsesModel``, "chat" its
+    ``OpenAIChatCompletionsModel`` (the SDK converts the run to messages and the answers
+    back to the same run items, so the trajectory has the same shape either way)."""
 
     def __init__(
         self,
@@ -325,16 +414,22 @@ class LayerProvider(ModelProvider):
         context: CallContext | None = None,
         pinned: Iterable[str] = (),
         calls: AgentCalls | None = None,
+        api: str = "responses",
     ) -> None:
+        _check_api(api)
         self.model = model
+        self.api = api
         self.pinned = frozenset(pinned)
         self.calls = calls if calls is not None else AgentCalls()
-        context = context or CallContext(endpoint="/responses", model=model)
-        self._client = _LayerClient(_Responses(client, context, self.calls))
+        context = context or CallContext(endpoint=ENDPOINTS[api], model=model)
+        self._client = _LayerClient(client, context, self.calls)
 
     def get_model(self, model_name: str | None) -> Model:
         name = model_name if model_name in self.pinned and model_name else self.model
-        return OpenAIResponsesModel(model=name, openai_client=cast("AsyncOpenAI", self._client))
+        client = cast("AsyncOpenAI", self._client)
+        if self.api == "chat":
+            return OpenAIChatCompletionsModel(model=name, openai_client=client)
+        return OpenAIResponsesModel(model=name, openai_client=client)
 
     def run_config(self, **settings: Any) -> RunConfig:
         """A ``RunConfig`` that uses this provider, with tracing off: an eval sends nothing
@@ -387,10 +482,10 @@ def load_agent(ref: str) -> Agent[Any]:
 def as_completion(run: AgentRun) -> Completion:
     """The agent run as the ``completion`` a test and its graders read: the final output
     as text, every tool call, and the usage, cost and latency of all its model calls."""
-    return _completion(run.calls, run.trajectory, run.final_output)
+    return _completion(run.calls, run.trajectory, run.final_output, run.api)
 
 
-def _completion(calls: list[Completion], run: dict[str, Any], final: Any) -> Completion:
+def _completion(calls: list[Completion], run: dict[str, Any], final: Any, api: str) -> Completion:
     last = calls[-1] if calls else None
     usage = sum((c.usage for c in calls), Usage())
     costs = [c.cost for c in calls]
@@ -411,7 +506,7 @@ def _completion(calls: list[Completion], run: dict[str, Any], final: Any) -> Com
     return Completion(
         text="" if final is None else _text(final),
         model=last.model if last else "",
-        api="responses",
+        api=api,
         tool_calls=tool_calls,
         usage=usage,
         cost=None if None in costs else sum(c for c in costs if c is not None),
@@ -534,25 +629,3 @@ def _guardrail(name: str, output: Any, agent: str | None) -> dict[str, Any]:
 
 def _get(raw: Any, key: str) -> Any:
     return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
-
-
-def _arguments(raw: Any) -> dict[str, Any] | str | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return raw
-    return parsed if isinstance(parsed, dict) else raw
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        value = dump(mode="json")
-    try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        return str(value)

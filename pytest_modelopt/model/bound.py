@@ -12,7 +12,7 @@ from .types import CallContext, Completion
 from .wire import ENDPOINTS
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from .client import ModelClient
 
@@ -79,6 +79,32 @@ class BoundModel:
             "responses", body, self.context("responses"), headers=headers
         )
         return self.seen(completion, input)
+
+    def run_tools(
+        self,
+        input: str | list[dict[str, Any]],
+        tools: Sequence[Callable[..., Any]],
+        **options: Any,
+    ) -> Completion:
+        """A tool-calling loop without the Agents SDK: the model calls ``tools`` (Python
+        functions, run here), sees their outputs, until it answers or ``max_turns`` (10)
+        calls were made. ``api`` (``"responses"`` or ``"chat"``), ``max_turns``,
+        ``tool_errors`` (``"raise"`` or ``"send"``) and request parameters as in
+        ``model/tools.py``'s ``run_tools``; the completion carries the run's trajectory.
+        From a coroutine, await ``arun_tools``."""
+        from .tools import run_tools_sync  # pydantic schemas: only when a loop runs
+
+        return run_tools_sync(self, input, tools, **options)
+
+    async def arun_tools(
+        self,
+        input: str | list[dict[str, Any]],
+        tools: Sequence[Callable[..., Any]],
+        **options: Any,
+    ) -> Completion:
+        from .tools import run_tools  # pydantic schemas: only when a loop runs
+
+        return await run_tools(self, input, tools, **options)
 
 
 def _split(params: dict[str, Any]) -> tuple[dict[str, str] | None, dict[str, Any]]:

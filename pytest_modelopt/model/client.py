@@ -288,6 +288,10 @@ class ModelClient:
                 "modelopt_eval": context.eval[:512],
                 "modelopt_case": str(context.case_id)[:512],
             }
+        if api == "responses":
+            # the Responses API stores every response unless told not to (store defaults
+            # to true in OpenAI's spec): an eval's inputs and outputs must not be left there
+            body.setdefault("store", False)
         if self.on_request is not None:
             self.on_request(body, context)
         return body, context

@@ -54,6 +54,33 @@ class Completion:
     # sample.trajectory); None for a single call
     trajectory: dict[str, Any] | None = field(default=None, repr=False)
 
+    @property
+    def incomplete(self) -> str | None:
+        """Why the answer stopped short, or None when it is whole: a Responses API
+        ``status: incomplete`` (``max_output_tokens``, ``content_filter``) or a chat choice
+        that finished on ``length`` or ``content_filter``. Such an answer is still graded
+        (a cut-short answer is the model's, under the eval's settings); the case notes it."""
+        data = self.response or {}
+        if data.get("status") == "incomplete":
+            details = data.get("incomplete_details") or {}
+            return str(details.get("reason") or "incomplete")
+        choices = data.get("choices") or []
+        finish = (
+            choices[0].get("finish_reason") if choices and isinstance(choices[0], dict) else None
+        )
+        return str(finish) if finish in ("length", "content_filter") else None
+
+    @property
+    def reasoning(self) -> list[str]:
+        """The summaries of a Responses API answer's reasoning items, in order (empty when
+        the model gave none: ask with ``reasoning={"summary": "auto"}``); the tokens spent
+        are ``usage.reasoning_tokens`` either way."""
+        return [
+            "\n".join(str(s.get("text") or "") for s in item.get("summary") or [])
+            for item in (self.response or {}).get("output") or []
+            if isinstance(item, dict) and item.get("type") == "reasoning"
+        ]
+
     @functools.cached_property
     def json(self) -> Any:
         """The output parsed as JSON (also inside a ``` fence), or None when it isn't JSON."""

@@ -22,7 +22,15 @@ from urllib.parse import urlsplit
 import pytest
 
 from ..collect.datasets import DatasetError, load_cases
-from ..collect.spec import EvalParam, EvalSpecError, build_spec, merge_marker_kwargs, params_for
+from ..collect.prompts import PromptError
+from ..collect.spec import (
+    EvalParam,
+    EvalSpecError,
+    build_spec,
+    merge_marker_kwargs,
+    params_for,
+    variants,
+)
 from ..config import ConfigError
 from ..generate.generator import Progress
 from ..generate.plan import (
@@ -137,12 +145,17 @@ class EvalPlugin:
             cases = None
             if spec.dataset_path is not None:
                 cases = load_cases(spec.dataset_path, schema=spec.schema, display_path=spec.dataset)
-        except (EvalSpecError, DatasetError) as exc:
+            specs = variants(spec)
+            pending = spec.pending_reason
+            if pending is None and spec.prompt_path is not None and (spec.params or spec.sweep):
+                prompt = run.prompt(spec.prompt_path, spec.prompt)
+                for each in specs:  # a bad param is refused now, not as each case's error
+                    prompt.request_params(each.params, f"eval {each.name} params")
+        except (EvalSpecError, DatasetError, PromptError) as exc:
             raise pytest.Collector.CollectError(f"{nodeid}: {exc}") from None
         if PARAM not in metafunc.fixturenames:
             metafunc.fixturenames.append(PARAM)
-        pending = spec.pending_reason
-        params = params_for(spec, cases)
+        params = [param for each in specs for param in params_for(each, cases)]
         if spec.prompt_path is not None and pending is None:
             run.planner.collected(len(params), worker=is_worker(config))
         marks_for_param = [pytest.mark.skip(reason=pending)] if pending else []

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from ..collect.spec import EvalParam
 
 
+_INCOMPLETE = "the answer is incomplete"
+
+
 @dataclass
 class CaseState:
     """What happened to one test item so far; becomes its CaseRecord at teardown."""
@@ -57,6 +60,11 @@ class CaseState:
         self.calls.append(completion)
         if declared or not self.declared:
             self.input, self.output = input, completion.text
+            reason = completion.incomplete
+            if reason is not None:
+                self.note = f"{_INCOMPLETE} ({reason}): graded as it came, cut short"
+            elif self.note is not None and self.note.startswith(_INCOMPLETE):
+                self.note = None  # a later, whole answer is the case's output now
             response_id = (completion.response or {}).get("id")
             self.completion_id = str(response_id) if response_id else None
             metadata = completion.request.get("metadata") if completion.request else None

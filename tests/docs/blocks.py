@@ -51,8 +51,9 @@ What each kind of block means (docs/contributing.md says the same for writers):
 
 Directives (HTML comments, invisible on the site and on GitHub):
 
-``<!-- docs: project examples/triage -->`` / ``new`` / ``init`` / ``git`` / ``repository``
-    The blocks after it run in a fresh copy of the example project (its recordings
+``<!-- docs: project examples/triage -->`` / ``examples/agent`` / ``new`` / ``init`` / ``git`` /
+``repository``
+    The blocks after it run in a fresh copy of that example project (its recordings
     included), in a new empty project (a ``pyproject.toml`` with
     ``[tool.pytest.ini_options]``), in a new project after ``modelopt init`` (where
     docs/agents.md, the AGENTS.md that init writes, is read), in a throwaway git repository
@@ -112,6 +113,8 @@ VENV_BIN = Path(sys.executable).parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN_KINDS = {"console", "bash", "sh", "python", "toml", "yaml", "json", "jsonl", "tree"}
 COMMAND_TIMEOUT = 300
+#: the example projects a page may run in (a fresh copy, recordings included)
+EXAMPLES = ("examples/triage", "examples/agent")
 #: how a transcript shows the page project's absolute path (a reader's, not a temporary one)
 SHOWN_PROJECT = "/home/me/myproject"
 
@@ -397,9 +400,9 @@ class Page:
     def new_project(self, what: str) -> None:
         self._count += 1
         target = self.workdir / f"project-{self._count}"
-        if what == "examples/triage":
+        if what in EXAMPLES:
             shutil.copytree(
-                ROOT / "examples" / "triage",
+                ROOT / what,
                 target,
                 ignore=shutil.ignore_patterns("runs", "__pycache__", ".pytest_cache"),
             )
@@ -420,7 +423,7 @@ class Page:
         else:
             raise DocError(
                 f"{self.page}: unknown project {what!r}"
-                " (examples/triage, new, init, git or repository)"
+                f" ({', '.join(EXAMPLES)}, new, init, git or repository)"
             )
         self.project = self.cwd = target
         self._fresh_namespace()

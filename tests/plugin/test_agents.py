@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tests.support.agent_turns import answer_from_tool
+
 if TYPE_CHECKING:
     import pytest
 
@@ -37,9 +39,17 @@ def test_forecast(run_agent, case):
 """
 
 
-def answer_from_tool(body: dict[str, Any]) -> str:
-    outputs = [i["output"] for i in body["input"] if i.get("type") == "function_call_output"]
-    return f"It is {outputs[-1]}."
+def replay_offline(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, mode: list[str]
+) -> list[dict[str, Any]]:
+    """Run the project again with --eval-record none, no key and no server (one case,
+    passing); the case records it wrote."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
+    server.reset()
+    project.run(*mode, "--eval-record", "none").assert_outcomes(passed=1)
+    assert server.requests == []
+    return project.cases()
 
 
 def test_run_agent_records_then_replays_offline(
@@ -58,12 +68,7 @@ def test_run_agent_records_then_replays_offline(
     assert case["output"] == "It is sunny in Paris."
     assert case["usage"]["prompt_tokens"] > 0
 
-    monkeypatch.delenv("OPENAI_API_KEY")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens there
-    server.reset()
-    project.run(*mode, "--eval-record", "none").assert_outcomes(passed=1)
-    assert server.requests == []
-    (replayed,) = project.cases()
+    (replayed,) = replay_offline(project, server, monkeypatch, mode)
     assert (replayed["calls"], replayed["output"]) == (2, "It is sunny in Paris.")
 
 
@@ -113,3 +118,46 @@ def test_an_agent_eval_runs_the_agent_on_each_case(
         "a": ("passed", 2, "It is sunny in Paris."),
         "b": ("failed", 2, "It is sunny in Paris."),
     }
+
+
+def test_an_agent_eval_over_chat_completions_records_then_replays_offline(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, mode: list[str]
+) -> None:
+    """agent_api="chat": the agent's turns go to /chat/completions (llama.cpp's server, as
+    `modelopt serve-local` runs it, has no Responses API), recorded, then replayed."""
+    server.reply(answer_from_tool)
+    server.reply_tool_call("get_weather", {"city": "Paris"}, until_tool_output=True)
+    project.file("weather_agent.py", AGENT_MODULE)
+    project.dataset("data/q.jsonl", [{"id": "a", "input": "Weather in Paris?"}])
+    project.test(
+        """
+        import pytest
+        from pytest_modelopt import graders
+
+        @pytest.mark.eval(
+            agent="weather_agent:forecaster",
+            agent_api="chat",
+            dataset="data/q.jsonl",
+            graders=[graders.tool_called("get_weather", {"city": "Paris"})],
+        )
+        def test_forecast(completion):
+            assert completion.api == "chat"
+            assert completion.text == "It is sunny in Paris."
+        """
+    )
+    project.run(*mode).assert_outcomes(passed=1)
+    assert [r.path for r in server.requests if r.method == "POST"] == [
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+    ]
+    (case,) = project.cases()
+    assert (case["calls"], case["output"]) == (2, "It is sunny in Paris.")
+    # the trajectory grader read the run's tool call (its item, from the chat response)
+    assert [(g["name"], g["passed"]) for g in case["grades"]] == [("tool_called:get_weather", True)]
+
+    (replayed,) = replay_offline(project, server, monkeypatch, mode)
+    assert (replayed["calls"], replayed["output"], replayed["grades"]) == (
+        2,
+        case["output"],
+        case["grades"],
+    )

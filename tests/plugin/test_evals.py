@@ -42,7 +42,7 @@ def triage(project: Project, marker: str = "", body: str | None = None) -> None:
 def test_marker_is_registered_for_strict_markers(project: Project, mode: list[str]) -> None:
     result = project.run(*mode, "--markers")
     result.stdout.fnmatch_lines(
-        ["@pytest.mark.eval(prompt=None, agent=None, dataset=None, threshold=None,*"]
+        ["@pytest.mark.eval(prompt=None, agent=None, agent_api='responses', dataset=None, *"]
     )
     line = next(x for x in result.stdout.lines if x.startswith("@pytest.mark.eval("))
     signature = line.split("): ", 1)[0]

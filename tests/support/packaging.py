@@ -31,7 +31,8 @@ else:  # pragma: no cover - the dependency the package itself takes on 3.10
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The example project's extras, as ./scripts/run-examples installs them.
+# The triage example's extras (the example tests/packaging replays from the built wheel;
+# ./scripts/run-examples also installs `agents` for examples/agent).
 EXTRAS = "xdist,similarity"
 
 # What pip's build isolation needs to build the project from source (the Action's default).

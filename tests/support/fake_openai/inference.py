@@ -139,6 +139,7 @@ class Inference:
         self.response_formats: set[str] | None = None
         self.response_format_status = 400
         self.chat_snapshots: dict[str, str] = {}
+        self.details: dict[str, Any] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -149,6 +150,7 @@ class Inference:
         self.response_formats = None
         self.response_format_status = 400
         self.chat_snapshots = {}
+        self.details = {"cached_tokens": 0, "reasoning_tokens": 0, "incomplete": None}
 
     # -- scripting -----------------------------------------------------------------------
 
@@ -252,11 +254,13 @@ class Inference:
                 return error(500, str(exc), "server_error")
             if call.endpoint == "chat":
                 answered = self.chat_snapshots.get(model, model)
-                payload = _chat_payload(body, answered, reply, texts, request_digest)
+                payload = _chat_payload(body, answered, reply, texts, request_digest, self.details)
                 if body.get("store") is True:
                     self._store(path, body, payload)
             else:
-                payload = _responses_payload(body, model, reply, texts, request_digest)
+                payload = _responses_payload(
+                    body, model, reply, texts, request_digest, self.details
+                )
         return Answer(payload, request_digest)
 
     def answer_line(self, path: str, body: Any) -> web.Response:
@@ -378,7 +382,12 @@ def _completion_tokens(reply: _Reply) -> int:
 
 
 def _chat_payload(
-    body: dict[str, Any], model: str, reply: _Reply, texts: list[str], digest: str
+    body: dict[str, Any],
+    model: str,
+    reply: _Reply,
+    texts: list[str],
+    digest: str,
+    details: dict[str, Any],
 ) -> dict[str, Any]:
     n = body.get("n") or 1
     message: dict[str, Any] = {
@@ -396,8 +405,11 @@ def _chat_payload(
             }
         ]
     finish = "stop" if reply.tool_name is None else "tool_calls"
+    if details["incomplete"] is not None:
+        finish = "content_filter" if details["incomplete"] == "content_filter" else "length"
     prompt = sum(count_tokens(t) for t in texts)
-    completion = _completion_tokens(reply) * n
+    reasoning = details["reasoning_tokens"] * n
+    completion = _completion_tokens(reply) * n + reasoning
     return {
         "id": f"chatcmpl-{digest}",
         "object": "chat.completion",
@@ -411,9 +423,12 @@ def _chat_payload(
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {
+                "cached_tokens": min(details["cached_tokens"], prompt),
+                "audio_tokens": 0,
+            },
             "completion_tokens_details": {
-                "reasoning_tokens": 0,
+                "reasoning_tokens": reasoning,
                 "audio_tokens": 0,
                 "accepted_prediction_tokens": 0,
                 "rejected_prediction_tokens": 0,
@@ -425,7 +440,12 @@ def _chat_payload(
 
 
 def _responses_payload(
-    body: dict[str, Any], model: str, reply: _Reply, texts: list[str], digest: str
+    body: dict[str, Any],
+    model: str,
+    reply: _Reply,
+    texts: list[str],
+    digest: str,
+    details: dict[str, Any],
 ) -> dict[str, Any]:
     item: dict[str, Any]
     if reply.tool_name is not None:
@@ -448,21 +468,27 @@ def _responses_payload(
             ],
         }
     prompt = sum(count_tokens(t) for t in texts)
-    completion = _completion_tokens(reply)
+    reasoning = details["reasoning_tokens"]
+    completion = _completion_tokens(reply) + reasoning
+    output = [item]
+    if reasoning:  # what a reasoning model puts first: its (summarised) reasoning
+        summary = {"type": "summary_text", "text": f"thought for {reasoning} tokens"}
+        output.insert(0, {"type": "reasoning", "id": f"rs_{digest}", "summary": [summary]})
+    incomplete = details["incomplete"]
     payload: dict[str, Any] = {
         "id": f"resp_{digest}",
         "object": "response",
         "created_at": CREATED,
         "completed_at": CREATED,
-        "status": "completed",
+        "status": "completed" if incomplete is None else "incomplete",
         "background": False,
         "error": None,
-        "incomplete_details": None,
+        "incomplete_details": None if incomplete is None else {"reason": incomplete},
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "max_tool_calls": body.get("max_tool_calls"),
         "model": model,
-        "output": [item],
+        "output": output,
         "parallel_tool_calls": body.get("parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
@@ -476,9 +502,12 @@ def _responses_payload(
         "truncation": body.get("truncation") or "disabled",
         "usage": {
             "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "input_tokens_details": {
+                "cached_tokens": min(details["cached_tokens"], prompt),
+                "cache_write_tokens": 0,
+            },
             "output_tokens": completion,
-            "output_tokens_details": {"reasoning_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": prompt + completion,
         },
         "metadata": body.get("metadata") or {},

@@ -213,6 +213,25 @@ class FakeOpenAI(ThreadedServer):
         second turn)."""
         self._inference.reply_tool_call(name, arguments, model, contains, until_tool_output)
 
+    def answer_details(
+        self,
+        *,
+        cached_tokens: int = 0,
+        reasoning_tokens: int = 0,
+        incomplete: str | None = None,
+    ) -> None:
+        """Make every answer report ``cached_tokens`` of its input as cached (at most all of
+        it), spend ``reasoning_tokens`` more output tokens on reasoning (a Responses answer
+        then starts with a reasoning item), and, with ``incomplete`` (``max_output_tokens``,
+        ``content_filter``), stop short: ``status: incomplete`` with that reason, or a chat
+        ``finish_reason`` of ``length`` / ``content_filter``."""
+        with self._lock:
+            self._inference.details = {
+                "cached_tokens": cached_tokens,
+                "reasoning_tokens": reasoning_tokens,
+                "incomplete": incomplete,
+            }
+
     def fault(
         self,
         kind: FaultKind,

@@ -9,18 +9,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from agents import Agent, GuardrailFunctionOutput, Runner, function_tool, input_guardrail
 
+from pytest_modelopt import graders
 from pytest_modelopt.model.agents_sdk import (
     AgentCalls,
     AgentRunner,
     LayerProvider,
+    as_completion,
     check_agents,
     trajectory,
 )
 from pytest_modelopt.model.bound import BoundModel
-from pytest_modelopt.model.cache import ResponseCache
+from pytest_modelopt.model.cache import RecordMode, ResponseCache
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext, ModelCallError
 from pytest_modelopt.secrets import known_secrets
+from tests.support import openapi
+from tests.support.agent_turns import answer_from_tool
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,12 +38,6 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def answer_from_tool(body: dict[str, Any]) -> str:
-    """The fake model's second turn: it reads the tool's output back."""
-    outputs = [i["output"] for i in body["input"] if i.get("type") == "function_call_output"]
-    return f"It is {outputs[-1]}."
-
-
 def run(client: ModelClient, agent: Agent[Any], question: str) -> tuple[Any, AgentCalls]:
     provider = LayerProvider(
         client,
@@ -48,6 +46,16 @@ def run(client: ModelClient, agent: Agent[Any], question: str) -> tuple[Any, Age
     )
     result = asyncio.run(Runner.run(agent, question, run_config=provider.run_config()))
     return result, provider.calls
+
+
+def cached_client(base_url: str, tmp_path: Path, mode: RecordMode) -> ModelClient:
+    """A client whose response cache is ``tmp_path/cache`` in record mode ``mode``."""
+    return ModelClient(
+        base_url=base_url,
+        timeout=5.0,
+        max_retries=0,
+        cache=ResponseCache(tmp_path / "cache", mode),
+    )
 
 
 def responses_posts(server: FakeOpenAI) -> list[dict[str, Any]]:
@@ -63,12 +71,7 @@ def test_an_agent_with_a_tool_is_recorded_then_replayed_offline(
     # the agent names another model: the eval's model replaces it
     agent = Agent(name="forecaster", instructions="Answer with the tool.", model="gpt-5-pro")
     agent.tools.append(get_weather)
-    record = ModelClient(
-        base_url=server.base_url,
-        timeout=5.0,
-        max_retries=0,
-        cache=ResponseCache(tmp_path / "cache", "new"),
-    )
+    record = cached_client(server.base_url, tmp_path, "new")
     result, calls = run(record, agent, "Weather in Paris?")
 
     assert result.final_output == "It is sunny in Paris."
@@ -127,12 +130,7 @@ def test_an_agent_with_a_tool_is_recorded_then_replayed_offline(
 
     # --eval-record none: the same run from the recordings alone; the server is never asked
     before = len(server.requests)
-    replay = ModelClient(
-        base_url="http://127.0.0.1:9",  # nothing listens there: a live call would fail
-        timeout=5.0,
-        max_retries=0,
-        cache=ResponseCache(tmp_path / "cache", "none"),
-    )
+    replay = cached_client("http://127.0.0.1:9", tmp_path, "none")  # nothing listens there
     replayed, replayed_calls = run(replay, agent, "Weather in Paris?")
     assert len(server.requests) == before
     assert replayed.final_output == "It is sunny in Paris."
@@ -216,3 +214,77 @@ def test_a_handoff_and_a_guardrail_in_the_trajectory(server: FakeOpenAI) -> None
         ("message", "billing", None, "Refund approved.", None),
     ]
     assert (run.trajectory["turns"], run.final_output) == (2, "Refund approved.")
+
+
+def run_on(client: ModelClient, api: str) -> Any:
+    agent = Agent(name="forecaster", instructions="Answer with the tool.", tools=[get_weather])
+    return AgentRunner(BoundModel(client, "gpt-4.1-mini"))(agent, "Weather in Paris?", api=api)
+
+
+def shape(run: Any) -> list[tuple[Any, ...]]:
+    """The trajectory without its call ids (each API makes up its own)."""
+    return [tuple(v for k, v in item.items() if k != "call_id") for item in run.trajectory["items"]]
+
+
+def test_the_chat_path_records_replays_and_gives_the_same_trajectory(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    """llama.cpp's server has no Responses API: an agent run over Chat Completions goes
+    through the same cache, and its trajectory is the Responses path's, item for item."""
+    server.reply(answer_from_tool)
+    server.reply_tool_call("get_weather", {"city": "Paris"}, until_tool_output=True)
+    record = cached_client(server.base_url, tmp_path, "new")
+    over_chat = run_on(record, "chat")
+    over_responses = run_on(record, "responses")
+
+    sent = [r.body for r in server.requests if r.path == "/v1/chat/completions"]
+    assert len(sent) == 2
+    first, second = sent
+    # the SDK's own chat request (an agent without a model gets the SDK's default
+    # settings: reasoning effort and verbosity), nothing unset (store, stream, metadata...)
+    assert sorted(first) == ["messages", "model", "reasoning_effort", "tools", "verbosity"]
+    assert first["messages"] == [
+        {"role": "system", "content": "Answer with the tool."},
+        {"role": "user", "content": "Weather in Paris?"},
+    ]
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "tool"]
+    # the tool-calling assistant message has text "", not null: llama.cpp's server answers
+    # null with HTTP 500 (llama-cpp-python 0.3.36), OpenAI's API takes both
+    assert second["messages"][2]["content"] == ""
+    assert second["messages"][2]["tool_calls"][0]["function"]["name"] == "get_weather"
+    if openapi.spec_available():
+        for body in sent:
+            openapi.validate_request("/chat/completions", body)
+    assert over_chat.api == "chat"
+    assert over_chat.final_output == "It is sunny in Paris."
+    assert over_chat.trajectory["turns"] == 2
+    assert shape(over_chat) == shape(over_responses)
+    # a conversation goes on from a run's items (the docs' follow-up example)
+    agent = Agent(name="forecaster", instructions="Answer with the tool.", tools=[get_weather])
+    follow_up = [*over_chat.result.to_input_list(), {"role": "user", "content": "Tomorrow?"}]
+    second = AgentRunner(BoundModel(record, "gpt-4.1-mini"))(agent, follow_up, api="chat")
+    assert (second.trajectory["turns"], second.text) == (1, "It is sunny in Paris.")
+    assert graders.max_tool_calls(0).grade(second).passed
+    # a run grades like a completion: its text and its trajectory
+    assert graders.tool_called("get_weather", {"city": "Paris"}).grade(over_chat).passed
+    assert graders.contains_all(["sunny"]).grade(over_chat).passed
+    completion = as_completion(over_chat)
+    assert (completion.api, completion.text) == ("chat", "It is sunny in Paris.")
+    assert completion.tool_calls[0]["function"]["name"] == "get_weather"
+
+    # --eval-record none: the same run from the recordings alone
+    before = len(server.requests)
+    replay = cached_client("http://127.0.0.1:9", tmp_path, "none")  # nothing listens there
+    replayed = run_on(replay, "chat")
+    assert len(server.requests) == before
+    assert all(c.cached for c in replayed.calls)
+    assert replayed.trajectory == over_chat.trajectory
+
+
+def test_an_unknown_agent_api_is_refused() -> None:
+    client = ModelClient(base_url="http://127.0.0.1:9", timeout=5.0, max_retries=0)
+    with pytest.raises(ValueError, match="api must be one of responses, chat, got 'chat2'"):
+        LayerProvider(client, "gpt-4.1-mini", api="chat2")
+    runner = AgentRunner(BoundModel(client, "gpt-4.1-mini"))
+    with pytest.raises(ValueError, match="api must be one of responses, chat, got 'chat2'"):
+        runner(Agent(name="a"), "hi", api="chat2")
