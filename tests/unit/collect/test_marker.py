@@ -123,6 +123,8 @@ def test_bad_params_and_sweeps_are_refused(
 ) -> None:
     with pytest.raises(EvalSpecError, match=message):
         _spec(tmp_path, **kwargs)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
