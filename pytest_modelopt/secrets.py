@@ -44,12 +44,12 @@ _registered: set[str] = set()
 # what the known secrets were worked out from, and the secrets
 _known_key: list[object] = [None]
 _known_values: list[tuple[str, ...]] = [()]
-_SHORTEST = 6  # shorter values would redact ordinary words
+SHORTEST_SECRET = 6  # shorter values would redact ordinary words
 
 
 def register(*values: str) -> None:
     """Make these values (configured header values...) known secrets of this process."""
-    _registered.update(v for v in values if v and len(v) >= _SHORTEST)
+    _registered.update(v for v in values if v and len(v) >= SHORTEST_SECRET)
 
 
 def known_secrets() -> tuple[str, ...]:
@@ -60,7 +60,7 @@ def known_secrets() -> tuple[str, ...]:
     key = (environment, len(_registered))
     if _known_key[0] != key:
         found = set(_registered)
-        found.update(value for value in environment if value and len(value) >= _SHORTEST)
+        found.update(value for value in environment if value and len(value) >= SHORTEST_SECRET)
         for value in list(found):
             for prefix in _PREFIXES:
                 if value.startswith(prefix) and len(value) - len(prefix) >= _SHORTEST_BODY:
@@ -72,9 +72,13 @@ def known_secrets() -> tuple[str, ...]:
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Text with every known secret value and every secret-shaped string replaced by ***."""
+    """Text with every known secret value and every secret-shaped string replaced by ***.
+
+    A value shorter than six characters is not treated as a secret, given or known: a
+    placeholder key such as ``x`` would otherwise be cut out of every word and JSON key
+    (``"index"`` -> ``"inde***"``), corrupting recorded responses, and protects nothing."""
     for secret in (*secrets, *known_secrets()):
-        if secret and secret in text:
+        if len(secret) >= SHORTEST_SECRET and secret in text:
             text = text.replace(secret, "***")
     # each pattern only where its telltale is: every recorded output comes through here
     if "://" in text:

@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..secrets import known_secrets, redact, register
+from ..secrets import SHORTEST_SECRET, known_secrets, redact, register
 from .cache import CacheEntry, ResponseCache, cache_key
 from .failures import Failure, backoff, classify, not_sent
 from .prices import cost_usd
@@ -524,7 +524,8 @@ def _without_secrets(data: Mapping[str, Any], extra: tuple[str, ...]) -> Mapping
     """A response with every known secret value (the API key, configured header values)
     replaced by ``***``: a model or proxy that echoes a key must not get it into the cache,
     the records or a report. The common case, no secret in it, costs one serialisation."""
-    known = [secret for secret in (*extra, *known_secrets()) if secret]
+    # a short placeholder key ("x") is no secret: replaced, it would break the JSON's keys
+    known = [s for s in (*extra, *known_secrets()) if len(s) >= SHORTEST_SECRET]
     text = json.dumps(data, ensure_ascii=False)
     if not any(secret in text for secret in known):
         return data

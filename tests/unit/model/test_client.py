@@ -50,6 +50,16 @@ def test_chat_completion_fields(server: FakeOpenAI) -> None:
     assert out.cost == pytest.approx((3 * 0.40 + 4 * 1.60) / 1e6)
 
 
+def test_a_placeholder_api_key_does_not_corrupt_the_response(server: FakeOpenAI) -> None:
+    # OPENAI_API_KEY=x (a local server needs none): redacting "x" would break every JSON key
+    # with an x in it ("index") and the response would no longer parse
+    server.reply("next text", contains="placeholder")
+    out = client_for(server, environ={"OPENAI_API_KEY": "x"}).respond(
+        "m", [{"role": "user", "content": "placeholder key"}]
+    )
+    assert out.text == "next text"
+
+
 def test_json_inside_a_code_fence_and_non_json(server: FakeOpenAI) -> None:
     server.reply('```json\n{"a": 1}\n```', contains="fenced")
     client = client_for(server)
