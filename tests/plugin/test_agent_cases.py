@@ -299,3 +299,35 @@ def strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in strings(v)]
     return []
+
+
+def test_a_graded_tool_loop_run_is_the_cases_trajectory(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
+    agent_project(project, server, ["A1"])
+    project.test(
+        """
+        import pytest
+        from pytest_modelopt import graders
+
+        def lookup_order(order_id: str) -> str:
+            \"\"\"The order's status.\"\"\"
+            return f"order {order_id}: shipped"
+
+        @pytest.mark.eval(dataset="data/q.jsonl")
+        def test_loop(llm, case, grade):
+            done = llm.run_tools(case["input"], tools=[lookup_order])
+            grade(done, graders.tool_called("lookup_order"))
+        """
+    )
+    project.run(*mode).assert_outcomes(passed=1)
+    (case,) = project.cases()
+    run = case["trajectory"]
+    call, output = run["items"][:2]
+    assert (call["kind"], call["name"], call["arguments"]) == (
+        "tool_call",
+        "lookup_order",
+        {"order_id": "A1"},
+    )
+    assert (output["kind"], output["output"]) == ("tool_output", "order A1: shipped")
+    assert run["final_output"] == "Your order A1: shipped."
