@@ -54,6 +54,7 @@ from openai.types.responses import Response
 
 from .tools import arguments_of as _arguments
 from .tools import as_text as _text
+from .tools import trajectory_item
 from .types import AgentError, CallContext, Completion, ModelCallError, Usage
 from .wire import ENDPOINTS
 
@@ -567,20 +568,6 @@ def trajectory(
     }
 
 
-def _blank(kind: str, agent: str | None) -> dict[str, Any]:
-    return {
-        "kind": kind,
-        "agent": agent,
-        "role": None,
-        "content": None,
-        "name": None,
-        "arguments": None,
-        "call_id": None,
-        "output": None,
-        "error": None,
-    }
-
-
 def _item(item: Any) -> dict[str, Any] | None:
     """One ``RunResult.new_items`` entry as a trajectory item; None for kinds not kept.
 
@@ -588,7 +575,7 @@ def _item(item: Any) -> dict[str, Any] | None:
     agent = getattr(getattr(item, "agent", None), "name", None)
     raw = item.raw_item
     if isinstance(item, MessageOutputItem):
-        out = _blank("message", agent)
+        out = trajectory_item("message", agent)
         out["role"] = raw.role
         out["content"] = "".join(
             str(getattr(part, "text", None) or getattr(part, "refusal", "")) for part in raw.content
@@ -597,30 +584,30 @@ def _item(item: Any) -> dict[str, Any] | None:
     if isinstance(item, HandoffCallItem):
         return None  # its tool name, not the agent: the output item below names both agents
     if isinstance(item, HandoffOutputItem):
-        out = _blank("handoff", item.source_agent.name)
+        out = trajectory_item("handoff", item.source_agent.name)
         out["name"] = item.target_agent.name
         out["call_id"] = _get(raw, "call_id")
         return out
     if isinstance(item, ToolCallItem):
-        out = _blank("tool_call", agent)
+        out = trajectory_item("tool_call", agent)
         out["name"] = _get(raw, "name") or _get(raw, "type")
         out["call_id"] = _get(raw, "call_id")
         out["arguments"] = _arguments(_get(raw, "arguments"))
         return out
     if isinstance(item, ToolCallOutputItem):
-        out = _blank("tool_output", agent)
+        out = trajectory_item("tool_output", agent)
         out["call_id"] = _get(raw, "call_id")
         out["output"] = _text(item.output)
         return out
     if isinstance(item, ReasoningItem):
-        out = _blank("reasoning", agent)
+        out = trajectory_item("reasoning", agent)
         out["content"] = "\n".join(s.text for s in raw.summary) or None
         return out
     return None
 
 
 def _guardrail(name: str, output: Any, agent: str | None) -> dict[str, Any]:
-    out = _blank("guardrail", agent)
+    out = trajectory_item("guardrail", agent)
     out["name"] = name
     out["content"] = "tripwire triggered" if output.tripwire_triggered else "passed"
     out["output"] = None if output.output_info is None else _text(output.output_info)

@@ -92,18 +92,7 @@ class _Run:
     items: list[dict[str, Any]] = field(default_factory=list)
 
     def item(self, kind: str, **fields: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "kind": kind,
-            "agent": None,
-            "role": None,
-            "content": None,
-            "name": None,
-            "arguments": None,
-            "call_id": None,
-            "output": None,
-            "error": None,
-            **fields,
-        }
+        out = trajectory_item(kind, **fields)
         self.items.append(out)
         return out
 
@@ -260,6 +249,23 @@ async def _call(
     record["error"] = error
     record["output"] = f"error: {error}"
     return f"error: {error}"
+
+
+def trajectory_item(kind: str, agent: str | None = None, **fields: Any) -> dict[str, Any]:
+    """One trajectory item, every field of records/trajectory.py's ``Item`` present (the
+    model layer builds the plain dict; records validates it)."""
+    return {
+        "kind": kind,
+        "agent": agent,
+        "role": None,
+        "content": None,
+        "name": None,
+        "arguments": None,
+        "call_id": None,
+        "output": None,
+        "error": None,
+        **fields,
+    }
 
 
 def arguments_of(raw: Any) -> dict[str, Any] | str | None:
