@@ -139,6 +139,30 @@ def test_agent_cases_record_then_replay_offline(
     assert comparable(project.cases()) == recorded
 
 
+def test_an_agent_eval_compares_and_gates_like_any_eval(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
+    # the candidate model never calls the tool: the trajectory graders fail every case,
+    # and the one verdict policy calls it a regression against the baseline model
+    orders = [f"O{n}" for n in range(12)]
+    agent_project(project, server, orders)
+    server.reply("I cannot look orders up.", model="cheap-model")
+    project.test(SUITE.replace('assert case["order"] in completion.text', "pass"))
+    result = project.run(
+        *mode, "--eval-models", "gpt-4.1-mini,cheap-model", "--eval-baseline-model", "gpt-4.1-mini"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["test_suite::test_support * gpt-4.1-mini -> cheap-model * 12 * 100.0% -> 0.0%*REGRESSED*"]
+    )
+    cheap = [c for c in project.cases() if c["model"] == "cheap-model"]
+    assert len(cheap) == 12
+    assert all(c["trajectory"]["items"][0]["kind"] == "message" for c in cheap)
+    assert {
+        (g["name"], g["passed"]) for c in cheap for g in c["grades"] if g["name"] != "max_turns"
+    } == {("tool_called:lookup_order", False), ("looked_up", False)}
+
+
 def test_two_workers_give_what_a_serial_run_gives(project: Project, server: FakeOpenAI) -> None:
     agent_project(project, server, ["A1", "B2", "C3", "D4", "BAD"])
     project.test(SUITE)
