@@ -57,6 +57,18 @@ class Tool:
     description: str
     parameters: dict[str, Any]
     call: Callable[..., Any]  # the function wrapped in pydantic's argument validation
+    function: Callable[..., Any]  # the function itself
+
+    def raised_inside(self, exc: BaseException) -> bool:
+        """Whether ``exc`` came out of the tool's own body (a ``ValidationError`` may be
+        the model's arguments, refused before the call, or the tool's own pydantic use)."""
+        code = getattr(self.function, "__code__", None)
+        frame = exc.__traceback__
+        while frame is not None:
+            if frame.tb_frame.f_code is code:
+                return True
+            frame = frame.tb_next
+        return False
 
     @classmethod
     def of(cls, function: Callable[..., Any]) -> Tool:
@@ -69,7 +81,11 @@ class Tool:
         except pydantic.errors.PydanticUserError as exc:
             raise TypeError(f"tool {name!r}: no JSON schema for its signature: {exc}") from None
         return cls(
-            name, inspect.getdoc(function) or "", parameters, pydantic.validate_call(function)
+            name,
+            inspect.getdoc(function) or "",
+            parameters,
+            pydantic.validate_call(function),
+            function,
         )
 
     def schema(self, api: str) -> dict[str, Any]:
@@ -236,12 +252,14 @@ async def _call(
             result = tool.call(**parsed)
             if inspect.isawaitable(result):
                 result = await result
-        except pydantic.ValidationError as exc:  # the model's arguments, not the tool
-            error = f"invalid arguments for {name}: {exc.errors(include_url=False)}"
         except Exception as exc:
-            if tool_errors == "raise":
+            if isinstance(exc, pydantic.ValidationError) and not tool.raised_inside(exc):
+                # the model's arguments, refused before the call: the model's mistake
+                error = f"invalid arguments for {name}: {exc.errors(include_url=False)}"
+            elif tool_errors == "raise":
                 raise ToolError(name, exc) from exc
-            error = f"{type(exc).__name__}: {exc}"
+            else:
+                error = f"{type(exc).__name__}: {exc}"
         else:
             output = as_text(result)
             record["output"] = output

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+import pydantic
 import pytest
 
 from pytest_modelopt.model.bound import BoundModel
@@ -38,6 +39,15 @@ async def refund_policy(days: int = 30) -> str:
 def broken(order_id: str) -> str:
     """A tool with a bug."""
     raise KeyError(order_id)
+
+
+class Order(pydantic.BaseModel):
+    total: int
+
+
+def parse_order(order_id: str) -> str:
+    """A tool whose own pydantic use fails: its bug, not the model's arguments."""
+    return repr(Order.model_validate({"total": order_id}))
 
 
 def llm_for(server: FakeOpenAI, tmp_path: Path, record: str = "new") -> BoundModel:
@@ -148,6 +158,16 @@ def test_the_models_mistakes_go_back_to_it(server: FakeOpenAI, tmp_path: Path, a
     server.reply_tool_call("cancel_order", {}, until_tool_output=True)
     done = llm_for(server, tmp_path).run_tools("?", tools=[lookup_order], api=api)
     assert done.text == ("answer: error: no tool named 'cancel_order'; the tools are: lookup_order")
+
+
+def test_a_validation_error_inside_the_tool_is_the_tools_error(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    server.reply(answer_from_tool_output)
+    server.reply_tool_call("parse_order", {"order_id": "A1"}, until_tool_output=True)
+    llm = llm_for(server, tmp_path)
+    with pytest.raises(ToolError, match=r"^tool 'parse_order' raised ValidationError"):
+        llm.run_tools("A1?", tools=[parse_order])
 
 
 @pytest.mark.parametrize("api", APIS)
