@@ -221,7 +221,8 @@ class Finetuner:
         """What to run once the job is done: the same evals on the student, then compare."""
         # a local checkpoint is served under its job id (see its serve hint)
         model = job.id if job.checkpoint_dir else job.fine_tuned_model
-        model = model or "<the fine-tuned model, once the job succeeds>"
+        exported = "MODEL_NAME" if job.status == "exported" else None  # as its serve hint says
+        model = model or exported or "<the fine-tuned model, once the job succeeds>"
         run = prepared.manifest.source_run or "RUN"
         lines = [f"follow it: modelopt jobs follow {prepared.launch_dir}"] if not job.done else []
         if job.serve_hint:
