@@ -226,9 +226,13 @@ def _plain(message: dict[str, Any], weight_key: str | None) -> dict[str, Any]:
     return out
 
 
-def _together(method: str, example: dict[str, Any]) -> dict[str, Any]:
+def _no_tools(example: dict[str, Any]) -> None:
     if example.get("tools") or (example.get("input") or {}).get("tools"):
         raise LeftOut("tool definitions: this format has none (the trl export keeps them)")
+
+
+def _together(method: str, example: dict[str, Any]) -> dict[str, Any]:
+    _no_tools(example)
     if method == "sft":
         return {"messages": [_plain(m, "weight") for m in example["messages"]]}
     return {
@@ -239,8 +243,7 @@ def _together(method: str, example: dict[str, Any]) -> dict[str, Any]:
 
 
 def _axolotl(method: str, example: dict[str, Any]) -> dict[str, Any]:
-    if example.get("tools") or (example.get("input") or {}).get("tools"):
-        raise LeftOut("tool definitions: this format has none (the trl export keeps them)")
+    _no_tools(example)
     if method == "sft":
         return {"messages": [_plain(m, "train") for m in example["messages"]]}
     return {
