@@ -12,9 +12,10 @@ import pytest
 
 from pytest_modelopt import hookspecs
 from pytest_modelopt.config import load_settings
+from pytest_modelopt.optimize.backends.export import ExportBackend
 from pytest_modelopt.optimize.backends.openai_api import OpenAIBackend
-from pytest_modelopt.optimize.flow import Finetuner
-from pytest_modelopt.optimize.jobs import BackendError
+from pytest_modelopt.optimize.flow import Finetuner, preflight
+from pytest_modelopt.optimize.jobs import BackendError, Manifest
 from pytest_modelopt.optimize.launch import LaunchRefused
 from pytest_modelopt.records.models import CaseRecord, GradeRecord
 from tests.conftest import TEST_KEY
@@ -130,3 +131,12 @@ def test_answering_no_still_launches_nothing(server: FakeOpenAI, tmp_path: Path)
     with pytest.raises(LaunchRefused, match="answered no"):
         tuner.launch(prepared, backend="openai", yes=False)
     assert server.fine_tuning_jobs == []
+
+
+def test_a_backend_without_the_optional_methods_states_nothing(tmp_path: Path) -> None:
+    """``notices`` and ``refusal`` are optional (a plugin's backend may have neither): the
+    shipped export backend has neither, and its launch goes on with nothing said."""
+    backend = ExportBackend()
+    assert not hasattr(backend, "notices")
+    assert not hasattr(backend, "refusal")
+    assert preflight(backend, Manifest(name="x", method="sft", base_model="gpt-4.1")) == []
