@@ -10,7 +10,7 @@ from ..config import find_project, load_settings
 from ..model.client import ModelClient
 from ..records.store import read_cases, read_run_info, resolve_run
 from .backends.export import ExportBackend
-from .flow import Finetuner, plugin_hooks
+from .flow import Finetuner, plugin_hooks, preflight
 from .jobs import BackendError, read_job, read_manifest, write_job
 from .launch import LaunchRefused, launches
 from .stored import StoredCompletionsError, stored_records
@@ -70,6 +70,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     for line in prepared.lines(backend):
         print(line)
     if args.dry_run:
+        try:  # what the launch would state, or why it would be refused
+            notes = preflight(finetuner.backend(backend), prepared.manifest)
+        except BackendError as exc:
+            notes = [f"  note: a launch on {backend} would be refused: {exc}"]
+        for line in notes:
+            print(line)
         print(f"dry run: nothing launched; the files and manifest are in {prepared.launch_dir}")
         return 0 if prepared.report.ok else 1
     try:

@@ -48,6 +48,18 @@ def plugin_hooks() -> Any:
     return manager.hook
 
 
+def preflight(backend: Backend, manifest: Manifest) -> list[str]:
+    """What the backend states before a launch (as ``note:`` lines), or BackendError when it
+    refuses this one: OpenAI's end dates, through the optional ``refusal`` and ``notices``
+    methods of a backend (jobs.py's Backend protocol)."""
+    refusal = getattr(backend, "refusal", None)  # optional: a plugin's backend may lack it
+    reason = refusal(manifest) if refusal is not None else None
+    if reason:
+        raise BackendError(str(reason))
+    notices = getattr(backend, "notices", None)  # optional, as refusal
+    return [f"  note: {line}" for line in (notices(manifest) if notices is not None else [])]
+
+
 class Finetuner:
     """Builds training sets from runs and launches them (the ``finetune`` fixture)."""
 
@@ -165,13 +177,18 @@ class Finetuner:
         """Confirm (paid backends), let the hooks veto, launch; optionally follow to the end."""
         name = backend or self.settings.finetune_backend or self.settings.finetune.backend
         chosen = self.backend(name)
-        confirm_launch(
+        notices = preflight(chosen, prepared.manifest)
+        asked = confirm_launch(
             prepared,
             name,
             yes=self.settings.yes if yes is None else yes,
             auto_launch=self.settings.finetune.auto_launch,
             ask=self.ask,
+            notices=notices,
         )
+        if not asked:  # a question shows them: said once either way
+            for line in notices:
+                self.say(line)
         job = launch(prepared, chosen, veto=self._veto)
         self.say(f"{name} job {job.id}: {job.status}")
         if self.hook is not None:
@@ -204,7 +221,8 @@ class Finetuner:
         """What to run once the job is done: the same evals on the student, then compare."""
         # a local checkpoint is served under its job id (see its serve hint)
         model = job.id if job.checkpoint_dir else job.fine_tuned_model
-        model = model or "<the fine-tuned model, once the job succeeds>"
+        exported = "MODEL_NAME" if job.status == "exported" else None  # as its serve hint says
+        model = model or exported or "<the fine-tuned model, once the job succeeds>"
         run = prepared.manifest.source_run or "RUN"
         lines = [f"follow it: modelopt jobs follow {prepared.launch_dir}"] if not job.done else []
         if job.serve_hint:

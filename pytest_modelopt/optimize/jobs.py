@@ -150,6 +150,12 @@ class Backend(Protocol):
 
     def cancel(self, job: JobInfo) -> JobInfo: ...
 
+    # Optional, looked up with getattr (flow.preflight), so a backend may leave them out:
+    #   notices(manifest) -> list[str]: lines a launch states first (printed, and above the
+    #     confirmation question), e.g. the openai backend's end dates;
+    #   refusal(manifest) -> str | None: why this launch cannot go now, with what to run
+    #     instead; a launch it refuses stops before confirmation and before any request.
+
 
 def files_sha256(paths: list[Path]) -> str:
     """One hash over the files a job trains on, in order: same data, same hash, same job."""

@@ -28,7 +28,7 @@ from .training_data import BUILDERS, Selection, TrainingSet
 from .validate import validate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from ..records.models import CaseRecord
     from .jobs import Backend, Method
@@ -172,23 +172,30 @@ def confirm_launch(
     yes: bool,
     auto_launch: bool,
     ask: Callable[[str], str] | None = None,
-) -> None:
-    """Raise LaunchRefused unless a paid launch was agreed to; free backends just go."""
+    notices: Sequence[str] = (),
+) -> bool:
+    """Raise LaunchRefused unless a paid launch was agreed to; free backends just go.
+
+    True when a person was asked: the question then carries the backend's ``notices``
+    (OpenAI's end dates) above it, so the answer is given knowing them.
+    """
     if not prepared.report.ok:
         raise LaunchRefused(
             f"the training set has errors (above): fix the records or the filters, then run "
             f"again; the files are in {prepared.launch_dir}"
         )
     if backend in FREE or yes or auto_launch:
-        return
+        return False
     if ask is None and not interactive():
         raise LaunchRefused(
             f"not launching a paid {backend} job from a non-interactive run: pass --yes, or "
             "set auto_launch = true under [tool.modelopt.finetune]"
         )
-    answer = (ask or input)(f"launch this {backend} job for {prepared.manifest.base_model}? [y/N] ")
+    question = f"launch this {backend} job for {prepared.manifest.base_model}? [y/N] "
+    answer = (ask or input)("".join(f"{line}\n" for line in notices) + question)
     if answer.strip().lower() not in ("y", "yes"):
         raise LaunchRefused("not launched (answered no)")
+    return True
 
 
 def launch(

@@ -147,6 +147,10 @@ def test_export_then_register_a_model_trained_elsewhere(
     done = project.modelopt("finetune", "--base-model", "my-model", "--backend", "export")
     assert done.returncode == 0, done.stderr
     (manifest_path,) = launch_dirs(project)
+    export = manifest_path.parent / "export"
+    assert "/export: together/, trl/, axolotl/ (see its README.md)" in done.stdout
+    for name in ("together/train.jsonl", "trl/train.jsonl", "axolotl/config.yaml", "README.md"):
+        assert (export / name).is_file()
     registered = project.modelopt("jobs", "register", str(manifest_path.parent), "my-model-ft")
     assert registered.returncode == 0, registered.stderr
     trained = len(json.loads(manifest_path.read_text())["trained_cases"])

@@ -10,9 +10,11 @@ its ``metadata``, and a second launch of the same data for the same base model f
 job (through ``job.json`` or ``jobs.list(metadata=...)``) instead of uploading and paying
 again. A failed or cancelled job does not count: launching again starts a new one.
 
-OpenAI is winding self-serve fine-tuning down (organisations new to it cannot create jobs
-since 2026-05-07; all job creation ends 2027-01-06), so a refusal says which backends keep
-working. ``openai`` is imported on first use only: it costs ~0.9 s of start-up.
+OpenAI is winding self-serve fine-tuning down (``openai_dates.py`` holds the dates): on
+OpenAI's platform a launch states when job creation ends (and when the base model's family
+is shut down), and after that date it refuses before any request, naming the backends that
+keep working; every refusal for want of access names them too. ``openai`` is imported on
+first use only: it costs ~0.9 s of start-up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -38,9 +41,17 @@ from ..jobs import (
     read_job,
     write_job,
 )
+from .openai_dates import (
+    JOB_CREATION_ENDS,
+    NEW_ORGANISATIONS_CUT_OFF,
+    Deadlines,
+    on_openai_platform,
+    utc_today,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    import datetime as dt
+    from collections.abc import Callable, Iterator, Mapping
 
     from openai import OpenAI
 
@@ -57,11 +68,19 @@ _NOT_STARTED = frozenset({"validating_files", "queued"})
 _PAGE_SIZE = 100
 #: Pages read per listing (jobs, events, checkpoints): every loop over the API is bounded.
 _MAX_PAGES = 20
-_ALTERNATIVES = (
-    "Train without it: `--backend local` trains with Hugging Face TRL on your machine "
-    "(pip install 'pytest-modelopt[train]'), and `--backend export` writes the validated "
-    "files and a manifest for another provider."
-)
+
+
+def alternatives(run: str | None = None) -> str:
+    """The backends that keep working without OpenAI's fine-tuning, as commands to run."""
+    run = "--source stored" if run == "stored-completions" else run or "RUN"
+    return (
+        "Train without it: on this machine with Hugging Face TRL, `modelopt distill "
+        f"{run} --student LOCAL_MODEL --backend local` (pip install "
+        "'pytest-modelopt[train]'); or for another provider, `modelopt distill "
+        f"{run} --student MODEL --backend export`, which writes the set for "
+        "OpenAI-compatible services such as Together AI, for TRL and for axolotl, then "
+        "`modelopt jobs register DIR MODEL` once a model is trained from it."
+    )
 
 
 class OpenAIBackend:
@@ -80,20 +99,44 @@ class OpenAIBackend:
         api_key: str | None = None,
         timeout: float = 60.0,
         max_retries: int = 2,
+        clock: Callable[[], dt.date] = utc_today,
+        platform: bool | None = None,
     ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
         self._api_key = api_key
         self._sdk: OpenAI | None = None
+        #: whether OpenAI's platform dates bind this backend; None: from the URL it calls
+        self.platform = (
+            on_openai_platform(base_url or os.environ.get("OPENAI_BASE_URL"))
+            if platform is None
+            else platform
+        )
+        self.deadlines = Deadlines(clock=clock)
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r})"
 
     # -- the Backend protocol ------------------------------------------------------------
 
+    def notices(self, manifest: Manifest) -> list[str]:
+        """What a launch states first: when OpenAI stops creating jobs, and when the base
+        model's family is shut down (none off OpenAI's platform)."""
+        return self.deadlines.notices(manifest.base_model) if self.platform else []
+
+    def refusal(self, manifest: Manifest) -> str | None:
+        """Why OpenAI's platform cannot take this launch today, with what to run instead."""
+        reason = self.deadlines.refusal(manifest.base_model) if self.platform else None
+        if reason is None:
+            return None
+        return f"{reason}: not launched. {alternatives(manifest.source_run)}"
+
     def launch(self, manifest: Manifest, launch_dir: Path) -> JobInfo:
         """Find the job already created for this data and base model, or upload and create it."""
+        refused = self.refusal(manifest)
+        if refused is not None:  # before any request: nothing is uploaded
+            raise BackendError(refused)
         launch_dir = Path(launch_dir).resolve()  # job.json's launch_dir must survive a chdir
         paths = _dataset_files(manifest, launch_dir)
         sha = _dataset_sha256(manifest, paths)
@@ -188,7 +231,7 @@ class OpenAIBackend:
                 )
             except OpenAIError:
                 raise BackendError(
-                    "the openai backend has no API key: set OPENAI_API_KEY. " + _ALTERNATIVES
+                    "the openai backend has no API key: set OPENAI_API_KEY. " + alternatives()
                 ) from None
         return self._sdk
 
@@ -228,8 +271,9 @@ class OpenAIBackend:
             )
             return BackendError(
                 f"{doing} failed: {where} ({why}). OpenAI is winding down self-serve "
-                "fine-tuning: organizations new to it cannot create jobs since 2026-05-07, "
-                "and no one can after 2027-01-06. " + _ALTERNATIVES
+                "fine-tuning: organizations new to it cannot create jobs since "
+                f"{NEW_ORGANISATIONS_CUT_OFF.isoformat()}, and no one can from "
+                f"{JOB_CREATION_ENDS.isoformat()}. " + alternatives()
             )
         if failure.retryable:
             return BackendError(

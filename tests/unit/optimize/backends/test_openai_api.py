@@ -7,6 +7,7 @@ received and what the backend reports and writes.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -626,3 +627,78 @@ def test_importing_the_backend_does_not_import_openai() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def dated(server: FakeOpenAI, day: str) -> OpenAIBackend:
+    """The backend as if the fake server were OpenAI's platform, on ``day``."""
+    today = dt.date.fromisoformat(day)
+    return OpenAIBackend(
+        base_url=server.base_url,
+        api_key=TEST_KEY,
+        max_retries=0,
+        platform=True,
+        clock=lambda: today,
+    )
+
+
+def test_before_the_deadline_the_launch_states_it_and_goes(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    backend = dated(server, "2026-12-07")
+    manifest = make_launch(tmp_path)
+    notices = backend.notices(manifest)
+    assert notices[0].startswith("OpenAI stops creating fine-tuning jobs on 2027-01-06 (in 30")
+    assert notices[1].startswith(f"{BASE} is a gpt-4.1 model: OpenAI shuts that family down")
+    assert backend.refusal(manifest) is None
+    job = backend.launch(manifest, tmp_path)
+    assert job.status == "validating_files"
+    assert len(creates(server)) == 1
+
+
+@pytest.mark.parametrize(
+    ("day", "base_model", "reasons"),
+    [
+        ("2027-01-06", "my-open-model", ["stopped creating fine-tuning jobs on 2027-01-06"]),
+        (
+            "2027-02-01",
+            "gpt-4o-mini-2024-07-18",
+            ["stopped creating fine-tuning jobs on 2027-01-06", "a gpt-4o model, shut down"],
+        ),
+    ],
+)
+def test_after_the_deadline_the_launch_is_refused_before_any_request(
+    server: FakeOpenAI, tmp_path: Path, day: str, base_model: str, reasons: list[str]
+) -> None:
+    backend = dated(server, day)
+    manifest = make_launch(tmp_path, base_model=base_model, source_run="20270101-000000-abcdef")
+    assert backend.notices(manifest) == []
+    with pytest.raises(BackendError) as refused:
+        backend.launch(manifest, tmp_path)
+    message = str(refused.value)
+    for reason in reasons:
+        assert reason in message
+    assert "not launched" in message
+    run = "20270101-000000-abcdef"
+    assert f"modelopt distill {run} --student LOCAL_MODEL --backend local" in message
+    assert f"modelopt distill {run} --student MODEL --backend export" in message
+    assert "Together AI" in message
+    assert server.requests == []  # nothing uploaded, nothing listed
+    assert read_job(tmp_path) is None
+
+
+def test_whether_the_dates_bind_comes_from_the_url_called(
+    server: FakeOpenAI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compatible server (here the fake one) keeps its own schedule: no date is stated and
+    nothing is refused, whatever the day; OpenAI's own API (no URL at all) is bound."""
+    late = dt.date(2030, 1, 1)
+    compatible = OpenAIBackend(base_url=server.base_url, api_key=TEST_KEY, clock=lambda: late)
+    manifest = make_launch(tmp_path)
+    assert compatible.platform is False
+    assert compatible.notices(manifest) == []
+    assert compatible.refusal(manifest) is None
+    assert compatible.launch(manifest, tmp_path).status == "validating_files"
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    openai_itself = OpenAIBackend(api_key=TEST_KEY, clock=lambda: late)
+    assert openai_itself.platform is True
+    assert "stopped creating fine-tuning jobs" in (openai_itself.refusal(manifest) or "")
