@@ -91,7 +91,10 @@ def test_an_edited_image_is_a_new_request_and_an_unchanged_one_replays(
     project: Project, server: FakeOpenAI
 ) -> None:
     data = _image_project(project, "chat")
-    project.run("--eval-html", "report.html").assert_outcomes(passed=2)
+    # sent from the helper process: it gets the body with the bytes, the cache the reference
+    first = project.run("--eval-html", "report.html", "--eval-sender", "process")
+    first.assert_outcomes(passed=2)
+    assert "sent from a helper process" in first.stdout.str()
     assert len(server.requests) == 2
     page = (project.path / "report.html").read_text()  # the viewer shows the image itself
     assert "data:image/png;base64," + base64.b64encode(data).decode() in page
