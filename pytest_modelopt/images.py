@@ -238,6 +238,19 @@ def read_ref(ref: ImageRef, path: str | os.PathLike[str] | None = None) -> bytes
     return data
 
 
+def url_bytes(url: str) -> bytes | None:
+    """The bytes of the image a reference or a data URL holds; None for an https URL (it is
+    the API's to fetch: nothing here fetches). ``ImageError`` for anything else."""
+    if url.lower().startswith("https://"):
+        return None
+    ref = parse_ref(url)
+    if ref is not None:
+        return read_ref(ref)
+    if url.lower().startswith("data:"):
+        return check_data_url(url)[1]
+    raise ImageError(f"{_short(url)} is not an https URL, a data URL or an image file")
+
+
 def data_url(ref: ImageRef, path: str | os.PathLike[str] | None = None) -> str:
     """The referenced image as a data URL, read from ``path`` (default: where ``resolve``
     found it, else its path from the working directory); its hash must still match."""

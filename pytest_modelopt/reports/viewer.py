@@ -155,13 +155,12 @@ class _Images:
 
     def _embed(self, url: str, sha: str | None) -> tuple[int | None, str | None, str | None]:
         """(the data URL's string index, sha256, why it is not shown)."""
-        if url.lower().startswith("https://"):
-            return None, None, "not fetched: the page loads nothing from the network"
         try:
-            ref = images.parse_ref(url)
-            data = images.read_ref(ref) if ref is not None else images.check_data_url(url)[1]
+            data = images.url_bytes(url)
         except images.ImageError as exc:
             return None, sha, f"not shown: {exc}"
+        if data is None:
+            return None, None, "not fetched: the page loads nothing from the network"
         sha = hashlib.sha256(data).hexdigest()
         media = images.sniff(data)
         if media is None:
