@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -134,3 +135,37 @@ def test_a_missing_image_is_an_error_naming_the_case_and_the_rest_runs(
         "data/cases.jsonl:2: field 'image': img/gone.png: no such image file"
         in (gone["error"]["message"])
     )
+
+
+def test_distill_from_image_cases_writes_openais_vision_format(
+    project: Project, server: FakeOpenAI
+) -> None:
+    """The command (another process, in the project) reads each recorded reference's file
+    into the training file as a data URL."""
+    (project.path / "data" / "img").mkdir(parents=True)
+    pictures = {f"c{i:02d}": png(seed=i) for i in range(16)}
+    for case, data in pictures.items():
+        (project.path / "data" / "img" / f"{case}.png").write_bytes(data)
+    project.dataset(
+        "data/cases.jsonl",
+        [{"id": c, "question": c, "image": f"img/{c}.png"} for c in pictures],
+    )
+    project.file("prompts/look.yaml", PROMPT.format(api="responses"))
+    project.test(TEST)
+    project.run().assert_outcomes(passed=16)
+    done = project.modelopt(
+        "distill", "--student", "gpt-4o-2024-08-06", "--backend", "export", "--dry-run",
+        "--out", "vision",
+    )  # fmt: skip
+    assert "images_moderated" in done.stdout, done.stdout + done.stderr
+    lines = (project.path / "vision" / "train.jsonl").read_text().splitlines()
+    assert lines
+    encoded = {base64.b64encode(data).decode() for data in pictures.values()}
+    for line in map(json.loads, lines):
+        text, image = line["messages"][0]["content"]
+        assert text["type"] == "text"
+        url = image["image_url"]["url"]
+        assert image["type"] == "image_url"
+        assert url.startswith("data:image/png;base64,")
+        assert url.removeprefix("data:image/png;base64,") in encoded
+    assert "image-file:" not in (project.path / "vision" / "train.jsonl").read_text()
