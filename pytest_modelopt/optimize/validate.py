@@ -200,8 +200,8 @@ def _example_issues(method: Method, example: Any, line: int) -> tuple[list[Issue
     return issues, estimate_tokens(messages) if not issues else 0, None
 
 
-def _all_messages(example: Any) -> list[Any]:
-    """Every message of an example, whatever the method's shape."""
+def example_messages(example: Any) -> list[Any]:
+    """Every message of a training example, whatever the method's shape."""
     if not isinstance(example, dict):
         return []
     found: list[Any] = []
@@ -221,7 +221,7 @@ def _image_issues(example: Any, line: int) -> tuple[list[Issue], int]:
     """The example's images against the vision fine-tuning rules (above), and how many it
     has. A referenced file (``images.py``) or a data URL is read and checked; an https URL
     is OpenAI's to fetch, and nothing is fetched here."""
-    found = images.image_urls(_all_messages(example))
+    found = images.image_urls(example_messages(example))
     issues = []
     if len(found) > MAX_IMAGES_PER_EXAMPLE:
         issues.append(

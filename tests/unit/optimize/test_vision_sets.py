@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_modelopt import images
+from pytest_modelopt.optimize.backends.local.backend import LocalBackend
+from pytest_modelopt.optimize.jobs import BackendError
 from pytest_modelopt.optimize.launch import prepare
 from pytest_modelopt.optimize.training_data import Selection
 from pytest_modelopt.optimize.validate import validate
@@ -132,3 +134,19 @@ def test_an_sft_file_from_image_cases_is_openais_vision_format(
                 },
             },
         ]
+
+
+def test_the_local_backend_refuses_a_set_with_images_by_line(
+    pictures: Path, tmp_path: Path
+) -> None:
+    """It trains text models: the images would be dropped silently."""
+    records = [_record(f"c{i}", _ref(pictures, f"c{i}.png", png(seed=i))) for i in range(12)]
+    prepared = prepare(
+        records,
+        method="sft",
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        selection=Selection(holdout_fraction=0.0),
+        root=tmp_path / "finetune",
+    )
+    with pytest.raises(BackendError, match=r"train\.jsonl:1: the example has images, and the"):
+        LocalBackend().launch(prepared.manifest, prepared.launch_dir)
