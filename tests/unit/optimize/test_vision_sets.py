@@ -11,7 +11,7 @@ import pytest
 from pytest_modelopt import images
 from pytest_modelopt.optimize.backends.local.backend import LocalBackend
 from pytest_modelopt.optimize.jobs import BackendError
-from pytest_modelopt.optimize.launch import prepare
+from pytest_modelopt.optimize.launch import Prepared, prepare
 from pytest_modelopt.optimize.training_data import Selection
 from pytest_modelopt.optimize.validate import validate
 from pytest_modelopt.records.models import CaseRecord, GradeRecord
@@ -104,18 +104,21 @@ def _record(case: str, url: str) -> CaseRecord:
     )
 
 
-def test_an_sft_file_from_image_cases_is_openais_vision_format(
-    pictures: Path, tmp_path: Path
-) -> None:
-    datas = {f"c{i}": png(seed=i) for i in range(12)}
+def _sft_set(pictures: Path, datas: dict[str, bytes], base_model: str) -> Prepared:
+    """The SFT set (nothing held out) of passing image cases, one per image."""
     records = [_record(case, _ref(pictures, f"{case}.png", data)) for case, data in datas.items()]
-    prepared = prepare(
+    return prepare(
         records,
         method="sft",
-        base_model="gpt-4o-2024-08-06",
+        base_model=base_model,
         selection=Selection(holdout_fraction=0.0),
-        root=tmp_path / "finetune",
+        root=pictures.parent / "finetune",
     )
+
+
+def test_an_sft_file_from_image_cases_is_openais_vision_format(pictures: Path) -> None:
+    datas = {f"c{i}": png(seed=i) for i in range(12)}
+    prepared = _sft_set(pictures, datas, "gpt-4o-2024-08-06")
     assert [i.code for i in prepared.report.issues if i.level == "error"] == []
     raw = (prepared.launch_dir / "train.jsonl").read_bytes()
     assert file_problem("supervised", raw, "Training", 10) is None  # the fake API's own reading
@@ -136,17 +139,9 @@ def test_an_sft_file_from_image_cases_is_openais_vision_format(
         ]
 
 
-def test_the_local_backend_refuses_a_set_with_images_by_line(
-    pictures: Path, tmp_path: Path
-) -> None:
+def test_the_local_backend_refuses_a_set_with_images_by_line(pictures: Path) -> None:
     """It trains text models: the images would be dropped silently."""
-    records = [_record(f"c{i}", _ref(pictures, f"c{i}.png", png(seed=i))) for i in range(12)]
-    prepared = prepare(
-        records,
-        method="sft",
-        base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
-        selection=Selection(holdout_fraction=0.0),
-        root=tmp_path / "finetune",
-    )
+    datas = {f"c{i}": png(seed=i) for i in range(12)}
+    prepared = _sft_set(pictures, datas, "HuggingFaceTB/SmolLM2-135M-Instruct")
     with pytest.raises(BackendError, match=r"train\.jsonl:1: the example has images, and the"):
         LocalBackend().launch(prepared.manifest, prepared.launch_dir)
