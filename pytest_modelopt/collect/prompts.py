@@ -9,24 +9,25 @@ sent in the shape of the file's ``api`` (``api_params``). Dataset rows are untru
 so templates run in jinja2's ``SandboxedEnvironment`` with ``StrictUndefined``, within
 bounds of time and size (``templating.py``): a missing field is an error that names
 itself, never an empty string sent to a paying API. A case's values are substituted,
-never rendered themselves.
+never rendered themselves. An image part's URL renders to an https URL, a data URL or a
+path relative to the dataset file, which the request holds as a reference to the file's
+path and hash until it is sent (``images.py``).
 """
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 
+from .. import images
 from ..templating import BoundedEnvironment
 from ..templating import render as render_bounded
-
-if TYPE_CHECKING:
-    import os
 
 TEXT_SUFFIXES = {".j2", ".jinja", ".jinja2", ".txt", ".md"}
 YAML_SUFFIXES = {".yaml", ".yml"}
@@ -95,8 +96,12 @@ class Prompt:
         messages = []
         for role, content, name in self.messages:
             if isinstance(content, list):
-                parts = [_part(kind, _render(t, context, variables, name), extra, self.api)
-                         for kind, t, extra in content]  # fmt: skip
+                parts = []
+                for kind, template, extra in content:
+                    value = _render(template, context, variables, name)
+                    if kind == "image":
+                        value = _image(value, variables, name)
+                    parts.append(_part(kind, value, extra, self.api))
                 messages.append({"role": role, "content": parts})
             else:
                 messages.append(
@@ -120,6 +125,28 @@ def _render(
         raise PromptError(f"{_where(name, exc)}: {exc}") from None
     except Exception as exc:
         raise PromptError(f"{_where(name, exc)}: {type(exc).__name__}: {exc}") from None
+
+
+def _image(value: str, case: Mapping[str, Any], name: str) -> str:
+    """An image part's rendered URL as the request carries it (``images.resolve``: a
+    file relative to the case's dataset becomes a reference to its path and hash). A
+    missing, unreadable or unknown image is an error naming the case's file, line and
+    field, and the prompt's part."""
+    source = getattr(case, "source", None)  # a dataset Case; a plain mapping has none
+    try:
+        return images.resolve(value, Path(source).parent if source else None)
+    except images.ImageError as exc:
+        field = next((k for k, v in case.items() if v == value), None)
+        where = f"{_shown(source)}:{getattr(case, 'line', 0)}: " if source else ""
+        if field is not None:
+            where += f"field '{field}': "
+        raise PromptError(f"{where}{exc} (the image of {name})") from None
+
+
+def _shown(source: str) -> str:
+    """A dataset's path as the user knows it: relative to the working directory."""
+    relative = os.path.relpath(source)
+    return source if relative.startswith("..") else relative
 
 
 def _part(kind: str, value: str, extra: Mapping[str, Any], api: str) -> dict[str, Any]:

@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..images import ImageError
+from ..images import inline as inline_images
 from ..model.cache import CacheEntry, cache_key
 from ..model.failures import backoff, classify
 from ..model.wire import ENDPOINTS, parse_chat, parse_embeddings, parse_responses
@@ -168,8 +170,12 @@ def _unique(requests: Sequence[BatchRequest]) -> list[BatchRequest]:
 
 def _line(request: BatchRequest) -> bytes:
     line = {"custom_id": request.custom_id, "method": "POST", "url": request.url}
+    try:  # the file sent holds the images' bytes; the request kept holds their references
+        body = inline_images(request.body)
+    except ImageError as exc:
+        raise BatchError(f"request {request.custom_id}: {exc}") from None
     try:
-        text = json.dumps({**line, "body": request.body}, ensure_ascii=False)
+        text = json.dumps({**line, "body": body}, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise BatchError(
             f"the body of request {request.custom_id} is not JSON ({exc}): pass only JSON "

@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..images import ImageError
+from ..images import inline as inline_images
 from ..secrets import SHORTEST_SECRET, known_secrets, redact, register
 from .cache import CacheEntry, ResponseCache, cache_key
 from .failures import Failure, backoff, classify, not_sent
@@ -137,6 +139,7 @@ class ModelClient:
         key, replayed = self._lookup(api, body, context)
         if replayed is not None:
             return replayed
+        sent = _with_images(body, context)
         attempt = 0
         client = self._sync_client()
         while True:
@@ -146,7 +149,7 @@ class ModelClient:
                     response = client.post(
                         ENDPOINTS[api],
                         cast_to=response_class(),
-                        body=body,
+                        body=sent,
                         options=self._options(headers),
                     )
                 except Exception as exc:
@@ -186,6 +189,7 @@ class ModelClient:
         key, replayed = self._lookup(api, body, context, key)
         if replayed is not None:
             return replayed
+        sent = _with_images(body, context)
         attempt = busy = 0
         refused: tuple[Ticket, Failure] | None = None  # a 429 to count once a slot is free
         client = self._async_client(owned_loop) if sender is None else None
@@ -203,13 +207,13 @@ class ModelClient:
             try:
                 if client is None:
                     assert sender is not None
-                    content, latency = await sender.post(ENDPOINTS[api], body, self.timeout)
+                    content, latency = await sender.post(ENDPOINTS[api], sent, self.timeout)
                 else:
                     try:
                         response = await client.post(
                             ENDPOINTS[api],
                             cast_to=response_class(),
-                            body=body,
+                            body=sent,
                             options=self._options(headers),
                         )
                     except Exception as exc:
@@ -518,6 +522,15 @@ class ModelClient:
         client = self._async.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()
+
+
+def _with_images(body: dict[str, Any], context: CallContext) -> dict[str, Any]:
+    """The body as sent: its image references read into data URLs (``images.inline``),
+    for this call only. An image that cannot be read is the call's error, not retried."""
+    try:
+        return inline_images(body)
+    except ImageError as exc:
+        raise ModelCallError("image", str(exc), model=context.model) from None
 
 
 def _without_secrets(data: Mapping[str, Any], extra: tuple[str, ...]) -> Mapping[str, Any]:

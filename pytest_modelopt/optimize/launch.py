@@ -9,6 +9,7 @@ terminal) after its estimated cost was shown.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..costs import money
+from ..images import ImageError
+from ..images import inline as inline_images
 from ..records.ids import utcnow
 from ..records.store import write_json_atomic
 from .backends import FREE
@@ -84,9 +87,22 @@ def slug(text: str) -> str:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One example a line, each image reference read into its data URL (OpenAI's vision
+    fine-tuning format takes https or data URLs): the file is whole on its own, and only
+    one example's images are in memory at a time. An image that cannot be read stays a
+    reference: the validation report has it as an error, and the file is there to read."""
     with path.open("w", encoding="utf-8") as handle:
         for row in rows:
+            with contextlib.suppress(ImageError):
+                row = _with_images(row)
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _with_images(row: dict[str, Any]) -> dict[str, Any]:
+    source = row.get("input")
+    if isinstance(source, dict):  # DPO: the prompt's messages are under input
+        return {**row, "input": inline_images(source)}
+    return inline_images(row)
 
 
 def prepare(

@@ -135,8 +135,26 @@ def _messages(record: CaseRecord) -> list[dict[str, Any]] | None:
     for message in value:
         if not isinstance(message, dict) or "role" not in message:
             return None
-        messages.append({k: v for k, v in message.items() if k in ("role", "content", "name")})
+        kept = {k: v for k, v in message.items() if k in ("role", "content", "name")}
+        if isinstance(kept.get("content"), list):
+            kept["content"] = [_chat_part(part) for part in kept["content"]]
+        messages.append(kept)
     return messages
+
+
+def _chat_part(part: Any) -> Any:
+    """A Responses API content part in chat's shape, the shape of OpenAI's fine-tuning
+    files (its vision fine-tuning guide: ``{"type": "image_url", "image_url": {"url"}}``).
+    An image's URL is kept as recorded: a file's reference is read into a data URL when
+    the training file is written (``launch.py``)."""
+    if not isinstance(part, dict):
+        return part
+    if part.get("type") == "input_text":
+        return {"type": "text", "text": part.get("text")}
+    if part.get("type") == "input_image" and isinstance(part.get("image_url"), str):
+        detail = {"detail": part["detail"]} if part.get("detail") else {}
+        return {"type": "image_url", "image_url": {"url": part["image_url"], **detail}}
+    return part
 
 
 def _teacher(records: Sequence[CaseRecord], teacher: str | None) -> str:

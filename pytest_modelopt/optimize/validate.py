@@ -5,7 +5,8 @@ roles, no empty content, an assistant answer to learn (SFT), one-turn pairs (DPO
 user turn (RFT), at least 10 examples, no example over the model's token limit. Then what
 the cookbook warns about: duplicates and, for label-like answers, lopsided classes. Tokens
 are estimated (about 4 characters a token, 3 per message): no tokenizer ships offline, and
-an estimate is what a budget needs.
+an estimate is what a budget needs. Images (vision fine-tuning) are checked against
+OpenAI's documented limits: formats, sizes, colour modes, images per example.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from .. import images
 from .jobs import Issue, ValidationReport
 
 if TYPE_CHECKING:
@@ -40,6 +42,17 @@ TRAINING_PRICES = {
     "gpt-4o-mini-2024-07-18": 3.0,
     "gpt-4o-mini": 3.0,
 }
+# Images in training examples, as OpenAI's vision fine-tuning guide states them ("Image
+# data requirements", https://developers.openai.com/api/docs/guides/vision-fine-tuning):
+# at most 50,000 examples with images in a file, at most 10 images an example, each at most
+# 10 MB, JPEG, PNG or WEBP, in RGB or RGBA mode, and none in an assistant message. OpenAI's
+# moderation then skips images that show people, faces, children or CAPTCHAs (a warning:
+# nothing here can see that).
+VISION_TYPES = ("image/jpeg", "image/png", "image/webp")
+VISION_MODES = ("RGB", "RGBA")
+MAX_IMAGES_PER_EXAMPLE = 10
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_IMAGE_EXAMPLES = 50_000
 MAX_LABELS = 20  # answers from at most this many distinct short values look like labels
 
 
@@ -133,7 +146,8 @@ def _example_issues(method: Method, example: Any, line: int) -> tuple[list[Issue
         answer = None
         if not issues:
             last = messages[-1]
-            answer = last.get("content") if last.get("role") == "assistant" else None
+            content = last.get("content") if last.get("role") == "assistant" else None
+            answer = content if isinstance(content, str) else None  # parts are no label
         return issues, estimate_tokens(messages) if not issues else 0, answer
     if method == "dpo":
         source = example.get("input")
@@ -186,6 +200,84 @@ def _example_issues(method: Method, example: Any, line: int) -> tuple[list[Issue
     return issues, estimate_tokens(messages) if not issues else 0, None
 
 
+def example_messages(example: Any) -> list[Any]:
+    """Every message of a training example, whatever the method's shape."""
+    if not isinstance(example, dict):
+        return []
+    found: list[Any] = []
+    source = example.get("input")
+    for value in (
+        example.get("messages"),
+        source.get("messages") if isinstance(source, dict) else None,
+        example.get("preferred_output"),
+        example.get("non_preferred_output"),
+    ):
+        if isinstance(value, list):
+            found += value
+    return found
+
+
+def _image_issues(example: Any, line: int) -> tuple[list[Issue], int]:
+    """The example's images against the vision fine-tuning rules (above), and how many it
+    has. A referenced file (``images.py``) or a data URL is read and checked; an https URL
+    is OpenAI's to fetch, and nothing is fetched here."""
+    found = images.image_urls(example_messages(example))
+    issues = []
+    if len(found) > MAX_IMAGES_PER_EXAMPLE:
+        issues.append(
+            _error(
+                "too_many_images",
+                f"{len(found)} images; an example may have at most {MAX_IMAGES_PER_EXAMPLE}",
+                line=line,
+            )
+        )
+    for number, (role, url) in enumerate(found, 1):
+        at = f"image {number}"
+        if role == "assistant":
+            issues.append(
+                _error(
+                    "image_in_assistant_message",
+                    f"{at} is in an assistant message: images may only be inputs",
+                    line=line,
+                )
+            )
+        try:
+            data = images.url_bytes(url)
+        except images.ImageError as exc:
+            issues.append(_error("image_unreadable", f"{at}: {exc}", line=line))
+            continue
+        if data is not None:  # an https image: OpenAI's to fetch and check
+            issues += _image_data_issues(data, at, line)
+    return issues, len(found)
+
+
+def _image_data_issues(data: bytes, at: str, line: int) -> list[Issue]:
+    issues = []
+    if len(data) > MAX_IMAGE_BYTES:
+        size = f"{len(data) / 1024 / 1024:.1f} MB"
+        issues.append(_error("image_too_large", f"{at} is {size}; at most 10 MB", line=line))
+    media = images.sniff(data)
+    if media not in VISION_TYPES:
+        issues.append(
+            _error(
+                "image_format",
+                f"{at} is {media or 'not a known image type'}; fine-tuning takes JPEG, PNG or WEBP",
+                line=line,
+            )
+        )
+    found = images.mode(data)
+    if media in VISION_TYPES and found not in VISION_MODES:
+        issues.append(
+            _error(
+                "image_mode",
+                f"{at} is in {found or 'an unknown'} mode; fine-tuning takes RGB or RGBA "
+                "images: convert it",
+                line=line,
+            )
+        )
+    return issues
+
+
 def validate(
     method: Method,
     examples: Sequence[Any],
@@ -201,9 +293,13 @@ def validate(
     limit = token_limit or _token_limit(base_model)
     answers: list[str] = []
     seen: dict[str, int] = {}
+    with_images = 0
     for line, example in enumerate(examples, start=1):
         found, count, answer = _example_issues(method, example, line)
         issues += found
+        image_problems, image_count = _image_issues(example, line)
+        issues += image_problems
+        with_images += image_count > 0
         tokens += min(count, limit)
         largest = max(largest, count)
         if count > limit:
@@ -230,6 +326,22 @@ def validate(
                 "too_few_examples",
                 f"{len(examples)} examples; fine-tuning needs at least "
                 f"{MIN_EXAMPLES} (50-100 usually show an improvement)",
+            )
+        )
+    if with_images > MAX_IMAGE_EXAMPLES:
+        issues.append(
+            _error(
+                "too_many_image_examples",
+                f"{with_images:,} examples have images; a file may have at most "
+                f"{MAX_IMAGE_EXAMPLES:,}: split the set",
+            )
+        )
+    if with_images:
+        issues.append(
+            _warning(
+                "images_moderated",
+                f"{with_images} example(s) have images: OpenAI leaves out of training any "
+                "image that shows people, faces, children or CAPTCHAs (not checked here)",
             )
         )
     labels = _labels(answers)

@@ -9,6 +9,10 @@ Why the browser builds the list instead of the template writing every case as HT
 of 10,000 cases as static rows is a page Chromium takes seconds to lay out; as data, the
 page draws only the rows on screen (docs/benchmarks.md has the figures).
 
+A case's input images (``images.py``: a file the record names by path and hash, a data
+URL) are embedded as data URLs built from their own bytes, within a budget, since the page's
+CSP loads nothing from anywhere else; an https image is named, never fetched.
+
 Texts (outputs, input messages, grade reasons) are stored once in the document's
 ``strings`` list and named by their index: a run's prompts share their system messages,
 and a baseline's output is often the candidate's, so a large run's page is much smaller
@@ -25,11 +29,13 @@ score went down / up, ``same``, or ``new`` when the baseline has no such case.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 from typing import TYPE_CHECKING, Any
 
+from .. import images
 from ..records.store import sort_cases
 
 if TYPE_CHECKING:
@@ -43,6 +49,14 @@ VIEWER_VERSION = 1
 #: Characters of one output or input kept in the page; the rest is cut with a note (the
 #: hash in a label is still of the whole output).
 TEXT_CHARS = 20_000
+#: An input's image is embedded in the page (as a data URL) up to this size; all of a
+#: page's images together up to ``THUMBS_TOTAL``. Past them it is named by path and hash.
+THUMB_BYTES = 512 * 1024
+THUMBS_TOTAL = 32 * 1024 * 1024
+#: an input image's list, in order: the message's role, its name (the file's path and hash,
+#: or its URL; an index into ``strings``), its sha256, the data URL it is shown from (an
+#: index into ``strings``) or why it is not shown
+IMAGE_FIELDS = ("role", "name", "sha256", "src", "note")
 
 #: a grade's list, in order (the page turns it back into an object)
 GRADE_FIELDS = ("name", "score", "passed", "reason", "error", "identity")
@@ -86,11 +100,8 @@ def _messages(value: Any, strings: _Strings) -> list[list[Any]]:
         out = []
         for message in value:
             content = message.get("content")
-            if isinstance(content, list):  # parts: text parts as text, others as JSON
-                text = "\n".join(
-                    str(p.get("text")) if isinstance(p, dict) and "text" in p else _json(p)
-                    for p in content
-                )
+            if isinstance(content, list):  # parts: text as text, images named, others JSON
+                text = "\n".join(_part_text(p) for p in content)
             elif isinstance(content, str):
                 text = content
             else:
@@ -98,6 +109,67 @@ def _messages(value: Any, strings: _Strings) -> list[list[Any]]:
             out.append([str(message["role"]), strings(_cut(text)[0])])
         return out
     return [["input", strings(_cut(_json(value))[0])]]
+
+
+def _part_text(part: Any) -> str:
+    if isinstance(part, dict) and "text" in part:
+        return str(part.get("text"))
+    url = images.image_urls([{"role": "", "content": [part]}])
+    if url:  # the image itself is shown apart (``_Images``); a data URL is never text here
+        return f"[image: {_image_label(url[0][1])[0]}]"
+    return _json(part)
+
+
+def _image_label(url: str) -> tuple[str, str | None]:
+    """(what the page names an image by, its sha256 when known)."""
+    ref = images.parse_ref(url)
+    if ref is not None:
+        return f"{ref.path} (sha256 {ref.sha256[:12]})", ref.sha256
+    if url.lower().startswith("data:"):
+        return "an inline data URL", None
+    return url, None
+
+
+class _Images:
+    """The images of a case's input, each shown from a data URL built here from the
+    image's own bytes (the page's CSP loads nothing else, and fetches nothing): a file the
+    record references while it still has its hash, or a data URL the case held, within
+    ``THUMB_BYTES`` an image and ``THUMBS_TOTAL`` a page (the same image once, however
+    many cases show it). Any other image is named by its path and hash, or its URL."""
+
+    def __init__(self, strings: _Strings) -> None:
+        self.strings = strings
+        self.left = THUMBS_TOTAL
+        self.seen: dict[str, tuple[int | None, str | None, str | None]] = {}
+
+    def __call__(self, value: Any) -> list[list[Any]] | None:
+        found = [self._one(role, url) for role, url in images.image_urls(value)]
+        return found or None
+
+    def _one(self, role: str, url: str) -> list[Any]:
+        label, sha = _image_label(url)
+        if url not in self.seen:
+            self.seen[url] = self._embed(url, sha)
+        src, sha, note = self.seen[url]
+        return [role, self.strings(label), sha, src, note]
+
+    def _embed(self, url: str, sha: str | None) -> tuple[int | None, str | None, str | None]:
+        """(the data URL's string index, sha256, why it is not shown)."""
+        try:
+            data = images.url_bytes(url)
+        except images.ImageError as exc:
+            return None, sha, f"not shown: {exc}"
+        if data is None:
+            return None, None, "not fetched: the page loads nothing from the network"
+        sha = hashlib.sha256(data).hexdigest()
+        media = images.sniff(data)
+        if media is None:
+            return None, sha, "not shown: not a known image type"
+        if len(data) > THUMB_BYTES or len(data) > self.left:
+            return None, sha, f"not shown: {len(data):,} bytes is over the page's budget"
+        self.left -= len(data)
+        embedded = f"data:{media};base64,{base64.b64encode(data).decode('ascii')}"
+        return self.strings(embedded), sha, None
 
 
 def _json(value: Any) -> str:
@@ -137,9 +209,10 @@ def _side(record: CaseRecord, strings: _Strings) -> dict[str, Any]:
     }
 
 
-def _case(record: CaseRecord, strings: _Strings) -> dict[str, Any]:
+def _case(record: CaseRecord, strings: _Strings, shown: _Images) -> dict[str, Any]:
     out = _side(record, strings)
     out.update(
+        images=shown(record.input),
         case_id=record.case_id,
         sample=record.sample,
         nodeid=record.nodeid,
@@ -210,9 +283,10 @@ def document(
     if baseline is not None and comparison is not None:
         base_by_key = {(r.eval, r.model, r.case_id, r.sample): r for r in baseline}
     strings, evals, models = _Strings(), _Strings(), _Strings()
+    shown = _Images(strings)
     out = []
     for record in records:
-        item = _case(record, strings)
+        item = _case(record, strings, shown)
         item["eval"], item["model"] = evals(record.eval), models(record.model)
         base_model = against.get((record.eval, record.model))
         if base_model is not None and base_by_key:

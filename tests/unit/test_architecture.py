@@ -141,6 +141,7 @@ ALLOWED: dict[str, set[str]] = {
     "untrusted": set(),
     "templating": set(),
     "costs": set(),
+    "images": set(),
     "hookspecs": set(),
     "model.types": set(),
     "model": {"model.types", "secrets"},
@@ -169,8 +170,9 @@ ALLOWED: dict[str, set[str]] = {
     },
 }
 # leaves every layer may import: redaction, the marks and escapes of untrusted text, the
-# bounded sandbox that renders templates written in code or config, and how a cost is shown
-LEAVES = {"secrets", "untrusted", "templating", "costs"}
+# bounded sandbox that renders templates written in code or config, how a cost is shown,
+# and images named by cases (read into a request as it is sent)
+LEAVES = {"secrets", "untrusted", "templating", "costs", "images"}
 for _unit_name in ALLOWED:
     ALLOWED[_unit_name] |= LEAVES - {_unit_name}
 ALLOWED["cli"] = set(ALLOWED) - {"cli", "plugin"} | {"run"}

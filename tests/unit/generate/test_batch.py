@@ -6,6 +6,7 @@ so the wire format (multipart upload, batch objects, JSONL output files) is exer
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 import pytest
 
+from pytest_modelopt import images
 from pytest_modelopt.generate import batch
 from pytest_modelopt.generate.batch import (
     BatchError,
@@ -30,6 +32,7 @@ from pytest_modelopt.model.cache import ResponseCache, cache_key
 from pytest_modelopt.model.client import ModelClient
 from pytest_modelopt.model.types import CallContext
 from tests.conftest import TEST_KEY
+from tests.support.images import png
 from tests.support.openapi import spec_available, validate_request, validate_response
 
 if TYPE_CHECKING:
@@ -486,3 +489,19 @@ def test_an_unreachable_server_says_so(server: FakeOpenAI) -> None:
     assert message.startswith("uploading 1 /chat/completions request(s) for gpt-4.1-mini failed")
     assert message.endswith("try again later")
     assert TEST_KEY not in message
+
+
+def test_a_batch_file_carries_the_images_and_the_request_keeps_their_references(
+    tmp_path: Path,
+) -> None:
+    image = png(seed=5)
+    (tmp_path / "cat.png").write_bytes(image)
+    ref = images.resolve("cat.png", tmp_path)
+    part = {"type": "image_url", "image_url": {"url": ref}}
+    body = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": [part]}]}
+    request = BatchRequest.for_call("/chat/completions", body)
+    assert request.custom_id == cache_key("/chat/completions", body, 0)
+    (line,) = batch_lines([request]).decode().splitlines()
+    sent = json.loads(line)["body"]["messages"][0]["content"][0]["image_url"]["url"]
+    assert sent == "data:image/png;base64," + base64.b64encode(image).decode()
+    assert request.body == body  # what is cached with the answer names the file

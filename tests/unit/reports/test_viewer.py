@@ -13,6 +13,7 @@ import re
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from pytest_modelopt import images
 from pytest_modelopt.records.labels import Label, merge_labels, read_labels
 from pytest_modelopt.records.models import CaseRecord, ErrorRecord, GradeRecord, RunInfo
 from pytest_modelopt.records.store import RunWriter, read_cases, read_run_info, write_run_info
@@ -23,11 +24,13 @@ from pytest_modelopt.reports.write import write_reports
 from pytest_modelopt.verdict.judge import Policy, compare_with, judge
 from pytest_modelopt.verdict.summary import summarize
 from tests.support.browser import CHROMIUM_ARGS, chromium, watch
+from tests.support.images import png
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    import pytest
     from playwright.sync_api import BrowserContext, Page
 
 REPLY = "tests/test_triage.py::test_reply"
@@ -473,3 +476,45 @@ def test_the_headline_of_a_run_without_a_baseline(tmp_path: Path) -> None:
     failing = judge(summary, None, Policy(fail_on=("pass_rate>=1.5",)))
     assert run_headline(summary, failing.gates) == ("bad", "✗ 1 gate failed")
     assert run_headline(summary.model_copy(update={"evals": []}), []) == ("none", "No eval ran")
+
+
+def test_a_case_shows_its_input_images_from_their_own_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A referenced file is drawn from a data URL of its bytes (the CSP allows nothing
+    else); an https image is named and never fetched."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "cat.png").write_bytes(png(4, 3))
+    ref = images.resolve("img/cat.png", tmp_path)
+
+    def look(url: str) -> list[dict[str, Any]]:
+        image = {"type": "image_url", "image_url": {"url": url}}
+        return [{"role": "user", "content": [{"type": "text", "text": "Which animal?"}, image]}]
+
+    records = [
+        _case(REPLY, "gpt-4o-mini", "i1-file", "cat", True, input=look(ref)),
+        _case(REPLY, "gpt-4o-mini", "i2-web", "dog", True, input=look("https://x.test/d.png")),
+    ]
+    run_dir = _run(tmp_path / "runs", "20261207-180000-img", records)
+    cases = list(read_cases(run_dir, slim=True))
+    policy = Policy()
+    summary = summarize(read_run_info(run_dir), cases)
+    report = judge(summary, compare_with(summary, cases, policy, baseline=None), policy)
+    path = tmp_path / "viewer.html"
+    assert write_reports(report, html_path=path, run_dir=run_dir).problems == []
+    with _browser(path) as (context, problems):
+        page = context.new_page()
+        _open(page, path)
+        _select(page, "i1-file")
+        assert "[image: img/cat.png (sha256 " in page.locator("#v-detail").inner_text()
+        img = page.locator("#v-images img")
+        assert img.count() == 1
+        assert page.evaluate("document.querySelector('#v-images img').naturalWidth") == 4
+        assert img.get_attribute("src", timeout=1000).startswith("data:image/png;base64,")
+        _select(page, "i2-web")
+        assert page.locator("#v-images img").count() == 0
+        caption = page.locator("#v-images figcaption").inner_text()
+        assert "https://x.test/d.png" in caption
+        assert "not fetched" in caption
+        assert problems == []

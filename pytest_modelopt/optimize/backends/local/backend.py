@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ....images import image_urls
 from ....model.local_server import LOCAL_MODEL, LocalModelError, find_gguf
 from ....records.store import write_json_atomic
 from ...jobs import (
@@ -47,6 +49,7 @@ from ...jobs import (
     read_manifest,
     write_job,
 )
+from ...validate import example_messages
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -218,6 +221,7 @@ class LocalBackend:
             job = self.refresh(existing)
             if job.status not in ("failed", "cancelled"):
                 return job
+        _refuse_images(manifest, launch_dir)
         model_dir, gguf_file = resolve_base_model(manifest.base_model)
         missing = missing_modules(self.python, lora=self.lora, gguf=gguf_file is not None)
         if missing:
@@ -371,6 +375,27 @@ def _dataset_hash(manifest: Manifest, launch_dir: Path) -> str:
         return manifest.dataset_sha256
     names = [manifest.train_file, manifest.validation_file, manifest.grader_file]
     return files_sha256([launch_dir / n for n in names if n])
+
+
+def _refuse_images(manifest: Manifest, launch_dir: Path) -> None:
+    """This backend trains text models (SmolLM2 and the like): an example with images would
+    be learnt from its text alone, silently. So a set with images is refused, by line."""
+    for name in (manifest.train_file, manifest.validation_file):
+        path = launch_dir / name if name else None
+        if path is None or not path.is_file():
+            continue
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if "image_url" not in line:  # no image part can be on this line
+                    continue
+                with contextlib.suppress(ValueError):
+                    if image_urls(example_messages(json.loads(line))):
+                        raise BackendError(
+                            f"{path}:{number}: the example has images, and the local backend "
+                            "trains text models (it would learn from the text alone): "
+                            "launch it with --backend openai, or --backend export for a "
+                            "trainer of vision models"
+                        )
 
 
 def _check_files(manifest: Manifest, launch_dir: Path) -> None:
