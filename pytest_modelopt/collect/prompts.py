@@ -91,7 +91,8 @@ class Prompt:
         overrides: Mapping[str, Any] | None = None,
         where: str = "eval marker params",
     ) -> RenderedPrompt:
-        context = {**variables, "case": variables}
+        # the case by its fields, as ``case`` and as OpenAI's ``item`` ({{ item.x }})
+        context = {**variables, "case": variables, "item": variables}
         messages = []
         for role, content, name in self.messages:
             if isinstance(content, list):
