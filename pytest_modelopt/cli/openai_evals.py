@@ -234,25 +234,26 @@ def _custom_config(file: str, config: Mapping[str, Any], where: str) -> dict[str
     says ``schema`` (``{properties: {item: ..., sample: ...}}``); the request body says
     ``item_schema`` and ``include_sample_schema``."""
     todo = "a custom data source config has item_schema (a JSON Schema of an item)"
+    at = f"{where}.item_schema"
     if "item_schema" in config:
         schema = config["item_schema"]
         sample = bool(config.get("include_sample_schema", False))
     else:
-        wrapped = config.get("schema")
-        properties = wrapped.get("properties") if isinstance(wrapped, dict) else None
-        if not isinstance(properties, dict) or not isinstance(properties.get("item"), dict):
-            raise fail(file, f"{where}.schema", "has no properties.item schema", todo)
-        schema, sample = properties["item"], "sample" in properties
+        wrapped = _need(file, config, "schema", where, dict, todo)
+        properties = wrapped.get("properties")
+        properties = properties if isinstance(properties, dict) else {}
+        # a schema that says nothing of the item allows any object, as OpenAI's did
+        schema = properties.get("item", {"type": "object"})
+        sample = "sample" in properties
+        at = f"{where}.schema.properties.item"
     if not isinstance(schema, dict):
-        raise fail(file, f"{where}.item_schema", f"must be an object, got {_kind(schema)}", todo)
+        raise fail(file, at, f"must be an object, got {_kind(schema)}", todo)
     import jsonschema  # only when a custom config is read (start-up cost of `modelopt`)
 
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise fail(
-            file, f"{where}.item_schema", f"not a JSON Schema ({exc.message})", todo
-        ) from None
+        raise fail(file, at, f"not a JSON Schema ({exc.message})", todo) from None
     return {"type": "custom", "item_schema": schema, "include_sample_schema": sample}
 
 
@@ -726,27 +727,29 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_command(sub: Any) -> None:
-    command = sub.add_parser("import", help="import evals defined elsewhere as pytest evals")
-    kinds = command.add_subparsers(dest="format", required=True)
-    openai = kinds.add_parser(
-        "openai-evals",
-        help="OpenAI eval exports (Eval and eval run JSON, JSONL items) as pytest evals",
-    )
-    openai.add_argument("paths", nargs="+", help="Eval / eval run JSON files and JSONL item files")
-    openai.add_argument(
-        "-o", "--output", default=".", help="the project to write into (default: here)"
-    )
-    openai.set_defaults(fn=cmd_import)
+    """``modelopt import openai-evals`` and ``modelopt export openai-evals``: one
+    subcommand per format under each verb, so another format can join either."""
+    importer = _format_command(
+        sub, "import", "import evals defined elsewhere as pytest evals",
+        "OpenAI eval exports (Eval and eval run JSON, JSONL items) as pytest evals",
+    )  # fmt: skip
+    importer.add_argument("paths", nargs="+", help="Eval / eval run JSON files and JSONL items")
+    importer.add_argument("-o", "--output", default=".", help="the project to write into (here)")
+    importer.set_defaults(fn=cmd_import)
+    exporter = _format_command(
+        sub, "export", "write evals in another tool's format",
+        "evals as OpenAI create-eval and create-run request bodies (JSON)",
+    )  # fmt: skip
+    exporter.add_argument("paths", nargs="+", help="test modules with eval markers")
+    exporter.add_argument("-o", "--output", required=True, help="the folder to write into")
+    exporter.set_defaults(fn=cmd_export)
 
-    command = sub.add_parser("export", help="write evals in another tool's format")
-    kinds = command.add_subparsers(dest="format", required=True)
-    openai = kinds.add_parser(
-        "openai-evals",
-        help="evals as OpenAI create-eval and create-run request bodies (JSON)",
+
+def _format_command(sub: Any, verb: str, verb_help: str, format_help: str) -> Any:
+    command = sub.add_parser(verb, help=verb_help)
+    return command.add_subparsers(dest="format", required=True).add_parser(
+        "openai-evals", help=format_help
     )
-    openai.add_argument("paths", nargs="+", help="test modules with eval markers")
-    openai.add_argument("-o", "--output", required=True, help="the folder to write into")
-    openai.set_defaults(fn=cmd_export)
 
 
 # -- export ----------------------------------------------------------------------------
