@@ -94,6 +94,8 @@ class RunDef:
     rows: list[dict[str, Any]] | None  # None: the items are not in the export
     samples: list[dict[str, Any]] | None
     gaps: list[Gap] = field(default_factory=list)
+    #: input_messages of type item_reference: the path of each item's own messages
+    reference: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -117,6 +119,9 @@ class Project:
     prompt: dict[str, Any] | None
     rows: list[dict[str, Any]]
     gaps: list[Gap]
+    #: item_reference runs: the path of each item's messages, and the request parameters
+    reference: tuple[str, ...] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def fail(file: str, where: str, problem: str, todo: str) -> ImportFailed:
@@ -380,15 +385,14 @@ def _input_messages(file: str, value: Any, base: str, run: RunDef) -> list[dict[
     if not isinstance(value, dict):
         raise fail(file, where, f"must be an object, got {_kind(value)}", todo)
     kind = _one_of(file, value.get("type"), f"{where}.type", ("template", "item_reference"), todo)
-    if kind == "item_reference":
-        run.gaps.append(
-            Gap(
-                f"{file}: {where}",
-                f"messages taken from each item ({value.get('item_reference')!r})",
-                "a prompt file is one template for every case: write one, or send the "
-                "item's messages from the test with the llm fixture",
-            )
-        )
+    if kind == "item_reference":  # each item holds its messages: the test sends them
+        reference = value.get("item_reference")
+        if not isinstance(reference, str) or not re.fullmatch(r"item(\.\w+)+", reference):
+            raise fail(
+                file, f"{where}.item_reference", f"{reference!r} is not a path in the item",
+                "write it as item.FIELD, e.g. item.input_trajectory",
+            )  # fmt: skip
+        run.reference = tuple(reference.split(".")[1:])
         return None
     template = _need(file, value, "template", where, list, todo)
     messages = []
@@ -494,7 +498,8 @@ def assemble(evals: list[EvalDef], runs: list[RunDef], items: list[Items]) -> li
         groups: dict[str, list[RunDef]] = {}
         for run in mine:
             key = json.dumps(
-                [run.kind, run.messages, run.params, run.rows, run.samples], sort_keys=True
+                [run.kind, run.messages, run.params, run.rows, run.samples, run.reference],
+                sort_keys=True,
             )
             groups.setdefault(key, []).append(run)
         base = slug(definition.name)
@@ -551,9 +556,20 @@ def assemble(evals: list[EvalDef], runs: list[RunDef], items: list[Items]) -> li
                     if rows and samples and kind == "jsonl"
                     else list(rows or []),
                     gaps=gaps,
+                    reference=first.reference if first else None,
+                    params=_request_params(first) if first and first.reference else {},
                 )
             )
     return projects
+
+
+def _request_params(run: RunDef) -> dict[str, Any]:
+    """The sampling parameters in the shape of the run's API (``max_completion_tokens``
+    is the Responses API's ``max_output_tokens``...), as a prompt file would send them."""
+    from ..collect.prompts import api_params  # only item_reference runs need it
+
+    api = "responses" if run.kind == "responses" else "chat"
+    return api_params(run.params, api, f"{run.file}: data_source.sampling_params")
 
 
 def _check_items(definition: EvalDef, rows: list[dict[str, Any]], file: str) -> None:
@@ -629,6 +645,19 @@ def _module(project: Project) -> str:
             '    sample = case["sample"]',
             "    for grader in GRADERS:",
             "        grade(sample, graders.from_openai(grader))",
+        ]
+    elif project.reference is not None:
+        send = "respond" if project.kind == "responses" else "chat"
+        path = "".join(f"[{key!r}]" for key in project.reference)
+        lines += [f"PARAMS = {project.params!r}", ""]
+        lines += ["", "@pytest.mark.eval(", *marker, ")"]
+        lines += [
+            f"def test_{name}(llm, case, grade):",
+            f'    """Each item\'s own messages (item.{".".join(project.reference)}), sent as they '
+            'are;\n    every criterion grades the answer."""',
+            f"    answer = llm.{send}(case{path}, **PARAMS)",
+            "    for grader in GRADERS:",
+            "        grade(answer, graders.from_openai(grader))",
         ]
     else:
         marker = [f'    prompt="prompts/{name}.yaml",', *marker]

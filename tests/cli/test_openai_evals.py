@@ -393,16 +393,36 @@ def test_logged_data_sources_are_reported_with_what_to_do(
     assert "skipped" in result.parseoutcomes(), result.stdout.str()
 
 
-def test_item_reference_messages_are_reported(tmp_path: Path) -> None:
-    run = template()
+@pytest.mark.parametrize("kind", ["completions", "responses"])
+def test_item_reference_runs_send_each_items_own_messages(
+    pytester: pytest.Pytester, server: FakeOpenAI, kind: str
+) -> None:
+    root = pytester.path
+    run = template(kind)
     run["input_messages"] = {"type": "item_reference", "item_reference": "item.input"}
-    paths = [
-        write(tmp_path, "eval.json", an_eval([STRING_CHECK])),
-        write(tmp_path, "run.json", a_run(run)),
-    ]
-    done = modelopt(tmp_path, "import", "openai-evals", *paths)
+    messages = [{"role": "user", "content": str(item["ticket"])} for item in ITEMS]
+    items = [{**item, "input": [m]} for item, m in zip(ITEMS, messages, strict=True)]
+    run["source"]["content"] = [{"item": item} for item in items]
+    paths = [write(root, "eval.json", an_eval([STRING_CHECK])), write(root, "run.json", a_run(run))]
+    done = modelopt(root, "import", "openai-evals", *paths)
     assert done.returncode == 0, done.stderr
-    assert "messages taken from each item ('item.input')" in done.stdout
+    assert "everything carried over" in done.stdout
+    assert not (root / "tests/evals/prompts").exists()
+    answer_categories(server)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:xdist")
+    assert result.parseoutcomes() == {"passed": 3}, result.stdout.str()
+    sent = [r.body for r in server.requests]
+    if kind == "responses":
+        assert {r.path for r in server.requests} == {"/v1/responses"}
+        assert sorted(b["input"][0]["content"] for b in sent) == sorted(
+            m["content"] for m in messages
+        )
+        assert {b["max_output_tokens"] for b in sent} == {5}
+    else:
+        assert sorted(b["messages"][0]["content"] for b in sent) == sorted(
+            m["content"] for m in messages
+        )
+        assert {b["max_completion_tokens"] for b in sent} == {5}
 
 
 def test_an_eval_with_items_and_no_run_is_pending_until_its_prompt_is_written(
@@ -459,6 +479,10 @@ GOOD_RUN = a_run(template())
          "run.json: data_source.input_messages.template[0].role: 'robot' is not one of system"),
         ("run.json", _set(GOOD_RUN, "data_source.source.content.2.item.ticket", 7),
          "run.json: item 3.ticket: 7 is not of type 'string'; fix the item, or the item_schema"),
+        ("run.json", _set(GOOD_RUN, "data_source.input_messages",
+                          {"type": "item_reference", "item_reference": "sample.input"}),
+         "run.json: data_source.input_messages.item_reference: 'sample.input' is not a path in "
+         "the item; write it as item.FIELD"),
         ("items.jsonl", [ITEMS[0], "t02"], "items.jsonl: line 2: must be an object, got a string"),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 12 else None,
@@ -477,9 +501,10 @@ def test_malformed_input_is_one_clear_error_and_nothing_is_written(
     assert done.returncode == 2
     assert message in done.stderr, done.stderr
     schema = {"eval.json": "Eval", "run.json": "EvalRun"}.get(name)
-    # an item schema that is no JSON Schema, an item that does not match it: the spec
-    # leaves schemas and items free-form, the import checks them as the platform did
-    beyond_spec = "JSON Schema" in message or "item_schema" in message
+    # an item schema that is no JSON Schema, an item that does not match it, a reference
+    # outside the item: the spec leaves them free-form, the import checks them as the
+    # platform did
+    beyond_spec = any(s in message for s in ("JSON Schema", "item_schema", "not a path"))
     spec_rules = schema and isinstance(body, dict) and not beyond_spec
     if spec_rules and openapi.spec_available():  # what the import refuses, the spec does too
         with pytest.raises(AssertionError, match="does not match the OpenAI OpenAPI spec"):
