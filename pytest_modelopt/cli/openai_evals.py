@@ -14,10 +14,15 @@ type this package lacks, an audio input...) is a :class:`Gap`: all of them are p
 one report, and each is written into the project as a skipped test whose reason says what
 was left out and what to do, so ``pytest -rs`` shows it and nothing is dropped silently.
 
+``modelopt export openai-evals`` is the way back: a test module's ``eval`` markers, built
+into specs as pytest builds them, written as OpenAI's create-eval and create-run request
+bodies; importing what it writes gives back the same project.
+
 Why here, in ``cli/``: it reads files a user exported and writes a project, as
-``modelopt init`` does (its writer is reused); it needs ``graders/`` (the criteria must
-build and round-trip) and ``collect/prompts.py`` (the prompt it writes must load), which
-``cli/`` may import, and no stage of the pipeline needs it.
+``modelopt init`` does (its writer is reused); it needs ``graders/`` (a criterion is
+carried over only if it builds and its JSON comes back as it was) and ``collect/`` (the
+request parameters in each API's shape; for export, the markers, datasets and prompt
+files), which ``cli/`` may import, and no stage of the pipeline needs it.
 
 Every bad input is one :class:`ImportFailed` naming the file, the field (a JSON path), what
 is wrong and what to do; nothing is written until every input has been read and checked.
@@ -566,10 +571,13 @@ def assemble(evals: list[EvalDef], runs: list[RunDef], items: list[Items]) -> li
 def _request_params(run: RunDef) -> dict[str, Any]:
     """The sampling parameters in the shape of the run's API (``max_completion_tokens``
     is the Responses API's ``max_output_tokens``...), as a prompt file would send them."""
-    from ..collect.prompts import api_params  # only item_reference runs need it
+    from ..collect.prompts import PromptError, api_params  # only item_reference runs need it
 
     api = "responses" if run.kind == "responses" else "chat"
-    return api_params(run.params, api, f"{run.file}: data_source.sampling_params")
+    try:
+        return api_params(run.params, api, "data_source.sampling_params")
+    except PromptError as exc:
+        raise fail(run.file, "", str(exc), "fix the run's sampling_params") from None
 
 
 def _check_items(definition: EvalDef, rows: list[dict[str, Any]], file: str) -> None:
@@ -702,7 +710,8 @@ def _dump(data: Any) -> str:
 
 
 def _docstring(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', "'''")
+    """Text from an export, safe inside a triple-quoted string of the generated module."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _yaml(data: Any) -> str:

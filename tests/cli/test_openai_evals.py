@@ -8,6 +8,7 @@ our idea of it. The projects run against the local fake OpenAI server.
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
@@ -589,3 +590,19 @@ def test_category(completion):
     assert source["source"]["content"] == [{"item": ITEMS[0]}]
     if openapi.spec_available():
         openapi.validate_request("/evals/eval_1/runs", run)
+
+
+def test_text_from_the_export_cannot_break_or_inject_into_the_generated_module(
+    tmp_path: Path,
+) -> None:
+    body = an_eval([STRING_CHECK])
+    body["name"] = 'triage"""\nimport os  # \\'
+    body["testing_criteria"].append({"type": "endpoint", "name": 'x"""); import os; ("'})
+    paths = [write(tmp_path, "eval.json", body), write(tmp_path, "run.json", GOOD_RUN)]
+    done = modelopt(tmp_path, "import", "openai-evals", *paths)
+    assert done.returncode == 0, done.stderr
+    [module] = (tmp_path / "tests/evals").glob("test_*.py")
+    assert module.name == "test_triage_import_os.py"
+    tree = ast.parse(module.read_text())
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import) and n.names[0].name == "os"]
+    assert ast.get_docstring(tree).startswith(f"The OpenAI eval {body['name']!r}")  # type: ignore[union-attr]
