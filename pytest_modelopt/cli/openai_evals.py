@@ -124,9 +124,11 @@ class Project:
     prompt: dict[str, Any] | None
     rows: list[dict[str, Any]]
     gaps: list[Gap]
-    #: item_reference runs: the path of each item's messages, and the request parameters
+    #: item_reference runs: the path of each item's messages, the request parameters,
+    #: and the run's sampling_params as they were (for the way back)
     reference: tuple[str, ...] | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
 
 
 def fail(file: str, where: str, problem: str, todo: str) -> ImportFailed:
@@ -563,6 +565,7 @@ def assemble(evals: list[EvalDef], runs: list[RunDef], items: list[Items]) -> li
                     gaps=gaps,
                     reference=first.reference if first else None,
                     params=_request_params(first) if first and first.reference else {},
+                    sampling=dict(first.params) if first else {},
                 )
             )
     return projects
@@ -693,15 +696,30 @@ def _module(project: Project) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sidecar(definition: EvalDef) -> dict[str, Any]:
+def _sidecar(project: Project) -> dict[str, Any]:
     """What the eval said that a pytest run does not need, kept for the way back
-    (``modelopt export openai-evals``): its name, metadata and data source config. Not
-    its id: the platform's ids name nothing off the platform."""
+    (``modelopt export openai-evals``): its name, metadata and data source config, and
+    for a run that no prompt file describes (stored samples, each item's own messages)
+    the run's data source type, input messages and sampling parameters. Not its id: the
+    platform's ids name nothing off the platform."""
+    definition = project.eval
     out: dict[str, Any] = {"name": definition.name}
     if definition.metadata:
         out["metadata"] = definition.metadata
     if definition.config is not None:
         out["data_source_config"] = definition.config
+    if project.kind == "jsonl":
+        out["run"] = {"type": "jsonl"}
+    elif project.reference is not None:
+        reference = {
+            "type": "item_reference",
+            "item_reference": "item." + ".".join(project.reference),
+        }
+        out["run"] = {
+            "type": project.kind,
+            "input_messages": reference,
+            "sampling_params": project.sampling,
+        }
     return out
 
 
@@ -732,7 +750,7 @@ def write_project(root: Path, project: Project) -> list[Change]:
         files.append((evals / "data" / f"{name}.jsonl", text))
     if project.prompt is not None:
         files.append((evals / "prompts" / f"{name}.yaml", _yaml(project.prompt)))
-    files.append((evals / "openai" / f"{name}.json", _dump(_sidecar(project.eval))))
+    files.append((evals / "openai" / f"{name}.json", _dump(_sidecar(project))))
     return [_write_new(root, path, text) for path, text in files]
 
 
@@ -890,6 +908,10 @@ def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
             criteria.append(grader.to_openai())
         except GraderError as exc:
             gaps.append(Gap(where, f"grader {grader.label!r}", str(exc)))
+    graders_file = path.parent / "graders" / f"{stem}.json"
+    if not spec.graders and "run" in sidecar and graders_file.is_file():
+        # an imported eval without a prompt file grades in its test body, from this file
+        criteria = json.loads(graders_file.read_text(encoding="utf-8"))
     eval_body: dict[str, Any] = {
         "name": sidecar.get("name", spec.name),
         "data_source_config": sidecar.get("data_source_config", DEFAULT_CONFIG),
@@ -908,6 +930,9 @@ def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
                 where, "dataset", str(exc), "fix the dataset (pytest says the same)"
             ) from None
     runs: list[dict[str, Any]] = []
+    run = sidecar.get("run")
+    if spec.prompt_path is None and isinstance(run, dict):
+        return Exported(spec.name, eval_body, _sidecar_runs(run, spec.models, rows), gaps)
     if spec.prompt_path is None:
         gaps.append(
             Gap(where, "no prompt file", "a run needs input messages: only the eval is written")
@@ -925,6 +950,28 @@ def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
         data_source["source"] = {"type": "file_content", "content": [{"item": r} for r in rows]}
         runs.append({"name": model, "data_source": data_source})
     return Exported(spec.name, eval_body, runs, gaps)
+
+
+def _sidecar_runs(
+    run: dict[str, Any], models: Sequence[str], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The runs an import kept in the sidecar (no prompt file describes them): stored
+    samples as one ``jsonl`` run, each item's own messages as one run per model."""
+    if run.get("type") == "jsonl":
+        content = [
+            {"item": {k: v for k, v in r.items() if k != "sample"}, "sample": r["sample"]}
+            for r in rows
+        ]
+        source = {"type": "jsonl", "source": {"type": "file_content", "content": content}}
+        return [{"name": models[0] if models else "stored-samples", "data_source": source}]
+    out = []
+    for model in models:
+        data_source = {"type": run["type"], "model": model, "input_messages": run["input_messages"]}
+        if run.get("sampling_params"):
+            data_source["sampling_params"] = run["sampling_params"]
+        data_source["source"] = {"type": "file_content", "content": [{"item": r} for r in rows]}
+        out.append({"name": model, "data_source": data_source})
+    return out
 
 
 def _prompt_as_run(

@@ -606,3 +606,45 @@ def test_text_from_the_export_cannot_break_or_inject_into_the_generated_module(
     tree = ast.parse(module.read_text())
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import) and n.names[0].name == "os"]
     assert ast.get_docstring(tree).startswith(f"The OpenAI eval {body['name']!r}")  # type: ignore[union-attr]
+
+
+def _item_reference_run() -> dict[str, Any]:
+    run = template("responses")
+    run["input_messages"] = {"type": "item_reference", "item_reference": "item.input"}
+    items = [{**item, "input": [{"role": "user", "content": item["ticket"]}]} for item in ITEMS]
+    run["source"]["content"] = [{"item": item} for item in items]
+    return run
+
+
+def _stored_samples_run() -> dict[str, Any]:
+    content = [{"item": item, "sample": {"output_text": "x", "model": "gpt-4o"}} for item in ITEMS]
+    return {"type": "jsonl", "source": {"type": "file_content", "content": content}}
+
+
+@pytest.mark.parametrize(
+    "data_source", [_item_reference_run(), _stored_samples_run()], ids=["item_reference", "jsonl"]
+)
+def test_runs_without_a_prompt_file_round_trip_too(
+    tmp_path: Path, data_source: dict[str, Any]
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    paths = [
+        write(first, "eval.json", an_eval([STRING_CHECK])),
+        write(first, "run.json", a_run(data_source)),
+    ]
+    assert modelopt(first, "import", "openai-evals", *paths).returncode == 0
+    done = modelopt(
+        first, "export", "openai-evals", "tests/evals/test_ticket_triage.py", "-o", "out"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not exported" not in done.stdout
+    exported = sorted((first / "out" / "ticket_triage").iterdir())
+    for path in exported:
+        if openapi.spec_available():
+            endpoint = "/evals" if path.name == "eval.json" else "/evals/eval_1/runs"
+            openapi.validate_request(endpoint, json.loads(path.read_text()))
+    again = modelopt(second, "import", "openai-evals", *map(str, exported))
+    assert again.returncode == 0, again.stderr
+    assert files(second) == files(first)
