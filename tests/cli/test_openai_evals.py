@@ -521,8 +521,11 @@ def test_without_an_eval_object_the_import_says_what_to_pass(tmp_path: Path) -> 
     assert "run.json: no Eval object among the inputs; pass the eval's JSON" in done.stderr
 
 
-def test_export_writes_request_bodies_and_import_of_export_is_the_identity(tmp_path: Path) -> None:
-    second_run = template()
+@pytest.mark.parametrize("kind", ["completions", "responses"])
+def test_export_writes_request_bodies_and_import_of_export_is_the_identity(
+    tmp_path: Path, kind: str
+) -> None:
+    second_run = template(kind)
     second_run["model"] = "gpt-4.1"
     first = tmp_path / "first"
     first.mkdir()
@@ -532,7 +535,7 @@ def test_export_writes_request_bodies_and_import_of_export_is_the_identity(tmp_p
             "eval.json",
             an_eval([STRING_CHECK, PYTHON, TEXT_SIMILARITY, SCORE_MODEL, LABEL_MODEL]),
         ),
-        write(first, "run.json", a_run(template())),
+        write(first, "run.json", a_run(template(kind))),
         write(first, "run2.json", a_run(second_run)),
     ]
     assert modelopt(first, "import", "openai-evals", *paths).returncode == 0
