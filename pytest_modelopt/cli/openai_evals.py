@@ -841,7 +841,7 @@ def export_module(path: Path, root: Path) -> list[Exported]:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise fail(
-            str(path), "", "not a Python module", "pass a test module (tests/evals/test_x.py)"
+            _shown(path), "", "not a Python module", "pass a test module (tests/evals/test_x.py)"
         )
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.parent))
@@ -849,7 +849,7 @@ def export_module(path: Path, root: Path) -> list[Exported]:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise fail(
-            str(path),
+            _shown(path),
             "",
             f"cannot be imported ({type(exc).__name__}: {exc})",
             "fix it so pytest can collect it",
@@ -870,7 +870,7 @@ def export_module(path: Path, root: Path) -> list[Exported]:
         if (not own and not module_kwargs) or _marks(marks, "skip"):
             continue
         kwargs = merge_marker_kwargs(own[::-1] + module_kwargs[::-1])
-        where = f"{path}::{attribute}"
+        where = f"{_shown(path)}::{attribute}"
         try:
             eval_spec = build_spec(
                 kwargs, default_name=f"{path.stem}::{attribute}",
@@ -883,8 +883,18 @@ def export_module(path: Path, root: Path) -> list[Exported]:
             ) from None
         out.append(_export_spec(eval_spec, path, attribute))
     if not out:
-        raise fail(str(path), "", "has no eval marker", "pass a module with pytest.mark.eval(...)")
+        raise fail(
+            _shown(path), "", "has no eval marker", "pass a module with pytest.mark.eval(...)"
+        )
     return out
+
+
+def _shown(path: Path) -> str:
+    """A module's path as the user wrote it: relative to here when it is below here."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _marks(value: Any, name: str = "eval") -> list[Any]:
@@ -895,7 +905,7 @@ def _marks(value: Any, name: str = "eval") -> list[Any]:
 
 
 def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
-    where = f"{path}::{attribute}"
+    where = f"{_shown(path)}::{attribute}"
     stem = path.stem.removeprefix("test_")
     sidecar_path = path.parent / "openai" / f"{stem}.json"
     sidecar: dict[str, Any] = {}

@@ -570,7 +570,8 @@ import pytest
 from pytest_modelopt import graders
 
 @pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl", models=["m1"],
-                  graders=[graders.string_check("{{ item.category }}", operation="ilike")])
+                  graders=[graders.string_check("{{ item.category }}", operation="ilike"),
+                           graders.function(lambda sample, item: True, name="mine")])
 def test_category(completion):
     pass
 """
@@ -584,7 +585,12 @@ def test_category(completion):
     (project.path / "data/triage.jsonl").write_text(json.dumps(ITEMS[0]) + "\n")
     done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
     assert done.returncode == 0, done.stderr
-    run = json.loads((project.path / "out/test_triage_test_category/run-1.json").read_text())
+    assert "not exported: test_triage.py::test_category: grader 'mine': " in done.stdout
+    assert "is a Python function and has no OpenAI JSON form" in done.stdout
+    out = project.path / "out/test_triage_test_category"
+    [criterion] = json.loads((out / "eval.json").read_text())["testing_criteria"]
+    assert criterion["type"] == "string_check"
+    run = json.loads((out / "run-1.json").read_text())
     source = run["data_source"]
     assert source["input_messages"]["template"] == [
         {"role": "user", "content": "Ticket: {{ item.ticket }} ({{ item.id }})"}
