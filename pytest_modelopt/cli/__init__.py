@@ -17,6 +17,8 @@ from ..untrusted import for_terminal
 from .init import cmd_init
 from .labels import add_commands as add_label_commands
 from .local import cmd_cache, cmd_serve_local
+from .openai_evals import add_command as add_import_command
+from .openai_export import add_command as add_export_command
 from .plan import add_command as add_plan_command
 from .runs import cmd_compare, cmd_merge, cmd_report, cmd_runs, cmd_show
 
@@ -126,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(fn=cmd_serve_local)
 
     add_plan_command(sub)
+    add_import_command(sub)
+    add_export_command(sub)
 
     add_label_commands(sub)
     add_commands(sub)

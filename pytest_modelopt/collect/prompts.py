@@ -92,7 +92,9 @@ class Prompt:
         overrides: Mapping[str, Any] | None = None,
         where: str = "eval marker params",
     ) -> RenderedPrompt:
-        context = {**variables, "case": variables}
+        # the case by its fields, as ``case``, and as OpenAI's evals name it, ``item``
+        # ({{ item.x }}), unless the case has a field of that name (which keeps its value)
+        context = {"item": variables, **variables, "case": variables}
         messages = []
         for role, content, name in self.messages:
             if isinstance(content, list):

@@ -20,6 +20,20 @@ def test_text_prompt_is_one_user_message(tmp_path: Path) -> None:
     assert rendered.request() == {"messages": rendered.messages}
 
 
+def test_a_case_is_its_fields_and_also_case_and_openai_item(tmp_path: Path) -> None:
+    """OpenAI's eval templates say {{ item.x }}: they render here as written."""
+    path = tmp_path / "p.j2"
+    path.write_text("{{ subject }} / {{ case.subject }} / {{ item.subject }} / {{ item['id'] }}")
+    rendered = load_prompt(path).render({"subject": "hi", "id": "t1"})
+    assert rendered.messages == [{"role": "user", "content": "hi / hi / hi / t1"}]
+
+
+def test_a_case_field_named_item_keeps_its_value(tmp_path: Path) -> None:
+    path = tmp_path / "p.j2"
+    path.write_text("{{ item }}")
+    assert load_prompt(path).render({"item": "a lamp"}).messages[0]["content"] == "a lamp"
+
+
 def test_yaml_prompt_with_params_and_responses_api(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(

@@ -1,0 +1,319 @@
+"""``modelopt export openai-evals``: evals as OpenAI's create-eval and create-run request
+bodies, the way back from ``modelopt import openai-evals`` (``openai_evals.py``).
+
+A test module's ``eval`` markers are built into specs by ``collect/spec.py``, as pytest
+builds them (the module is imported, as pytest imports it); the graders are written with
+``to_openai()``, the dataset's rows as the run's items, the prompt file as the run's
+``input_messages`` template and ``sampling_params``, one run per model. What the import
+kept in the sidecar (``tests/evals/openai/NAME.json``: the eval's name, metadata, data
+source config, and runs that no prompt file describes) is written back, so importing what
+export writes gives back the same project. What has no OpenAI form (a Python function
+grader, a request parameter a run has no field for) is listed, not written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError, find_project, load_settings
+from ..graders.base import GraderError
+from .openai_evals import PARAMS, Gap, ImportFailed, dump, fail, format_command, slug
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping, Sequence
+
+#: the data source config of an eval that kept none (a hand-written one): any object items
+DEFAULT_CONFIG: dict[str, Any] = {
+    "type": "custom",
+    "item_schema": {"type": "object"},
+    "include_sample_schema": True,
+}
+_BARE = re.compile(r"(\{\{-?\s*|\{%-?\s*(?:if|for\s+\w+\s+in|elif)\s+)(case\.)?([A-Za-z_]\w*)")
+#: prompt parameters -> sampling_params keys (the rest have no place in a run)
+_CHAT_SAMPLING = {"max_tokens": "max_completion_tokens", **{k: k for k in PARAMS}}
+
+
+@dataclass
+class Exported:
+    """One eval as OpenAI's create-eval and create-run request bodies."""
+
+    name: str
+    eval: dict[str, Any]
+    runs: list[dict[str, Any]]
+    gaps: list[Gap]
+
+
+def export_module(path: Path, root: Path) -> list[Exported]:
+    """The evals of one test module, read from its ``eval`` markers as pytest would:
+    the module is imported (as pytest imports it), its markers built into specs by
+    ``collect/spec.py``, the prompt file read as written."""
+    from ..collect.spec import EvalSpecError, build_spec, merge_marker_kwargs  # export only
+
+    name = f"_modelopt_export_{slug(path.stem)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise fail(
+            _shown(path), "", "not a Python module", "pass a test module (tests/evals/test_x.py)"
+        )
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise fail(
+            _shown(path),
+            "",
+            f"cannot be imported ({type(exc).__name__}: {exc})",
+            "fix it so pytest can collect it",
+        ) from None
+    finally:
+        sys.path.remove(str(path.parent))
+    try:
+        selected = load_settings(root).models
+    except ConfigError:
+        selected = []
+    module_kwargs = [m.kwargs for m in _marks(getattr(module, "pytestmark", None))]
+    out = []
+    for attribute, fn in sorted(vars(module).items()):
+        if not attribute.startswith("test") or not callable(fn):
+            continue
+        marks = getattr(fn, "pytestmark", None)
+        own = [m.kwargs for m in _marks(marks)]
+        if (not own and not module_kwargs) or _marks(marks, "skip"):
+            continue
+        kwargs = merge_marker_kwargs(own[::-1] + module_kwargs[::-1])
+        where = f"{_shown(path)}::{attribute}"
+        try:
+            eval_spec = build_spec(
+                kwargs, default_name=f"{path.stem}::{attribute}",
+                selected_models=() if "models" in kwargs else selected,
+                test_dir=path.parent, rootdir=root,
+            )  # fmt: skip
+        except EvalSpecError as exc:
+            raise fail(
+                where, "eval marker", str(exc), "fix the marker (pytest says the same)"
+            ) from None
+        out.append(_export_spec(eval_spec, path, attribute))
+    if not out:
+        raise fail(
+            _shown(path), "", "has no eval marker", "pass a module with pytest.mark.eval(...)"
+        )
+    return out
+
+
+def _shown(path: Path) -> str:
+    """A module's path as the user wrote it: relative to here when it is below here."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _marks(value: Any, name: str = "eval") -> list[Any]:
+    """The marks called ``name`` in a ``pytestmark`` value (a mark, a decorator or a list)."""
+    items = value if isinstance(value, list) else [value] if value is not None else []
+    marks = [getattr(item, "mark", item) for item in items]
+    return [m for m in marks if getattr(m, "name", None) == name]
+
+
+def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
+    where = f"{_shown(path)}::{attribute}"
+    stem = path.stem.removeprefix("test_")
+    sidecar_path = path.parent / "openai" / f"{stem}.json"
+    sidecar: dict[str, Any] = {}
+    if sidecar_path.is_file():
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    gaps: list[Gap] = []
+    criteria = []
+    for grader in spec.graders:
+        try:
+            criteria.append(grader.to_openai())
+        except GraderError as exc:
+            gaps.append(Gap(where, f"grader {grader.label!r}", str(exc)))
+    graders_file = path.parent / "graders" / f"{stem}.json"
+    if not spec.graders and "run" in sidecar and graders_file.is_file():
+        # an imported eval without a prompt file grades in its test body, from this file
+        criteria = json.loads(graders_file.read_text(encoding="utf-8"))
+    eval_body: dict[str, Any] = {
+        "name": sidecar.get("name", spec.name),
+        "data_source_config": sidecar.get("data_source_config", DEFAULT_CONFIG),
+        "testing_criteria": criteria,
+    }
+    if "metadata" in sidecar:
+        eval_body["metadata"] = sidecar["metadata"]
+    rows: list[dict[str, Any]] = []
+    if spec.dataset_path is not None:
+        from ..collect.datasets import DatasetError, load_cases  # only export reads datasets
+
+        try:
+            rows = [dict(case) for case in load_cases(spec.dataset_path, display_path=spec.dataset)]
+        except DatasetError as exc:
+            raise fail(
+                where, "dataset", str(exc), "fix the dataset (pytest says the same)"
+            ) from None
+    runs: list[dict[str, Any]] = []
+    run = sidecar.get("run")
+    if spec.prompt_path is None and isinstance(run, dict):
+        return Exported(spec.name, eval_body, _sidecar_runs(run, spec.models, rows), gaps)
+    if spec.prompt_path is None:
+        gaps.append(
+            Gap(where, "no prompt file", "a run needs input messages: only the eval is written")
+        )
+        return Exported(spec.name, eval_body, runs, gaps)
+    kind, messages, sampling = _prompt_as_run(spec.prompt_path, spec.params or {}, where, gaps)
+    for model in spec.models:
+        data_source: dict[str, Any] = {
+            "type": kind,
+            "model": model,
+            "input_messages": {"type": "template", "template": messages},
+        }
+        if sampling:
+            data_source["sampling_params"] = sampling
+        data_source["source"] = {"type": "file_content", "content": [{"item": r} for r in rows]}
+        runs.append({"name": model, "data_source": data_source})
+    return Exported(spec.name, eval_body, runs, gaps)
+
+
+def _sidecar_runs(
+    run: dict[str, Any], models: Sequence[str], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The runs an import kept in the sidecar (no prompt file describes them): stored
+    samples as one ``jsonl`` run, each item's own messages as one run per model."""
+    if run.get("type") == "jsonl":
+        content = [
+            {"item": {k: v for k, v in r.items() if k != "sample"}, "sample": r["sample"]}
+            for r in rows
+        ]
+        source = {"type": "jsonl", "source": {"type": "file_content", "content": content}}
+        return [{"name": models[0] if models else "stored-samples", "data_source": source}]
+    out = []
+    for model in models:
+        data_source = {"type": run["type"], "model": model, "input_messages": run["input_messages"]}
+        if run.get("sampling_params"):
+            data_source["sampling_params"] = run["sampling_params"]
+        data_source["source"] = {"type": "file_content", "content": [{"item": r} for r in rows]}
+        out.append({"name": model, "data_source": data_source})
+    return out
+
+
+def _prompt_as_run(
+    path: Path, overrides: Mapping[str, Any], where: str, gaps: list[Gap]
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """A prompt file as a run's data source type, input_messages template and
+    sampling_params. Templates that name a case's fields bare (``{{ ticket }}``) are
+    written with OpenAI's namespace (``{{ item.ticket }}``), which renders the same here."""
+    from ..collect.prompts import TEXT_SUFFIXES  # only export reads prompt files as data
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in TEXT_SUFFIXES:
+        return "completions", [{"role": "user", "content": _item_namespace(text.strip("\n"))}], {}
+    import yaml  # PyYAML, only when a YAML prompt is exported (start-up cost)
+
+    data = dict(yaml.safe_load(text))
+    data.update(overrides)
+    api = data.pop("api", "chat")
+    messages = []
+    for message in data.pop("messages"):
+        content = message["content"]
+        if isinstance(content, list):
+            content = [_eval_part(part) for part in content]
+        else:
+            content = _item_namespace(content)
+        messages.append({"role": message["role"], "content": content})
+    sampling: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _CHAT_SAMPLING:
+            sampling[_CHAT_SAMPLING[key]] = value
+        elif key == "max_output_tokens":
+            sampling["max_completion_tokens"] = value
+        elif key in ("response_format", "tools", "text"):
+            sampling[key] = value
+        elif key == "reasoning" and isinstance(value, dict) and set(value) == {"effort"}:
+            sampling["reasoning_effort"] = value["effort"]
+        else:
+            gaps.append(
+                Gap(
+                    f"{where}: {path.name}",
+                    f"parameter {key!r}",
+                    "a run's sampling_params have no such field",
+                )
+            )
+    return ("responses" if api == "responses" else "completions"), messages, sampling
+
+
+def _eval_part(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A prompt file's content part in the eval's shape (input_text, input_image)."""
+    kind = part.get("type")
+    if kind in ("text", "input_text"):
+        return {"type": "input_text", "text": _item_namespace(str(part["text"]))}
+    if kind == "image_url":
+        image = part["image_url"]
+        out = {"type": "input_image", "image_url": _item_namespace(image["url"])}
+        return {**out, **({"detail": image["detail"]} if "detail" in image else {})}
+    return {**part, "image_url": _item_namespace(str(part.get("image_url", "")))}
+
+
+def _item_namespace(template: str) -> str:
+    """``{{ ticket }}`` and ``{{ case.ticket }}`` as ``{{ item.ticket }}``; ``item``,
+    ``sample`` and jinja's own names are left alone."""
+
+    def rewrite(match: re.Match[str]) -> str:
+        opening, _, name = match.groups()
+        if name == "case":
+            return f"{opening}item"
+        if name in (
+            "item",
+            "sample",
+            "loop",
+            "not",
+            "true",
+            "false",
+            "none",
+            "True",
+            "False",
+            "None",
+        ):
+            return match.group(0)
+        return f"{opening}item.{name}"
+
+    return _BARE.sub(rewrite, template)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    root = find_project(Path.cwd())
+    out = Path(args.output)
+    try:
+        exported = [e for p in args.paths for e in export_module(Path(p).resolve(), root)]
+    except ImportFailed as exc:
+        print(f"modelopt export openai-evals: {exc}; nothing was written", file=sys.stderr)
+        return 2
+    for item in exported:
+        folder = out / slug(str(item.eval["name"]))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "eval.json").write_text(dump(item.eval), encoding="utf-8")
+        written = ["eval.json"]
+        for index, run in enumerate(item.runs, start=1):
+            (folder / f"run-{index}.json").write_text(dump(run), encoding="utf-8")
+            written.append(f"run-{index}.json")
+        print(f"modelopt export openai-evals: {item.name} -> {folder}: {', '.join(written)}")
+        for gap in item.gaps:
+            print(f"  not exported: {gap.line()}")
+    return 0
+
+
+def add_command(sub: Any) -> None:
+    """``modelopt export openai-evals``."""
+    exporter = format_command(
+        sub, "export", "write evals in another tool's format",
+        "evals as OpenAI create-eval and create-run request bodies (JSON)",
+    )  # fmt: skip
+    exporter.add_argument("paths", nargs="+", help="test modules with eval markers")
+    exporter.add_argument("-o", "--output", required=True, help="the folder to write into")
+    exporter.set_defaults(fn=cmd_export)
