@@ -27,8 +27,13 @@ RECORD_BUDGET = 16
 
 
 def _env(server: FakeOpenAI, home: Path) -> dict[str, str]:
+    # The pages show what a user sees at a terminal. pytest prints whole failure messages in
+    # its short summary when CI or BUILD_NUMBER is set, so the machine's CI markers go too.
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("MODELOPT_", "OPENAI_", "PYTEST_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MODELOPT_", "OPENAI_", "PYTEST_", "GITHUB_"))
+        and k not in ("CI", "BUILD_NUMBER")
     }
     env.update(
         PATH=f"{blocks.VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
