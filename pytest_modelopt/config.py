@@ -93,6 +93,11 @@ class FinetuneSettings(BaseModel):
     )
     salt: str = Field(default="modelopt", min_length=1, description="Seeds the holdout split.")
     min_score: float | None = Field(default=None, description="Only answers scoring this much.")
+    answers_from: str | None = Field(
+        default=None,
+        min_length=1,
+        description="sft: train on this dataset field as every case's answer (e.g. its label).",
+    )
     evals: list[str] = Field(default_factory=list, description="Eval names or globs to learn from.")
     auto_launch: bool = Field(default=False, description="Launch paid jobs without --yes in CI.")
     hyperparameters: dict[str, Any] = Field(default_factory=dict)

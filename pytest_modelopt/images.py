@@ -10,9 +10,10 @@ A prompt's image part renders to one of three things (``resolve``):
   directory the run started in) and the hash of the bytes.
 
 The reference, not the bytes, is what the request body holds everywhere the body is kept:
-the cache key (so an edited image is a new request, and a moved one is too, since the
-recording names its path), the recorded request in the cache, the case's record, the
-reports. The bytes are read and base64-encoded only when the request goes out
+the recorded request in the cache, the case's record, the reports. The cache key takes the
+reference's hash and not its path (``key_form``): what goes out is the bytes, so an edited
+image is a new request, while the same image moved, or a run started from another
+directory (which names the path differently), replays. The bytes are read and base64-encoded only when the request goes out
 (``inline``), into a copy of the body that lives as long as the HTTP call: a run over
 thousands of images holds one image per request in flight, never all of them, and a
 committed cache stays the size of its answers. Reading checks the hash again, so an image
@@ -35,6 +36,7 @@ from typing import Any, NamedTuple
 
 SCHEME = "image-file:"
 _REF = re.compile(r"^image-file:(?P<path>.+)#sha256=(?P<sha>[0-9a-f]{64})$")
+_REF_PATH = re.compile(r'image-file:[^"]*?#sha256=')
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>[A-Za-z0-9+/=\s]*)$")
 # What an eval request may carry (OpenAI's vision guide: PNG, JPEG, WEBP, non-animated GIF).
 REQUEST_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -118,6 +120,12 @@ def _jpeg_mode(data: bytes) -> str | None:
             return _JPEG_MODES.get(data[at + 9])
         at += 2 + length
     return None
+
+
+def key_form(canonical: str) -> str:
+    """A request's canonical JSON as its cache key reads it: each image reference stands
+    for its bytes (its hash), wherever the file was found (module docstring)."""
+    return _REF_PATH.sub(SCHEME + "#sha256=", canonical) if SCHEME in canonical else canonical
 
 
 def parse_ref(url: Any) -> ImageRef | None:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..images import key_form
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
@@ -81,7 +83,7 @@ def cache_key(endpoint: str, body: Mapping[str, Any], sample: int) -> str:
         ensure_ascii=False,
         default=str,
     )
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(key_form(canonical).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

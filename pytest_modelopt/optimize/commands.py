@@ -62,6 +62,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
             out=Path(args.out) if args.out else None,
             evals=args.eval,
             min_score=args.min_score,
+            answers_from=args.answers_from,
         )
     except (TrainingDataError, StoredCompletionsError) as exc:
         print(f"modelopt {args.cmd}: {exc}", file=sys.stderr)
@@ -174,6 +175,11 @@ def add_commands(sub: Any) -> None:
         )
         command.add_argument("--eval", action="append", help="only these evals (globs)")
         command.add_argument("--min-score", type=float, help="only answers scoring this much")
+        command.add_argument(
+            "--answers-from",
+            metavar="FIELD",
+            help="sft on labelled data: this dataset field is every case's answer",
+        )
         command.add_argument("--out", help="launch directory (default .modelopt/finetune/NAME)")
         command.add_argument("--dry-run", action="store_true", help="write and check; no launch")
         command.add_argument("--yes", action="store_true", help="launch a paid job without asking")

@@ -131,9 +131,16 @@ class Finetuner:
         out: Path | None = None,
         evals: Iterable[str] | None = None,
         min_score: float | None = None,
+        answers_from: str | None = None,
     ) -> Prepared:
         ft = self.settings.finetune
         method = method or self.settings.finetune_method or ft.method
+        answers_from = answers_from or ft.answers_from
+        if answers_from is not None and method != "sft":
+            raise TrainingDataError(
+                f"answers_from ({answers_from!r}) gives SFT its answers; {method} sets are "
+                "built from the model's graded answers or its graders: use --method sft"
+            )
         selection = Selection(
             teacher=teacher,
             evals=tuple(evals if evals is not None else ft.evals),
@@ -143,6 +150,7 @@ class Finetuner:
             validation_fraction=ft.validation,
             labels=self.labels(),
             pin_labelled=ft.pin_labelled,
+            answers_from=answers_from,
         )
         return prepare(
             records,

@@ -75,7 +75,8 @@ class Prepared:
                 else "unknown (set [tool.modelopt.finetune.training_prices] for this model)"
             )
         )
-        out.append(f"  ~{r.tokens:,} training tokens x {r.n_epochs} epochs; estimated cost: {cost}")
+        epochs = f"{r.n_epochs} epoch{'' if r.n_epochs == 1 else 's'}"
+        out.append(f"  ~{r.tokens:,} training tokens x {epochs}; estimated cost: {cost}")
         for issue in r.issues:
             where = f"{m.train_file}:{issue.line}: " if issue.line else ""
             out.append(f"  {issue.level}: {where}{issue.message} [{issue.code}]")

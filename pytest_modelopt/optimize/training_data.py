@@ -4,7 +4,10 @@ Every case record already holds the rendered prompt (``input``), the model's ans
 (``output``), its grades (with each grader as OpenAI JSON) and the dataset row (``item``).
 That is all distillation needs:
 
-- **SFT**: the teacher's *passing* answers, as ``{"messages": prompt + answer}``.
+- **SFT**: the teacher's *passing* answers, as ``{"messages": prompt + answer}``; or, with
+  ``answers_from``, a dataset field (the case's reference answer, such as its label) as the
+  answer to every case's prompt, whatever the model said: plain supervised fine-tuning on
+  labelled data, where the run only supplies the prompts as they were rendered.
 - **DPO**: for one case and one prompt, a passing answer preferred over a failing one
   (from ``samples > 1`` or from two models), as ``input`` / ``preferred_output`` /
   ``non_preferred_output``.
@@ -86,6 +89,7 @@ class Selection:
     validation_fraction: float = 0.0  # of the train cases, for the backend's validation file
     labels: Sequence[Label] = ()  # human labels; those of whole cases outrank the graders
     pin_labelled: bool = False  # hold out every case a label names
+    answers_from: str | None = None  # sft: this dataset field is the answer, not the model's
 
     @property
     def pinned(self) -> frozenset[str]:
@@ -226,6 +230,8 @@ def sft(
     reviewer's pass first (module docstring)."""
     chosen = _chosen(records, selection)
     teacher = _teacher(chosen, selection.teacher)
+    if selection.answers_from is not None:
+        return _sft_from_field(chosen, teacher, selection.answers_from, selection, hook)
     out = TrainingSet(method="sft")
     human = HumanVerdicts(selection.labels)
     best: dict[tuple[str, str], tuple[tuple[bool, float], CaseRecord]] = {}
@@ -249,13 +255,28 @@ def sft(
     confirmed = sum(rank[0] for rank, _ in best.values())
     if confirmed:
         out.notes.append(f"{confirmed} of the answers were passed by a reviewer")
+    answers = {}
+    for key, (_, record) in best.items():
+        assert record.output is not None
+        answers[key] = (record, record.output)
+    _sft_examples(out, answers, selection, hook)
+    _holdout(out, chosen, selection)
+    return out
+
+
+def _sft_examples(
+    out: TrainingSet,
+    answers: dict[tuple[str, str], tuple[CaseRecord, str]],
+    selection: Selection,
+    hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None,
+) -> None:
+    """One example per (eval, case): the recorded prompt and the chosen answer."""
     seen: set[str] = set()
-    for (eval_name, case_id), (_, record) in sorted(best.items()):
+    for (eval_name, case_id), (record, answer) in sorted(answers.items()):
         messages = _messages(record)
         assert messages is not None
-        assert record.output is not None
         example = _hooked(
-            {"messages": [*messages, {"role": "assistant", "content": record.output}]},
+            {"messages": [*messages, {"role": "assistant", "content": answer}]},
             record,
             "sft",
             hook,
@@ -269,6 +290,39 @@ def sft(
             continue
         seen.add(fingerprint)
         _keep(out, example, case_id, eval_name, selection)
+
+
+def _sft_from_field(
+    chosen: Sequence[CaseRecord],
+    teacher: str,
+    name: str,
+    selection: Selection,
+    hook: Callable[[dict[str, Any], CaseRecord, str], dict[str, Any] | None] | None,
+) -> TrainingSet:
+    """The dataset field ``name`` as the answer to each case's recorded prompt: the run
+    gives the prompts (rendered as the eval sends them), the dataset the answers. The
+    model's answers and grades play no part, so failing cases train too — on the label."""
+    out = TrainingSet(method="sft")
+    out.notes.append(f"answers: the dataset field {name!r} of each case (not the model's answers)")
+    answers: dict[tuple[str, str], tuple[CaseRecord, str]] = {}
+    for record in chosen:
+        if record.model != teacher or (record.eval, record.case_id) in answers:
+            continue
+        value = (record.item or {}).get(name)
+        if value is None or value == "":
+            out.skip(f"no {name!r} field in the case")
+            continue
+        if _messages(record) is None:
+            out.skip("no recorded prompt")
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        answers[(record.eval, record.case_id)] = (record, text)
+    if not answers and out.skipped:
+        raise TrainingDataError(
+            f"no case of {teacher} has a {name!r} field: --answers-from names a dataset "
+            "field that holds each case's reference answer"
+        )
+    _sft_examples(out, answers, selection, hook)
     _holdout(out, chosen, selection)
     return out
 

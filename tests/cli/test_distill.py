@@ -239,3 +239,53 @@ def test_a_torn_record_line_is_skipped_not_a_crash(
     assert done.returncode == 0, done.stderr
     (manifest_path,) = launch_dirs(project)
     assert json.loads(manifest_path.read_text())["examples"] > 10
+
+
+def test_finetune_answers_from_trains_on_the_labels_of_failing_cases_too(
+    project: Project, server: FakeOpenAI, mode: list[str]
+) -> None:
+    distill_suite(project, server)
+    project.run(*mode)
+    done = project.modelopt(
+        "finetune", "--base-model", "gpt-4.1-nano", "--answers-from", "want", "--dry-run"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "note: answers: the dataset field 'want' of each case" in done.stdout
+    (manifest_path,) = launch_dirs(project)
+    held = {f"c{i:02d}" for i in range(DISTILL_CASES) if in_holdout(f"c{i:02d}", 0.2)}
+    everyone = {f"c{i:02d}" for i in range(DISTILL_CASES)}
+    assert set(json.loads(manifest_path.read_text())["trained_cases"]) == everyone - held
+    answers = [
+        json.loads(line)["messages"][-1]["content"]
+        for line in (manifest_path.parent / "train.jsonl").read_text().splitlines()
+    ]
+    assert answers.count("other") == len({f"c{i:02d}" for i in range(8)} - held)  # failing: label
+    refused = project.modelopt(
+        "finetune", "--base-model", "gpt-4.1-nano", "--answers-from", "want", "--method", "dpo"
+    )
+    assert refused.returncode == 2
+    assert "use --method sft" in refused.stderr
+
+
+def test_a_dry_run_for_openais_platform_says_the_launch_would_be_refused(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gpt-4.1-nano was shut down on 2026-10-23 (optimize/backends/openai_dates.py): on
+    OpenAI's own API a dry run names the refusal and the two ways on. Nothing is sent: any
+    request would meet a dead proxy on 127.0.0.1, never the internet."""
+    distill_suite(project, server)
+    project.run()
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    done = project.modelopt(
+        "distill", "--student", "gpt-4.1-nano-2025-04-14", "--backend", "openai", "--dry-run"
+    )
+    assert done.returncode == 0, done.stderr
+    (refusal,) = [line for line in done.stdout.splitlines() if "would be refused" in line]
+    assert refusal.startswith("  note: a launch on openai would be refused: ")
+    assert "2026-10-23" in refusal and "--backend local" in refusal, refusal
+    assert "dry run: nothing launched" in done.stdout
+    assert not [r for r in server.requests if "fine_tuning" in r.path or r.path.endswith("/files")]

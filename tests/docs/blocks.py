@@ -51,8 +51,8 @@ What each kind of block means (docs/contributing.md says the same for writers):
 
 Directives (HTML comments, invisible on the site and on GitHub):
 
-``<!-- docs: project examples/triage -->`` / ``examples/agent`` / ``new`` / ``init`` / ``git`` /
-``repository``
+``<!-- docs: project examples/triage -->`` / ``examples/agent`` / ``examples/finetune`` / ``new`` /
+``init`` / ``git`` / ``repository``
     The blocks after it run in a fresh copy of that example project (its recordings
     included), in a new empty project (a ``pyproject.toml`` with
     ``[tool.pytest.ini_options]``), in a new project after ``modelopt init`` (where
@@ -114,7 +114,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN_KINDS = {"console", "bash", "sh", "python", "toml", "yaml", "json", "jsonl", "tree"}
 COMMAND_TIMEOUT = 300
 #: the example projects a page may run in (a fresh copy, recordings included)
-EXAMPLES = ("examples/triage", "examples/agent")
+EXAMPLES = ("examples/triage", "examples/agent", "examples/finetune")
 #: how a transcript shows the page project's absolute path (a reader's, not a temporary one)
 SHOWN_PROJECT = "/home/me/myproject"
 

@@ -112,6 +112,32 @@ def test_an_edited_image_is_a_new_request_and_an_unchanged_one_replays(
     assert cache.stats().entries == 3
 
 
+def test_the_same_image_replays_from_another_start_directory_or_path(
+    project: Project, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key holds the image's hash, not the path the run names it by: started
+    from a subdirectory (the path is then written otherwise), or with the file moved, the
+    request is the same bytes and replays offline."""
+    data = _image_project(project, "chat")
+    project.run().assert_outcomes(passed=2)
+    assert len(server.requests) == 2
+    server.reset()
+    (project.path / "data" / "sub").mkdir()
+    monkeypatch.chdir(project.path / "data" / "sub")
+    project.run("--eval-record", "none").assert_outcomes(passed=2)
+    monkeypatch.chdir(project.path)
+    (project.path / "data" / "img" / "cat.png").rename(project.path / "data" / "cat-moved.png")
+    rows = (
+        (project.path / "data" / "cases.jsonl").read_text().replace("img/cat.png", "cat-moved.png")
+    )
+    (project.path / "data" / "cases.jsonl").write_text(rows)
+    project.run("--eval-record", "none").assert_outcomes(passed=2)
+    assert server.requests == []
+    (record,) = [c for c in project.cases() if c["case_id"] == "cat"]  # the record names the path
+    sha = hashlib.sha256(data).hexdigest()
+    assert _image_url(record, "chat") == f"image-file:data/cat-moved.png#sha256={sha}"
+
+
 def test_a_missing_image_is_an_error_naming_the_case_and_the_rest_runs(
     project: Project, server: FakeOpenAI, mode: list[str]
 ) -> None:

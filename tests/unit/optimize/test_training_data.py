@@ -190,3 +190,36 @@ def test_rft_combines_several_graders_into_one_multi_grader() -> None:
     assert grader["type"] == "multi"
     assert grader["calculate_output"] == "(check + short_words) / 2"  # named by their grades
     assert from_openai(grader).grade("x", {}).score == 1.0
+
+
+def test_sft_answers_from_a_field_trains_every_case_on_its_label() -> None:
+    """Supervised fine-tuning on labelled data: the label is the answer whatever the model
+    said, failing cases included; held-out cases still never train."""
+    records = [
+        record(f"c{i}", "I am not sure", passed=False, item={"id": f"c{i}", "label": f"L{i % 3}"})
+        for i in range(40)
+    ]
+    records.append(record("c99", "x", item={"id": "c99"}))  # a row without the field
+    data = sft(records, Selection(holdout_fraction=0.25, answers_from="label"))
+    held = {f"c{i}" for i in range(40) if in_holdout(f"c{i}", 0.25)}
+    assert held
+    assert set(data.case_ids) == {f"c{i}" for i in range(40)} - held
+    by_case = dict(zip(data.case_ids, data.examples, strict=True))
+    assert by_case["c4"]["messages"][-1] == {"role": "assistant", "content": "L1"}
+    assert by_case["c4"]["messages"][:-1] == records[4].input
+    assert data.skipped == {"held out": len(held), "no 'label' field in the case": 1}
+    assert "the dataset field 'label'" in data.notes[0]
+
+
+def test_sft_answers_from_a_field_no_case_has_is_one_clear_error() -> None:
+    with pytest.raises(TrainingDataError, match="no case of teacher has a 'lable' field"):
+        sft([record("c1", "billing")], Selection(answers_from="lable"))
+
+
+def test_sft_answers_from_a_structured_field_is_its_json() -> None:
+    item = {"id": "c1", "want": {"team": "billing", "urgent": True}}
+    data = sft(
+        [record("c1", "?", passed=False, item=item)],
+        Selection(holdout_fraction=0.0, answers_from="want"),
+    )
+    assert data.examples[0]["messages"][-1]["content"] == '{"team": "billing", "urgent": true}'
