@@ -124,7 +124,7 @@ def test_the_same_image_replays_from_another_start_directory_or_path(
     server.reset()
     (project.path / "data" / "sub").mkdir()
     monkeypatch.chdir(project.path / "data" / "sub")
-    project.run("--eval-record", "none").assert_outcomes(passed=2)
+    project.run("--eval-record", "none", str(project.path)).assert_outcomes(passed=2)
     monkeypatch.chdir(project.path)
     (project.path / "data" / "img" / "cat.png").rename(project.path / "data" / "cat-moved.png")
     rows = (
