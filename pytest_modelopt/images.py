@@ -13,12 +13,12 @@ The reference, not the bytes, is what the request body holds everywhere the body
 the recorded request in the cache, the case's record, the reports. The cache key takes the
 reference's hash and not its path (``key_form``): what goes out is the bytes, so an edited
 image is a new request, while the same image moved, or a run started from another
-directory (which names the path differently), replays. The bytes are read and base64-encoded only when the request goes out
-(``inline``), into a copy of the body that lives as long as the HTTP call: a run over
-thousands of images holds one image per request in flight, never all of them, and a
-committed cache stays the size of its answers. Reading checks the hash again, so an image
-edited during the run is that case's error, not a silent mismatch between the recording
-and what was sent.
+directory (which names the path differently), replays. The bytes are read and
+base64-encoded only when the request goes out (``inline``), into a copy of the body that
+lives as long as the HTTP call: a run over thousands of images holds one image per request
+in flight, never all of them, and a committed cache stays the size of its answers.
+Reading checks the hash again, so an image edited during the run is that case's error,
+not a silent mismatch between the recording and what was sent.
 
 A leaf: imports nothing of the package. ``collect/`` resolves, ``model/`` and
 ``generate/batch.py`` inline, ``reports/`` and ``optimize/`` read references.

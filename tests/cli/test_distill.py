@@ -286,6 +286,7 @@ def test_a_dry_run_for_openais_platform_says_the_launch_would_be_refused(
     assert done.returncode == 0, done.stderr
     (refusal,) = [line for line in done.stdout.splitlines() if "would be refused" in line]
     assert refusal.startswith("  note: a launch on openai would be refused: ")
-    assert "2026-10-23" in refusal and "--backend local" in refusal, refusal
+    assert "2026-10-23" in refusal, refusal
+    assert "--backend local" in refusal, refusal
     assert "dry run: nothing launched" in done.stdout
     assert not [r for r in server.requests if "fine_tuning" in r.path or r.path.endswith("/files")]

@@ -67,17 +67,22 @@ def test_the_tiny_demo_runs_every_step(tmp_path: Path) -> None:
     assert "3 passed, 77 tolerated in" in out[:finetune]
     assert "FAILED eval test_router::test_intent on smollm2-135m-instruct" in out[:finetune]
     assert "note: answers: the dataset field 'label' of each case" in out[finetune:student]
-    assert "local job " in out[finetune:student] and ": succeeded" in out[finetune:student]
+    assert "local job " in out[finetune:student]
+    assert ": succeeded" in out[finetune:student]
     assert "training loss (3 steps):" in out
     assert "it is scored only on the others" in out[student:compare]
     assert "test_router::test_intent" in out[compare:]
     table = out[out.index("before and after") :]
-    assert "test_router::test_intent" in table and "test_router::test_routable" in table
+    assert "test_router::test_intent" in table
+    assert "test_router::test_routable" in table
     launches = sorted((tmp_path / "finetune" / ".modelopt" / "finetune").glob("*/manifest.json"))
     manifest = json.loads(launches[0].read_text())
     held = set(manifest["holdout_cases"])
     trained = set(manifest["trained_cases"])
-    assert held and trained and not held & trained
+    assert held
+    assert trained
+    assert not held & trained
     student_run = (tmp_path / "finetune" / ".modelopt" / "saved" / "student").resolve()
     scored = {record.case_id for record in read_cases(student_run)}
-    assert scored and not scored & trained  # scored only on cases it never trained on
+    assert scored
+    assert not scored & trained
