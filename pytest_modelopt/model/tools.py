@@ -41,12 +41,17 @@ class ToolError(Exception):
     """A tool raised during ``run_tools``: the case's error, naming the tool (the default;
     ``tool_errors="send"`` sends the error to the model instead)."""
 
-    def __init__(self, name: str, exc: BaseException) -> None:
+    def __init__(
+        self, name: str, exc: BaseException, trajectory: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(
             f"tool {name!r} raised {type(exc).__name__}: {exc} (pass tool_errors='send' to "
             "run_tools to send a tool's error to the model instead)"
         )
         self.tool = name
+        # the run up to the raise (its last item the failed tool output), which the case
+        # records as its trajectory: the evidence of what the model did before the error
+        self.trajectory = trajectory
 
 
 @dataclass(frozen=True)
@@ -257,7 +262,9 @@ async def _call(
                 # the model's arguments, refused before the call: the model's mistake
                 error = f"invalid arguments for {name}: {exc.errors(include_url=False)}"
             elif tool_errors == "raise":
-                raise ToolError(name, exc) from exc
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                partial = {"items": run.items, "turns": len(run.calls), "final_output": None}
+                raise ToolError(name, exc, partial) from exc
             else:
                 error = f"{type(exc).__name__}: {exc}"
         else:

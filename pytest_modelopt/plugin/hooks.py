@@ -421,6 +421,11 @@ class EvalPlugin:
                 ),
             )
         elif call.when == "call":
+            if exc is not None and state.trajectory is None:
+                from ..model.tools import ToolError  # only when a test raised
+
+                if isinstance(exc, ToolError) and exc.trajectory is not None:
+                    state.add_trajectory(exc.trajectory)  # the tool loop up to the raise
             change = call_ended(
                 state,
                 skipped=report.skipped,

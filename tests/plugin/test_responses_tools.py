@@ -271,3 +271,12 @@ def test_a_tool_that_raises_is_an_error_of_its_case(project: Project, server: Fa
         "ToolError: tool 'lookup_order' raised LookupError: Z9 (pass tool_errors='send'"
     )
     assert case["calls"] == 1
+    # the run up to the raise is the case's trajectory: what the model did, where it broke
+    trajectory = case["trajectory"]
+    assert [(i["kind"], i["name"]) for i in trajectory["items"]] == [
+        ("tool_call", "lookup_order"),
+        ("tool_output", "lookup_order"),
+    ]
+    assert trajectory["items"][0]["arguments"] == {"order_id": "Z9"}
+    assert trajectory["items"][1]["error"] == "LookupError: Z9"
+    assert (trajectory["turns"], trajectory["final_output"]) == (1, None)
