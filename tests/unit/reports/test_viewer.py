@@ -310,6 +310,11 @@ def test_a_case_shows_its_agents_trajectory_as_text(tmp_path: Path) -> None:
         assert EVIL in message
         assert page.locator("#v-trajectory script, #v-trajectory img, #v-trajectory b").count() == 0
         assert page.locator("#v-trajectory i").count() == 0
+        # the search reads the trajectory: the exception a tool raised finds its case
+        page.fill("#v-search", "<b>no</b> order")
+        assert page.locator("#v-count").inner_text() == "showing 1 of 7"
+        page.fill("#v-search", "lookup<i>")
+        assert page.locator("#v-count").inner_text() == "showing 1 of 7"
         assert page.evaluate("typeof window.__pwned") == "undefined"
         assert problems == []
 
