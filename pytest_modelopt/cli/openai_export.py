@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "item_schema": {"type": "object"},
     "include_sample_schema": True,
 }
-_BARE = re.compile(r"(\{\{-?\s*|\{%-?\s*(?:if|for\s+\w+\s+in|elif)\s+)(case\.)?([A-Za-z_]\w*)")
 #: prompt parameters -> sampling_params keys (the rest have no place in a run)
 _CHAT_SAMPLING = {"max_tokens": "max_completion_tokens", **{k: k for k in PARAMS}}
 
@@ -213,19 +211,16 @@ def _prompt_as_run(
 
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in TEXT_SUFFIXES:
-        return "completions", [{"role": "user", "content": _item_namespace(text.strip("\n"))}], {}
+        content = _faithful(text.strip("\n"), path, "the template", where)
+        return "completions", [{"role": "user", "content": content}], {}
     import yaml  # PyYAML, only when a YAML prompt is exported (start-up cost)
 
     data = dict(yaml.safe_load(text))
     data.update(overrides)
     api = data.pop("api", "chat")
     messages = []
-    for message in data.pop("messages"):
-        content = message["content"]
-        if isinstance(content, list):
-            content = [_eval_part(part) for part in content]
-        else:
-            content = _item_namespace(content)
+    for number, message in enumerate(data.pop("messages"), start=1):
+        content = _faithful(message["content"], path, f"message {number}", where)
         messages.append({"role": message["role"], "content": content})
     sampling: dict[str, Any] = {}
     for key, value in data.items():
@@ -248,6 +243,23 @@ def _prompt_as_run(
     return ("responses" if api == "responses" else "completions"), messages, sampling
 
 
+def _faithful(content: Any, path: Path, what: str, where: str) -> Any:
+    """A message's content (text, or content parts) with OpenAI's ``item.`` names, or the
+    eval refused: one error naming the module, the prompt file and the message whose
+    template has no exact ``item.`` form."""
+    try:
+        if isinstance(content, list):
+            return [_eval_part(part) for part in content]
+        return _item_namespace(content)
+    except Unfaithful as exc:
+        raise fail(
+            where,
+            f"{_shown(path)}: {what}",
+            f"cannot be written with OpenAI's item namespace: {exc}",
+            "write the case's fields as {{ item.NAME }} in the prompt file yourself",
+        ) from None
+
+
 def _eval_part(part: Mapping[str, Any]) -> dict[str, Any]:
     """A prompt file's content part in the eval's shape (input_text, input_image)."""
     kind = part.get("type")
@@ -260,30 +272,99 @@ def _eval_part(part: Mapping[str, Any]) -> dict[str, Any]:
     return {**part, "image_url": _item_namespace(str(part.get("image_url", "")))}
 
 
+class Unfaithful(Exception):
+    """A template that the ``item.`` rewrite cannot carry over exactly; nothing is written."""
+
+
+#: names a rewrite leaves alone: OpenAI's namespaces (``sample`` is the grader's)
+_KEPT = frozenset({"item", "sample"})
+
+
 def _item_namespace(template: str) -> str:
-    """``{{ ticket }}`` and ``{{ case.ticket }}`` as ``{{ item.ticket }}``; ``item``,
-    ``sample`` and jinja's own names are left alone."""
+    """``{{ ticket }}`` and ``{{ case.ticket }}`` as OpenAI writes them, ``{{ item.ticket }}``.
 
-    def rewrite(match: re.Match[str]) -> str:
-        opening, _, name = match.groups()
-        if name == "case":
-            return f"{opening}item"
-        if name in (
-            "item",
-            "sample",
-            "loop",
-            "not",
-            "true",
-            "false",
-            "none",
-            "True",
-            "False",
-            "None",
-        ):
-            return match.group(0)
-        return f"{opening}item.{name}"
+    Driven by jinja2's own parser, not a pattern: the names the template reads from its
+    context (``jinja2.meta.find_undeclared_variables``: not a loop variable, a ``set``
+    name, a macro argument, a filter or an attribute) are located among the lexer's tokens
+    and qualified there, so ``{{ body|upper }}``, ``{{ "body" }}``, ``{% raw %}`` text and
+    ``{{ item.body }}`` come out right. The result is parsed again and must be the
+    original's syntax tree with exactly those names qualified; a template for which that
+    does not hold (a name both read and bound, a field named like a mapping's method) is
+    refused with :class:`Unfaithful`, never written wrong."""
+    import jinja2  # export only: the prompt's template syntax
+    from jinja2 import meta, nodes
 
-    return _BARE.sub(rewrite, template)
+    env = jinja2.Environment()
+    try:
+        tree = env.parse(template)
+    except jinja2.TemplateSyntaxError as exc:
+        raise Unfaithful(f"line {exc.lineno}: {exc.message}") from None
+    free = meta.find_undeclared_variables(tree) - _KEPT
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    bound |= {m.name for m in tree.find_all(nodes.Macro)}
+    bound |= {i.target for i in tree.find_all(nodes.Import)}
+    for imported in tree.find_all(nodes.FromImport):
+        bound |= {n if isinstance(n, str) else n[-1] for n in imported.names}
+    if free & bound:
+        names = ", ".join(sorted(free & bound))
+        raise Unfaithful(
+            f"{names} is both a case field and a name the template binds (a loop variable, "
+            "set, macro or import): rename one"
+        )
+    methods = sorted(n for n in free - {"case"} if hasattr(dict, n))
+    if methods:
+        raise Unfaithful(
+            f"the field {methods[0]!r} would read as item.{methods[0]}, which is the "
+            "mapping's method in a template, not the field: rename the field"
+        )
+    if not free:
+        return template
+    spans = _name_spans(env, template, free)
+    out = template
+    for start, end, name in reversed(spans):
+        out = out[:start] + ("item" if name == "case" else f"item.{name}") + out[end:]
+
+    class Qualify(jinja2.visitor.NodeTransformer):
+        def visit_Name(self, node: nodes.Name) -> nodes.Node:
+            if node.ctx != "load" or node.name not in free:
+                return node
+            if node.name == "case":
+                return nodes.Name("item", "load")
+            return nodes.Getattr(nodes.Name("item", "load"), node.name, "load")
+
+    try:
+        rewritten = env.parse(out)
+    except jinja2.TemplateSyntaxError:
+        rewritten = None
+    if rewritten != Qualify().visit(env.parse(template)):
+        raise Unfaithful("its case fields cannot be qualified exactly as item.NAME")
+    return out
+
+
+def _name_spans(env: Any, template: str, names: set[str]) -> list[tuple[int, int, str]]:
+    """Where in ``template`` the lexer's ``name`` tokens for ``names`` are, as variables
+    (not after ``.``, ``|`` or ``is``, not a keyword argument): (start, end, name). The
+    lexer drops the whitespace a ``{{-`` strips, so each token is found from the last."""
+    tokens = list(env.lex(template))
+    cursor = 0
+    spans = []
+    significant = [(i, t) for i, t in enumerate(tokens) if t[1] != "whitespace"]
+    place = {}
+    for index, (_, _, value) in enumerate(tokens):
+        found = template.find(value, cursor)
+        if found < 0 or template[cursor:found].strip():
+            raise Unfaithful("its text does not lex back to itself (line endings?)")
+        place[index] = found
+        cursor = found + len(value)
+    for position, (index, (_, kind, value)) in enumerate(significant):
+        if kind != "name" or value not in names:
+            continue
+        before = [t[2] for _, t in significant[max(0, position - 2) : position]]
+        after = significant[position + 1][1][2] if position + 1 < len(significant) else ""
+        if (before[-1:] in (["."], ["|"], ["is"]) or before == ["is", "not"]) or after == "=":
+            continue
+        spans.append((place[index], place[index] + len(value), value))
+    return spans
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_modelopt import graders
+from pytest_modelopt.collect.prompts import load_prompt
 from tests.support import openapi
 from tests.support.cli import modelopt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from tests.support.fake_openai import FakeOpenAI
@@ -657,3 +659,90 @@ def test_runs_without_a_prompt_file_round_trip_too(
     again = modelopt(second, "import", "openai-evals", *map(str, exported))
     assert again.returncode == 0, again.stderr
     assert files(second) == files(first)
+
+
+#: prompt templates and how export writes them (qualified by jinja2's parser, not a pattern)
+TEMPLATES = {
+    "{{ ticket|upper }}": "{{ item.ticket|upper }}",
+    "{% for x in tags %}{{ x }}{% endfor %}": "{% for x in item.tags %}{{ x }}{% endfor %}",
+    '{{ "ticket" }}: {{ case.id }}': '{{ "ticket" }}: {{ item.id }}',
+    "{{ item.ticket }}": "{{ item.ticket }}",
+    "{{ sample.output_text }}": "{{ sample.output_text }}",
+    "{%- if ticket is defined %} {{ ticket }}{% endif %}{% raw %}{{ ticket }}{% endraw %}": (
+        "{%- if item.ticket is defined %} {{ item.ticket }}{% endif %}{% raw %}{{ ticket }}"
+        "{% endraw %}"
+    ),
+}
+
+
+def _prompt_file(project: Any, templates: Sequence[str]) -> None:
+    project.pytester.makepyfile(
+        test_triage="""
+import pytest
+from pytest_modelopt import graders
+
+@pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl", models=["m1"],
+                  graders=[graders.string_check("{{ item.category }}", operation="ilike")])
+def test_category(completion):
+    pass
+"""
+    )
+    (project.path / "prompts").mkdir()
+    messages = [{"role": "user", "content": t} for t in templates]
+    (project.path / "prompts/triage.yaml").write_text(json.dumps({"messages": messages}))
+    (project.path / "data").mkdir()
+    (project.path / "data/triage.jsonl").write_text(json.dumps({**ITEMS[0], "tags": ["a"]}) + "\n")
+
+
+def test_export_qualifies_a_templates_case_fields_as_jinja2_parses_them(project: Any) -> None:
+    _prompt_file(project, list(TEMPLATES))
+    done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
+    assert done.returncode == 0, done.stderr
+    run = json.loads((project.path / "out/test_triage_test_category/run-1.json").read_text())
+    written = [m["content"] for m in run["data_source"]["input_messages"]["template"]]
+    assert written == list(TEMPLATES.values())
+    # each renders here as the original does (this package renders ``item`` as the case)
+    case = {**ITEMS[0], "tags": ["a"]}
+    for original, exported in TEMPLATES.items():
+        if "sample" not in original:
+            assert _rendered(project.path, exported, case) == _rendered(
+                project.path, original, case
+            )
+    if openapi.spec_available():
+        openapi.validate_request("/evals/eval_1/runs", run)
+
+
+def _rendered(folder: Path, template: str, case: dict[str, Any]) -> str:
+    path = folder / f"rendered-{len(list(folder.glob('rendered-*')))}.yaml"  # one a template
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": template}]}))
+    [message] = load_prompt(path).render(case).messages
+    return str(message["content"])
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        (
+            "{{ x }}{% for x in tags %}{{ x }}{% endfor %}",
+            "x is both a case field and a name the template binds",
+        ),
+        (
+            "{% for x in items %}{{ x }}{% endfor %}",
+            "the field 'items' would read as item.items, which is the mapping's method",
+        ),
+    ],
+    ids=["bound_and_free", "mapping_method"],
+)
+def test_export_refuses_a_template_it_cannot_qualify_exactly(
+    project: Any, template: str, why: str
+) -> None:
+    _prompt_file(project, ["{{ ticket }}", template])
+    done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "modelopt export openai-evals: test_triage.py::test_category: prompts/triage.yaml: "
+        "message 2: cannot be written with OpenAI's item namespace: " + why
+    ), done.stderr
+    assert "write the case's fields as {{ item.NAME }} in the prompt file yourself" in done.stderr
+    assert done.stderr.rstrip().endswith("nothing was written")
+    assert not (project.path / "out").exists()
