@@ -746,3 +746,36 @@ def test_export_refuses_a_template_it_cannot_qualify_exactly(
     assert "write the case's fields as {{ item.NAME }} in the prompt file yourself" in done.stderr
     assert done.stderr.rstrip().endswith("nothing was written")
     assert not (project.path / "out").exists()
+
+
+def test_an_import_over_its_own_files_is_refused_unless_forced(tmp_path: Path) -> None:
+    paths = [
+        write(tmp_path, "eval.json", an_eval([STRING_CHECK])),
+        write(tmp_path, "run.json", a_run(template())),
+    ]
+    assert modelopt(tmp_path, "import", "openai-evals", *paths).returncode == 0
+    written = files(tmp_path)
+    graders_file = tmp_path / "tests/evals/graders/ticket_triage.json"
+    graders_file.write_text("[]\n")  # a change of the user's, which only --force replaces
+    (tmp_path / "tests/evals/test_mine.py").write_text("def test_mine(): pass\n")
+    data_file = tmp_path / "tests/evals/data/ticket_triage.jsonl"
+    data_file.unlink()  # what is missing counts for nothing: it is not overwritten
+
+    done = modelopt(tmp_path, "import", "openai-evals", *paths)
+    assert done.returncode == 2
+    [message] = done.stderr.splitlines()
+    assert message == (
+        "modelopt import openai-evals: 4 of the files it would write exist in .: "
+        "tests/evals/test_ticket_triage.py, tests/evals/graders/ticket_triage.json, "
+        "tests/evals/prompts/ticket_triage.yaml, tests/evals/openai/ticket_triage.json; "
+        "pass --force to overwrite them (and only them), or -o another folder; "
+        "nothing was written"
+    )
+    assert graders_file.read_text() == "[]\n"
+    assert not data_file.exists()
+
+    forced = modelopt(tmp_path, "import", "openai-evals", *paths, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "  replaced tests/evals/graders/ticket_triage.json" in forced.stdout
+    assert "  wrote    tests/evals/data/ticket_triage.jsonl" in forced.stdout
+    assert files(tmp_path) == {**written, "test_mine.py": "def test_mine(): pass\n"}
