@@ -4,11 +4,13 @@ bodies, the way back from ``modelopt import openai-evals`` (``openai_evals.py``)
 A test module's ``eval`` markers are built into specs by ``collect/spec.py``, as pytest
 builds them (the module is imported, as pytest imports it); the graders are written with
 ``to_openai()``, the dataset's rows as the run's items, the prompt file as the run's
-``input_messages`` template and ``sampling_params``, one run per model. What the import
-kept in the sidecar (``tests/evals/openai/NAME.json``: the eval's name, metadata, data
-source config, and runs that no prompt file describes) is written back, so importing what
-export writes gives back the same project. What has no OpenAI form (a Python function
-grader, a request parameter a run has no field for) is listed, not written.
+``input_messages`` template and ``sampling_params``, one run per model and ``sweep=``
+combination, named as pytest names the eval. What the import kept in the sidecar
+(``tests/evals/openai/NAME.json``: the eval's name, metadata, data source config, and runs
+that no prompt file describes) is written back, so importing what export writes gives
+back the same project. What has no OpenAI form (a Python function grader, a request
+parameter a run has no field for, ``samples=``: a run samples each item once) is listed,
+not written.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from .openai_evals import PARAMS, Gap, ImportFailed, dump, fail, format_command,
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
+
+    from ..collect.spec import EvalSpec
 
 #: the data source config of an eval that kept none (a hand-written one): any object items
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -121,7 +125,7 @@ def _marks(value: Any, name: str = "eval") -> list[Any]:
     return [m for m in marks if getattr(m, "name", None) == name]
 
 
-def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
+def _export_spec(spec: EvalSpec, path: Path, attribute: str) -> Exported:
     where = f"{_shown(path)}::{attribute}"
     stem = path.stem.removeprefix("test_")
     sidecar_path = path.parent / "openai" / f"{stem}.json"
@@ -156,48 +160,109 @@ def _export_spec(spec: Any, path: Path, attribute: str) -> Exported:
             raise fail(
                 where, "dataset", str(exc), "fix the dataset (pytest says the same)"
             ) from None
-    runs: list[dict[str, Any]] = []
+    if spec.samples > 1:
+        gaps.append(
+            Gap(
+                where,
+                f"samples={spec.samples}",
+                "an OpenAI run has no samples field and samples each item once: each run "
+                f"is written once; create it {spec.samples} times for as many samples",
+            )
+        )
     run = sidecar.get("run")
     if spec.prompt_path is None and isinstance(run, dict):
-        return Exported(spec.name, eval_body, _sidecar_runs(run, spec.models, rows), gaps)
+        return Exported(spec.name, eval_body, _sidecar_runs(run, spec, rows), gaps)
     if spec.prompt_path is None:
         gaps.append(
             Gap(where, "no prompt file", "a run needs input messages: only the eval is written")
         )
-        return Exported(spec.name, eval_body, runs, gaps)
-    kind, messages, sampling = _prompt_as_run(spec.prompt_path, spec.params or {}, where, gaps)
-    for model in spec.models:
-        data_source: dict[str, Any] = {
-            "type": kind,
-            "model": model,
-            "input_messages": {"type": "template", "template": messages},
+        return Exported(spec.name, eval_body, [], gaps)
+    return Exported(
+        spec.name, eval_body, _prompt_runs(spec, spec.prompt_path, rows, where, gaps), gaps
+    )
+
+
+def _prompt_runs(
+    spec: EvalSpec, prompt: Path, rows: list[dict[str, Any]], where: str, gaps: list[Gap]
+) -> list[dict[str, Any]]:
+    """One run per model and sweep variant (``sweep=``: each combination of values is
+    its own run, its sampling_params differing), named as pytest names the eval. A sweep
+    over a parameter that a run has no field for is reported and not written as
+    variants: their runs would be the same run, under different names."""
+    from ..collect.spec import variants  # export only: a sweep's combinations
+
+    swept = variants(spec)
+    written: list[tuple[EvalSpec, str, list[dict[str, Any]], dict[str, Any]]] = []
+    dropped: list[Gap] = []
+    for variant in swept:
+        variant_gaps: list[Gap] = []
+        kind, messages, sampling = _prompt_as_run(prompt, variant.params or {}, where, variant_gaps)
+        written.append((variant, kind, messages, sampling))
+        dropped += [gap for gap in variant_gaps if gap not in dropped]
+    lost = sorted(
+        {
+            p
+            for p, _ in spec.sweep
+            if any(g.what == f"parameter {p.split('.')[0]!r}" for g in dropped)
         }
-        if sampling:
-            data_source["sampling_params"] = sampling
-        data_source["source"] = {"type": "file_content", "content": [{"item": r} for r in rows]}
-        runs.append({"name": model, "data_source": data_source})
-    return Exported(spec.name, eval_body, runs, gaps)
+    )
+    if lost:
+        kind, messages, sampling = _prompt_as_run(prompt, spec.params or {}, where, [])
+        written = [(spec, kind, messages, sampling)]
+        gaps.append(
+            Gap(
+                where,
+                f"sweep over {', '.join(map(repr, lost))}",
+                "a run's sampling_params have no field for it: its variants are not "
+                "written (they would be the same run); one run per model is",
+            )
+        )
+    gaps += dropped
+    runs = []
+    for variant, kind, messages, sampling in written:
+        for model in spec.models:
+            data_source: dict[str, Any] = {
+                "type": kind,
+                "model": model,
+                "input_messages": {"type": "template", "template": messages},
+            }
+            if sampling:
+                data_source["sampling_params"] = sampling
+            data_source["source"] = {
+                "type": "file_content",
+                "content": [{"item": r} for r in rows],
+            }
+            runs.append({"name": run_name(variant.name, model), "data_source": data_source})
+    return runs
+
+
+def run_name(eval_name: str, model: str) -> str:
+    """A run's ``name``: the eval as pytest names it (a sweep's value included) and the
+    model, as the summary's graders lines show them (``test_x::test_y [gpt-4.1]``)."""
+    return f"{eval_name} [{model}]"
 
 
 def _sidecar_runs(
-    run: dict[str, Any], models: Sequence[str], rows: list[dict[str, Any]]
+    run: dict[str, Any], spec: EvalSpec, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The runs an import kept in the sidecar (no prompt file describes them): stored
     samples as one ``jsonl`` run, each item's own messages as one run per model."""
+    models = spec.models
     if run.get("type") == "jsonl":
         content = [
             {"item": {k: v for k, v in r.items() if k != "sample"}, "sample": r["sample"]}
             for r in rows
         ]
         source = {"type": "jsonl", "source": {"type": "file_content", "content": content}}
-        return [{"name": models[0] if models else "stored-samples", "data_source": source}]
+        name = run_name(spec.name, models[0]) if models else spec.name
+        return [{"name": name, "data_source": source}]
     out = []
     for model in models:
         data_source = {"type": run["type"], "model": model, "input_messages": run["input_messages"]}
         if run.get("sampling_params"):
             data_source["sampling_params"] = run["sampling_params"]
         data_source["source"] = {"type": "file_content", "content": [{"item": r} for r in rows]}
-        out.append({"name": model, "data_source": data_source})
+        out.append({"name": run_name(spec.name, model), "data_source": data_source})
     return out
 
 
@@ -216,7 +281,11 @@ def _prompt_as_run(
     import yaml  # PyYAML, only when a YAML prompt is exported (start-up cost)
 
     data = dict(yaml.safe_load(text))
-    data.update(overrides)
+    for key, value in overrides.items():  # as the run merges them (Prompt.request_params)
+        current = data.get(key)
+        if key in ("reasoning", "text") and isinstance(current, dict) and isinstance(value, dict):
+            value = {**current, **value}
+        data[key] = value
     api = data.pop("api", "chat")
     messages = []
     for number, message in enumerate(data.pop("messages"), start=1):

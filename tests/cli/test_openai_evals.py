@@ -779,3 +779,64 @@ def test_an_import_over_its_own_files_is_refused_unless_forced(tmp_path: Path) -
     assert "  replaced tests/evals/graders/ticket_triage.json" in forced.stdout
     assert "  wrote    tests/evals/data/ticket_triage.jsonl" in forced.stdout
     assert files(tmp_path) == {**written, "test_mine.py": "def test_mine(): pass\n"}
+
+
+def test_export_names_runs_writes_one_per_sweep_value_and_reports_samples(project: Any) -> None:
+    project.pytester.makepyfile(
+        test_triage="""
+import pytest
+from pytest_modelopt import graders
+
+GRADE = [graders.string_check("{{ item.category }}", operation="ilike")]
+
+@pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl",
+                  models=["m1", "m2"], samples=3, graders=GRADE,
+                  sweep={"temperature": [0, 0.7], "reasoning.effort": ["low", "high"]})
+def test_category(completion):
+    pass
+
+@pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl", models=["m1"],
+                  graders=GRADE, sweep={"frequency_penalty": [0, 1]})
+def test_penalty(completion):
+    pass
+"""
+    )
+    (project.path / "prompts").mkdir()
+    (project.path / "prompts/triage.yaml").write_text(
+        "max_tokens: 5\nmessages:\n  - role: user\n    content: '{{ ticket }}'\n"
+    )
+    (project.path / "data").mkdir()
+    (project.path / "data/triage.jsonl").write_text(json.dumps(ITEMS[0]) + "\n")
+    done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
+    assert done.returncode == 0, done.stderr
+
+    swept = sorted((project.path / "out/test_triage_test_category").glob("run-*.json"))
+    runs = [json.loads(path.read_text()) for path in swept]
+    assert [(r["name"], r["data_source"]["sampling_params"]) for r in runs] == [
+        (
+            f"test_triage::test_category[temperature={t},reasoning.effort={e}] [{m}]",
+            {"max_completion_tokens": 5, "temperature": float(t), "reasoning_effort": e},
+        )
+        for t in ("0", "0.7")
+        for e in ("low", "high")
+        for m in ("m1", "m2")
+    ]
+    assert (
+        "  not exported: test_triage.py::test_category: samples=3: an OpenAI run has no "
+        "samples field and samples each item once: each run is written once; create it 3 "
+        "times for as many samples"
+    ) in done.stdout.splitlines()
+
+    [penalty] = (project.path / "out/test_triage_test_penalty").glob("run-*.json")
+    run = json.loads(penalty.read_text())
+    assert run["name"] == "test_triage::test_penalty [m1]"
+    assert run["data_source"]["sampling_params"] == {"max_completion_tokens": 5}
+    assert (
+        "  not exported: test_triage.py::test_penalty: sweep over 'frequency_penalty': a run's "
+        "sampling_params have no field for it: its variants are not written (they would be "
+        "the same run); one run per model is"
+    ) in done.stdout.splitlines()
+    assert "test_triage.py::test_penalty: triage.yaml: parameter 'frequency_penalty'" in done.stdout
+    if openapi.spec_available():
+        for body in [*runs, run]:
+            openapi.validate_request("/evals/eval_1/runs", body)
