@@ -361,7 +361,7 @@ def _item_namespace(template: str) -> str:
     does not hold (a name both read and bound, a field named like a mapping's method) is
     refused with :class:`Unfaithful`, never written wrong."""
     import jinja2  # export only: the prompt's template syntax
-    from jinja2 import meta, nodes
+    from jinja2 import meta, nodes, visitor
 
     env = jinja2.Environment()
     try:
@@ -393,7 +393,7 @@ def _item_namespace(template: str) -> str:
     for start, end, name in reversed(spans):
         out = out[:start] + ("item" if name == "case" else f"item.{name}") + out[end:]
 
-    class Qualify(jinja2.visitor.NodeTransformer):
+    class Qualify(visitor.NodeTransformer):
         def visit_Name(self, node: nodes.Name) -> nodes.Node:
             if node.ctx != "load" or node.name not in free:
                 return node
