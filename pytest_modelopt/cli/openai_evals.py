@@ -25,6 +25,9 @@ pipeline needs it.
 
 Every bad input is one :class:`ImportFailed` naming the file, the field (a JSON path), what
 is wrong and what to do; nothing is written until every input has been read and checked.
+Nor when a file the import would write exists (an earlier import's, perhaps edited since):
+the import lists them all and stops, so a project is never half old and half new; with
+``--force`` it overwrites those files, and no other.
 """
 
 from __future__ import annotations
@@ -735,7 +738,8 @@ def _yaml(data: Any) -> str:
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100))
 
 
-def write_project(root: Path, project: Project) -> list[Change]:
+def project_files(root: Path, project: Project) -> list[tuple[Path, str]]:
+    """Every file one eval's import writes, and its text."""
     evals = root / "tests" / "evals"
     name = project.name
     files = [
@@ -748,7 +752,20 @@ def write_project(root: Path, project: Project) -> list[Change]:
     if project.prompt is not None:
         files.append((evals / "prompts" / f"{name}.yaml", _yaml(project.prompt)))
     files.append((evals / "openai" / f"{name}.json", dump(_sidecar(project))))
-    return [_write_new(root, path, text) for path, text in files]
+    return files
+
+
+def write_files(root: Path, files: list[tuple[Path, str]], force: bool) -> list[Change]:
+    """The files written: new ones never over a file made meanwhile, existing ones only
+    with ``force`` (``cmd_import`` has refused them otherwise)."""
+    changes = []
+    for path, text in files:
+        if force and path.exists():
+            path.write_text(text, encoding="utf-8")
+            changes.append(Change(path.relative_to(root).as_posix(), "replaced"))
+        else:
+            changes.append(_write_new(root, path, text))
+    return changes
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -758,8 +775,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ImportFailed as exc:
         print(f"modelopt import openai-evals: {exc}; nothing was written", file=sys.stderr)
         return 2
-    for project in projects:
-        changes = write_project(root, project)
+    planned = [project_files(root, project) for project in projects]
+    existing = [p.relative_to(root).as_posix() for files in planned for p, _ in files if p.exists()]
+    if existing and not args.force:
+        print(
+            f"modelopt import openai-evals: {len(existing)} of the files it would write exist "
+            f"in {root}: {', '.join(existing)}; pass --force to overwrite them (and only them), "
+            "or -o another folder; nothing was written",
+            file=sys.stderr,
+        )
+        return 2
+    for project, files in zip(projects, planned, strict=True):
+        changes = write_files(root, files, args.force)
         print(
             f"modelopt import openai-evals: {project.eval.name!r} -> "
             f"tests/evals/test_{project.name}.py"
@@ -788,6 +815,9 @@ def add_command(sub: Any) -> None:
     )  # fmt: skip
     importer.add_argument("paths", nargs="+", help="Eval / eval run JSON files and JSONL items")
     importer.add_argument("-o", "--output", default=".", help="the project to write into (here)")
+    importer.add_argument(
+        "--force", action="store_true", help="overwrite the files it writes that exist"
+    )
     importer.set_defaults(fn=cmd_import)
 
 

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_modelopt import graders
+from pytest_modelopt.collect.prompts import load_prompt
 from tests.support import openapi
 from tests.support.cli import modelopt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from tests.support.fake_openai import FakeOpenAI
@@ -657,3 +659,184 @@ def test_runs_without_a_prompt_file_round_trip_too(
     again = modelopt(second, "import", "openai-evals", *map(str, exported))
     assert again.returncode == 0, again.stderr
     assert files(second) == files(first)
+
+
+#: prompt templates and how export writes them (qualified by jinja2's parser, not a pattern)
+TEMPLATES = {
+    "{{ ticket|upper }}": "{{ item.ticket|upper }}",
+    "{% for x in tags %}{{ x }}{% endfor %}": "{% for x in item.tags %}{{ x }}{% endfor %}",
+    '{{ "ticket" }}: {{ case.id }}': '{{ "ticket" }}: {{ item.id }}',
+    "{{ item.ticket }}": "{{ item.ticket }}",
+    "{{ sample.output_text }}": "{{ sample.output_text }}",
+    "{%- if ticket is defined %} {{ ticket }}{% endif %}{% raw %}{{ ticket }}{% endraw %}": (
+        "{%- if item.ticket is defined %} {{ item.ticket }}{% endif %}{% raw %}{{ ticket }}"
+        "{% endraw %}"
+    ),
+}
+
+
+def _prompt_file(project: Any, templates: Sequence[str]) -> None:
+    project.pytester.makepyfile(
+        test_triage="""
+import pytest
+from pytest_modelopt import graders
+
+@pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl", models=["m1"],
+                  graders=[graders.string_check("{{ item.category }}", operation="ilike")])
+def test_category(completion):
+    pass
+"""
+    )
+    (project.path / "prompts").mkdir()
+    messages = [{"role": "user", "content": t} for t in templates]
+    (project.path / "prompts/triage.yaml").write_text(json.dumps({"messages": messages}))
+    (project.path / "data").mkdir()
+    (project.path / "data/triage.jsonl").write_text(json.dumps({**ITEMS[0], "tags": ["a"]}) + "\n")
+
+
+def test_export_qualifies_a_templates_case_fields_as_jinja2_parses_them(project: Any) -> None:
+    _prompt_file(project, list(TEMPLATES))
+    done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
+    assert done.returncode == 0, done.stderr
+    run = json.loads((project.path / "out/test_triage_test_category/run-1.json").read_text())
+    written = [m["content"] for m in run["data_source"]["input_messages"]["template"]]
+    assert written == list(TEMPLATES.values())
+    # each renders here as the original does (this package renders ``item`` as the case)
+    case = {**ITEMS[0], "tags": ["a"]}
+    for original, exported in TEMPLATES.items():
+        if "sample" not in original:
+            assert _rendered(project.path, exported, case) == _rendered(
+                project.path, original, case
+            )
+    if openapi.spec_available():
+        openapi.validate_request("/evals/eval_1/runs", run)
+
+
+def _rendered(folder: Path, template: str, case: dict[str, Any]) -> str:
+    path = folder / f"rendered-{len(list(folder.glob('rendered-*')))}.yaml"  # one a template
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": template}]}))
+    [message] = load_prompt(path).render(case).messages
+    return str(message["content"])
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        (
+            "{{ x }}{% for x in tags %}{{ x }}{% endfor %}",
+            "x is both a case field and a name the template binds",
+        ),
+        (
+            "{% for x in items %}{{ x }}{% endfor %}",
+            "the field 'items' would read as item.items, which is the mapping's method",
+        ),
+    ],
+    ids=["bound_and_free", "mapping_method"],
+)
+def test_export_refuses_a_template_it_cannot_qualify_exactly(
+    project: Any, template: str, why: str
+) -> None:
+    _prompt_file(project, ["{{ ticket }}", template])
+    done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "modelopt export openai-evals: test_triage.py::test_category: prompts/triage.yaml: "
+        "message 2: cannot be written with OpenAI's item namespace: " + why
+    ), done.stderr
+    assert "write the case's fields as {{ item.NAME }} in the prompt file yourself" in done.stderr
+    assert done.stderr.rstrip().endswith("nothing was written")
+    assert not (project.path / "out").exists()
+
+
+def test_an_import_over_its_own_files_is_refused_unless_forced(tmp_path: Path) -> None:
+    paths = [
+        write(tmp_path, "eval.json", an_eval([STRING_CHECK])),
+        write(tmp_path, "run.json", a_run(template())),
+    ]
+    assert modelopt(tmp_path, "import", "openai-evals", *paths).returncode == 0
+    written = files(tmp_path)
+    graders_file = tmp_path / "tests/evals/graders/ticket_triage.json"
+    graders_file.write_text("[]\n")  # a change of the user's, which only --force replaces
+    (tmp_path / "tests/evals/test_mine.py").write_text("def test_mine(): pass\n")
+    data_file = tmp_path / "tests/evals/data/ticket_triage.jsonl"
+    data_file.unlink()  # what is missing counts for nothing: it is not overwritten
+
+    done = modelopt(tmp_path, "import", "openai-evals", *paths)
+    assert done.returncode == 2
+    [message] = done.stderr.splitlines()
+    assert message == (
+        "modelopt import openai-evals: 4 of the files it would write exist in .: "
+        "tests/evals/test_ticket_triage.py, tests/evals/graders/ticket_triage.json, "
+        "tests/evals/prompts/ticket_triage.yaml, tests/evals/openai/ticket_triage.json; "
+        "pass --force to overwrite them (and only them), or -o another folder; "
+        "nothing was written"
+    )
+    assert graders_file.read_text() == "[]\n"
+    assert not data_file.exists()
+
+    forced = modelopt(tmp_path, "import", "openai-evals", *paths, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "  replaced tests/evals/graders/ticket_triage.json" in forced.stdout
+    assert "  wrote    tests/evals/data/ticket_triage.jsonl" in forced.stdout
+    assert files(tmp_path) == {**written, "test_mine.py": "def test_mine(): pass\n"}
+
+
+def test_export_names_runs_writes_one_per_sweep_value_and_reports_samples(project: Any) -> None:
+    project.pytester.makepyfile(
+        test_triage="""
+import pytest
+from pytest_modelopt import graders
+
+GRADE = [graders.string_check("{{ item.category }}", operation="ilike")]
+
+@pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl",
+                  models=["m1", "m2"], samples=3, graders=GRADE,
+                  sweep={"temperature": [0, 0.7], "reasoning.effort": ["low", "high"]})
+def test_category(completion):
+    pass
+
+@pytest.mark.eval(prompt="prompts/triage.yaml", dataset="data/triage.jsonl", models=["m1"],
+                  graders=GRADE, sweep={"frequency_penalty": [0, 1]})
+def test_penalty(completion):
+    pass
+"""
+    )
+    (project.path / "prompts").mkdir()
+    (project.path / "prompts/triage.yaml").write_text(
+        "max_tokens: 5\nmessages:\n  - role: user\n    content: '{{ ticket }}'\n"
+    )
+    (project.path / "data").mkdir()
+    (project.path / "data/triage.jsonl").write_text(json.dumps(ITEMS[0]) + "\n")
+    done = project.modelopt("export", "openai-evals", "test_triage.py", "-o", "out")
+    assert done.returncode == 0, done.stderr
+
+    swept = sorted((project.path / "out/test_triage_test_category").glob("run-*.json"))
+    runs = [json.loads(path.read_text()) for path in swept]
+    assert [(r["name"], r["data_source"]["sampling_params"]) for r in runs] == [
+        (
+            f"test_triage::test_category[temperature={t},reasoning.effort={e}] [{m}]",
+            {"max_completion_tokens": 5, "temperature": float(t), "reasoning_effort": e},
+        )
+        for t in ("0", "0.7")
+        for e in ("low", "high")
+        for m in ("m1", "m2")
+    ]
+    assert (
+        "  not exported: test_triage.py::test_category: samples=3: an OpenAI run has no "
+        "samples field and samples each item once: each run is written once; create it 3 "
+        "times for as many samples"
+    ) in done.stdout.splitlines()
+
+    [penalty] = (project.path / "out/test_triage_test_penalty").glob("run-*.json")
+    run = json.loads(penalty.read_text())
+    assert run["name"] == "test_triage::test_penalty [m1]"
+    assert run["data_source"]["sampling_params"] == {"max_completion_tokens": 5}
+    assert (
+        "  not exported: test_triage.py::test_penalty: sweep over 'frequency_penalty': a run's "
+        "sampling_params have no field for it: its variants are not written (they would be "
+        "the same run); one run per model is"
+    ) in done.stdout.splitlines()
+    assert "test_triage.py::test_penalty: triage.yaml: parameter 'frequency_penalty'" in done.stdout
+    if openapi.spec_available():
+        for body in [*runs, run]:
+            openapi.validate_request("/evals/eval_1/runs", body)
