@@ -28,15 +28,17 @@ recording and ``off`` has no cache, so there the workers share a scratch cache t
 as long as the run (``plan.py``), and a worker reads the answers another sent in this run
 whatever the record mode says of recordings. A replay-only run (``none``) sends nothing
 and shares nothing: each test replays its own answer.
+
+The order, the window, the front of the queue and the producer's loop are the agent
+cases' too (``agents.py``), so they live in ``schedule.py``; this module says what one
+declared request is: replayed or sent, once among workers, shared with its duplicates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +47,10 @@ from ..model.cache import CacheEntry, cache_key
 from ..model.limiter import AdaptiveLimiter
 from ..model.types import ModelCallError
 from ..model.wire import ENDPOINTS
+from .schedule import Scheduler
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
 
     from ..model.cache import ResponseCache
     from ..model.client import ModelClient
@@ -63,14 +66,13 @@ class Job:
     id: str
     build: Callable[[], tuple[str, dict[str, Any], CallContext, Any]] | None
     index: int = 0
-    done: bool = False  # set under the generator's condition
-    started: bool = False
+    done: bool = False  # set under the schedule's condition
+    started: bool = False  # set under the schedule's lock
     completion: Completion | None = None
     error: BaseException | None = None
     remote: bool = False  # another worker claimed it: read it from the cache
     request: tuple[str, dict[str, Any], CallContext, Any] | None = None
     key: str | None = None  # the request's cache key, computed once
-    handed_back: bool = False  # a test found no recording: the producer must send it
 
 
 # Replays in a row after which the producer leaves replaying to the tests (see above).
@@ -145,25 +147,24 @@ class CompletionGenerator:
         self.hold = hold
         self.shared = None if hold else shared
         self._scratch = self.shared is not None and self.shared is not client.cache
-        self._running = 0  # jobs in progress (the producer's tasks)
         self.window = 4 * concurrency if hold else None
         self.offset = offset
         self.progress = Progress()
         self._jobs: dict[str, Job] = {}
-        self._order: list[Job] = []
         self._by_request: dict[str, Job] = {}
         self._followers: dict[str, list[Job]] = {}
-        self._urgent: deque[Job] = deque()
-        self._started = 0
-        self._taken = 0
-        self._lock = threading.Lock()
-        self._finished = threading.Condition(self._lock)  # one for all jobs: memory stays flat
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = False
+        # its ``paused``: the tests replay their own answers (see the module's docstring)
+        self.schedule: Scheduler[Job] = Scheduler(
+            concurrency=self.concurrency,
+            window=self.window,
+            name="modelopt-generate",
+            run=self._one,
+            stopped=lambda: ModelCallError("client", "generation was stopped"),
+            around=self._session,
+        )
+        self._lock = self.schedule.lock  # it guards the progress and the replay streak too
+        self._finished = self.schedule.finished
         self._replay_streak = 0
-        self._paused = False  # the tests replay their own answers (see the module's docstring)
         self._sharing_broken = False  # the shared cache cannot be written: no producing ahead
 
     def __contains__(self, job_id: str) -> bool:
@@ -173,49 +174,30 @@ class CompletionGenerator:
         """``replay_first`` (the cache has recordings): the tests replay from the first
         job, and the producer starts only when one finds no recording."""
         first = int(len(jobs) * self.offset) if jobs else 0
-        self._order = jobs[first:] + jobs[:first]
-        for index, job in enumerate(self._order):
-            job.index = index
+        self.schedule.order_jobs(jobs[first:] + jobs[:first])
+        for job in jobs:
             self._jobs[job.id] = job
         self.progress = Progress(total=len(jobs), helper=self.sender is not None)
         if not self.hold and self.shared is not None and not self.shared.writable():
             self._sharing_broken = True  # answers could not be shared: none produced ahead
         if replay_first or self._sharing_broken:
-            self._paused = True
+            self.schedule.paused = True
         elif jobs:
-            self._start_producer()
-
-    def _start_producer(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=asyncio.run,
-                args=(self._produce(),),
-                name="modelopt-generate",
-                daemon=True,
-            )
-            self._thread.start()
+            self.schedule.start()
 
     def result(self, job_id: str) -> Completion:
         """The job's completion, waiting for it (and putting it first if not yet started)."""
         job = self._jobs[job_id]
-        with self._lock:
-            self._taken += 1
-            local = not job.started and self._paused
-            if local:
-                job.started = True
-            elif not job.started:
-                self._urgent.append(job)
-                self._start_producer()  # none yet if the tests were replaying
+        local = self.schedule.ask(job, here=True)
         if local:
             replayed = self._replay_here(job)
             if replayed is not None:
                 if self.hold:  # under xdist the next jobs may be other workers' tests
                     self._replay_ahead(job)
                 return replayed
-        if not (job.done and self._paused):  # a paused producer has nothing to hear
-            self._poke()  # this job is urgent, or the producer's window moved
-        with self._finished:
-            self._finished.wait_for(lambda: job.done)
+        if not (job.done and self.schedule.paused):  # a paused producer has nothing to hear
+            self.schedule.poke()  # this job is urgent, or the producer's window moved
+        self.schedule.wait(job)
         if job.error is not None:
             raise job.error
         if job.completion is None:
@@ -253,20 +235,17 @@ class CompletionGenerator:
                 job.done = True
             return completion
         with self._lock:
-            self._paused, self._replay_streak = self._sharing_broken, 0
-            job.handed_back = True
-            self._urgent.append(job)
-            self._start_producer()
-        self._poke()  # a running producer sends it now, not when its test asks
+            self.schedule.paused, self._replay_streak = self._sharing_broken, 0
+        self.schedule.again(job)  # a running producer sends it now, not when its test asks
         return None
 
     def _replay_ahead(self, job: Job) -> None:
         """Replay the jobs after this one that nobody started, until one is not recorded."""
-        order = self._order
+        order = self.schedule.order
         end = min(len(order), job.index + 1 + min(REPLAY_AHEAD, self.window or REPLAY_AHEAD))
         for later in order[job.index + 1 : end]:
             with self._lock:
-                if not self._paused:
+                if not self.schedule.paused:
                     return
                 if later.started:
                     continue
@@ -282,70 +261,19 @@ class CompletionGenerator:
         return rendered
 
     def stop(self) -> None:
-        self._stopping = True
-        self._poke()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        elif self.progress.finished is None:  # every answer was replayed by the tests
-            self.progress.finished = time.monotonic()
+        had_producer = self.schedule.thread is not None
+        self.schedule.stop()
+        if not had_producer and self.progress.finished is None:
+            self.progress.finished = time.monotonic()  # every answer was replayed by the tests
 
     # -- the producer thread -------------------------------------------------------------
 
-    def _poke(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
-
-    def _next(self) -> tuple[Job, float] | None:
-        """The next job to start and its priority for the limiter's slots: an urgent one
-        (a test waits for it) first, else the next in order within the window."""
-        with self._lock:
-            while self._urgent:
-                job = self._urgent.popleft()
-                if not job.started or job.handed_back:
-                    job.handed_back = False
-                    return job, -1.0
-            while not self._paused and self._started < len(self._order):
-                job = self._order[self._started]
-                if job.started:
-                    self._started += 1
-                    continue
-                if self.window is not None and self._started >= self._taken + self.window:
-                    return None
-                self._started += 1
-                return job, float(job.index)
-        return None
-
-    def _exhausted(self) -> bool:
-        with self._lock:
-            return self._started >= len(self._order) and not self._urgent
-
-    async def _produce(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        tasks: set[asyncio.Task[None]] = set()
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[None]:
+        """The producer's loop: 429s met elsewhere reach its limiter; its clients close."""
         previous, self.client.on_failure = self.client.on_failure, self._on_failure
         try:
-            while not self._stopping:
-                self._wake.clear()
-                if self._running >= self.concurrency:  # a task ending wakes us
-                    await self._wake.wait()
-                    continue
-                picked = self._next()
-                if picked is None:
-                    if self._exhausted():
-                        break
-                    await self._wake.wait()
-                    continue
-                job, priority = picked
-                job.started = True
-                self._running += 1
-                task = asyncio.create_task(self._one(job, priority))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            yield
         finally:
             self.client.on_failure = previous
             self.progress.finished = time.monotonic()
@@ -353,20 +281,10 @@ class CompletionGenerator:
                 await self.sender.close()
             with contextlib.suppress(Exception):  # closing connections must not fail a run
                 await self.client.aclose()
-            with self._finished:
-                for job in self._order:  # stopped early: no test may wait forever
-                    if not job.done:
-                        job.error = job.error or ModelCallError("client", "generation was stopped")
-                        job.done = True
-                self._finished.notify_all()
 
-    async def _one(self, job: Job, priority: float) -> None:
-        try:
-            await self._generate(job, priority)
-        finally:
-            self._running -= 1
-            if self._wake is not None:
-                self._wake.set()
+    async def _one(self, job: Job, urgent: bool) -> None:
+        """Its priority for the limiter's slots: an urgent job (a test waits) first."""
+        await self._generate(job, -1.0 if urgent else float(job.index))
 
     def _build(self, job: Job) -> bool:
         """Render the job's request, once: a test that found no recording has already.
@@ -440,7 +358,7 @@ class CompletionGenerator:
                 raise OSError(self.client.cache_errors[-1])
         except OSError:
             with self._lock:
-                self._paused = True  # only what a test asks for from now on
+                self.schedule.paused = True  # only what a test asks for from now on
                 self._sharing_broken = True
             return False
         return True
@@ -486,9 +404,9 @@ class CompletionGenerator:
         with self._lock:
             if error is None and (replayed or (counted is not None and counted.cached)):
                 self._replay_streak += 1
-                self._paused = self._replay_streak >= REPLAYS_BEFORE_PAUSE
+                self.schedule.paused = self._replay_streak >= REPLAYS_BEFORE_PAUSE
             else:
-                self._paused, self._replay_streak = self._sharing_broken, 0
+                self.schedule.paused, self._replay_streak = self._sharing_broken, 0
         if job.key is not None:
             with self._lock:
                 followers = self._followers.pop(job.key, [])
@@ -524,7 +442,7 @@ class CompletionGenerator:
     def _on_failure(self, failure: Failure) -> None:
         """A call outside the generator (a test's own, a judge's) met a 429: the server
         is full with what the generator has in flight."""
-        loop = self._loop
+        loop = self.schedule.loop
         if failure.kind == "rate_limit" and loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 loop.call_soon_threadsafe(self.limiter.refused_elsewhere)

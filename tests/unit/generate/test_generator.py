@@ -170,7 +170,7 @@ def test_with_recordings_the_tests_replay_first_and_a_miss_starts_the_producer(
     warm = CompletionGenerator(client, concurrency=4)
     warm.start(jobs_for(50), replay_first=True)
     assert [warm.result(f"job{i}").text for i in range(50)] == [f"q{i}" for i in range(50)]
-    assert warm._thread is None  # nothing to send: no thread, no event loop
+    assert warm.schedule.thread is None  # nothing to send: no thread, no event loop
     warm.stop()
     assert warm.progress.replayed == 50
     assert warm.progress.finished is not None
@@ -181,7 +181,7 @@ def test_with_recordings_the_tests_replay_first_and_a_miss_starts_the_producer(
     texts = [partly.result(f"job{i}").text for i in range(90)]
     partly.stop()
     assert texts == [f"q{i}" for i in range(90)]
-    assert partly._thread is not None
+    assert partly.schedule.thread is not None
     assert chat_posts(server) == 40
     assert server.max_in_flight > 1  # the misses were sent ahead, concurrently
     assert (partly.progress.replayed, partly.progress.sent) == (50, 40)
